@@ -1,0 +1,260 @@
+// Command nixplan renders an auditable bundle of scripts and configuration
+// that installs NixOS on a rented dedicated server from its rescue system.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/nixplan/nixplan/plan"
+)
+
+const usage = `Usage:
+    nixplan render SPEC... -o DIR
+    nixplan check SPEC...
+    nixplan init [--provider PROVIDER]
+    nixplan version
+
+nixplan turns a TOML host spec into a bundle that installs NixOS on a rented
+server from its Debian rescue system: rescue-bootstrap.sh, kexec-install.sh,
+configuration.nix, checklist.md and SHA256SUMS. It never uses the network and
+never touches a server; review the bundle, commit it, then follow checklist.md.
+
+Commands:
+    render   Validate the specs and write their bundles. One spec writes its
+             files straight into DIR; several write DIR/HOST/ for each host.
+             DIR is replaced only if it is empty or an earlier bundle.
+    check    Validate the specs and print every problem. Exit 1 if any.
+    init     Print a commented starter spec to edit.
+    version  Print the version.
+
+Run "nixplan COMMAND --help" for a command's flags.
+
+Exit status: 0 fine, 1 a problem was found, 2 the command line was wrong.
+`
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// exit codes
+const (
+	exitOK      = 0
+	exitProblem = 1
+	exitUsage   = 2
+)
+
+type cli struct {
+	stdout, stderr io.Writer
+}
+
+func (c *cli) errorf(format string, args ...any) {
+	fmt.Fprintf(c.stderr, "nixplan: error: "+format+"\n", args...)
+}
+
+func (c *cli) hintf(format string, args ...any) {
+	fmt.Fprintf(c.stderr, "nixplan: hint: "+format+"\n", args...)
+}
+
+// usageError reports a wrong command line.
+func (c *cli) usageError(format string, args ...any) int {
+	c.errorf(format, args...)
+	c.hintf(`run "nixplan --help" for usage`)
+	return exitUsage
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	c := &cli{stdout: stdout, stderr: stderr}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case "render":
+		return c.render(args[1:])
+	case "check":
+		return c.check(args[1:])
+	case "init":
+		return c.init(args[1:])
+	case "version", "--version":
+		fmt.Fprintf(stdout, "nixplan %s\n", plan.Version)
+		return exitOK
+	}
+	return c.usageError("unknown command %q", args[0])
+}
+
+// flags returns a flag set whose --help prints the command's own usage.
+func (c *cli) flags(name, synopsis string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(c.stdout, "Usage:\n    %s\n\nFlags:\n%s", synopsis, fs.FlagUsages())
+	}
+	return fs
+}
+
+// parse parses flags; done is true when the command should return code.
+func (c *cli) parse(fs *pflag.FlagSet, args []string) (code int, done bool) {
+	help := fs.BoolP("help", "h", false, "print this help")
+	if err := fs.Parse(args); err != nil {
+		return c.usageError("%s: %v", fs.Name(), err), true
+	}
+	if *help {
+		fs.Usage()
+		return exitOK, true
+	}
+	return 0, false
+}
+
+// loaded is one spec that passed validation.
+type loaded struct {
+	file string
+	plan *plan.Plan
+}
+
+// loadAll loads and validates every spec, printing every problem and
+// warning. ok is false if any spec has an error.
+func (c *cli) loadAll(files []string) (specs []loaded, ok bool) {
+	ok = true
+	for _, file := range files {
+		p, problems := loadOne(file)
+		c.report(problems)
+		if p == nil {
+			ok = false
+			continue
+		}
+		specs = append(specs, loaded{file: file, plan: p})
+	}
+	// Two specs for one host would write one folder twice.
+	byHost := map[string][]string{}
+	for _, s := range specs {
+		byHost[s.plan.Host.Name] = append(byHost[s.plan.Host.Name], s.file)
+	}
+	hosts := make([]string, 0, len(byHost))
+	for h := range byHost {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	for _, h := range hosts {
+		if files := byHost[h]; len(files) > 1 {
+			c.errorf("%s: host.name: host %q is also named in %s", files[1], h, strings.Join(files[:1], ", "))
+			ok = false
+		}
+	}
+	return specs, ok
+}
+
+func loadOne(file string) (*plan.Plan, plan.Problems) {
+	spec, err := plan.Load(file)
+	if err != nil {
+		var ps plan.Problems
+		if errors.As(err, &ps) {
+			return nil, ps
+		}
+		return nil, plan.Problems{{File: file, Msg: err.Error()}}
+	}
+	return plan.Validate(spec)
+}
+
+func (c *cli) report(ps plan.Problems) {
+	for _, p := range ps {
+		if p.Warning {
+			fmt.Fprintf(c.stderr, "nixplan: warning: %s\n", p.Error())
+		} else {
+			c.errorf("%s", p.Error())
+		}
+		if p.Hint != "" {
+			c.hintf("%s", p.Hint)
+		}
+	}
+}
+
+func (c *cli) render(args []string) int {
+	fs := c.flags("render", "nixplan render SPEC... -o DIR")
+	out := fs.StringP("output", "o", "", "the bundle folder (required)")
+	if code, done := c.parse(fs, args); done {
+		return code
+	}
+	if fs.NArg() == 0 {
+		return c.usageError("render: no spec given")
+	}
+	if *out == "" {
+		return c.usageError("render: -o DIR is required")
+	}
+	specs, ok := c.loadAll(fs.Args())
+	if !ok {
+		return exitProblem
+	}
+	// Render everything in memory first: nothing is written unless all specs render.
+	bundles := make([]*plan.Bundle, len(specs))
+	for i, s := range specs {
+		b, err := plan.Render(s.plan)
+		if err != nil {
+			c.errorf("%s: %v", s.file, err)
+			return exitProblem
+		}
+		bundles[i] = b
+	}
+	for i, b := range bundles {
+		dir := *out
+		if len(bundles) > 1 {
+			dir = filepath.Join(*out, b.Host)
+		}
+		if err := plan.Write(b, dir); err != nil {
+			c.errorf("%s: %v", specs[i].file, err)
+			return exitProblem
+		}
+		fmt.Fprintf(c.stdout, "%s: wrote %d files to %s\n", specs[i].file, len(b.Files), dir)
+	}
+	return exitOK
+}
+
+func (c *cli) check(args []string) int {
+	fs := c.flags("check", "nixplan check SPEC...")
+	if code, done := c.parse(fs, args); done {
+		return code
+	}
+	if fs.NArg() == 0 {
+		return c.usageError("check: no spec given")
+	}
+	specs, ok := c.loadAll(fs.Args())
+	for _, s := range specs {
+		if _, err := plan.Render(s.plan); err != nil {
+			c.errorf("%s: %v", s.file, err)
+			ok = false
+			continue
+		}
+		fmt.Fprintf(c.stdout, "%s: valid: host %s, NixOS %s\n", s.file, s.plan.Host.Name, s.plan.Release.Version)
+	}
+	if !ok {
+		return exitProblem
+	}
+	return exitOK
+}
+
+func (c *cli) init(args []string) int {
+	fs := c.flags("init", "nixplan init [--provider PROVIDER] > host.toml")
+	provider := fs.String("provider", "ovh", "the hosting provider: "+strings.Join(plan.Providers(), ", "))
+	if code, done := c.parse(fs, args); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return c.usageError("init: unexpected argument %q", fs.Arg(0))
+	}
+	text, err := plan.StarterSpec(*provider)
+	if err != nil {
+		c.errorf("init: %v", err)
+		c.hintf("--provider is one of: %s", strings.Join(plan.Providers(), ", "))
+		return exitUsage
+	}
+	fmt.Fprint(c.stdout, text)
+	return exitOK
+}

@@ -1,0 +1,163 @@
+package plan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Plan is a spec fully resolved: every default applied, every derived value
+// computed. Templates read only a Plan and compute nothing themselves.
+type Plan struct {
+	Version    string // nixplan's version, for headers
+	SpecFile   string // the spec's base name, for headers
+	SpecSHA256 string
+
+	Provider Provider
+	Host     Host
+	Release  Release
+	// StateVersion is the release first installed; it never follows Release.
+	StateVersion string
+	Kexec        Kexec
+	Network      Network
+	Storage      Storage
+	// AuthorizedKeys may log in as root, in the installer and the installed system.
+	AuthorizedKeys []string
+}
+
+// Host names the machine.
+type Host struct {
+	Name string
+	ID   string
+	// IDDerived: the spec gave no host_id, so ID is derived from Name.
+	IDDerived bool
+}
+
+// Kexec is the installer image the rescue system boots into.
+type Kexec struct {
+	URL    string
+	SHA256 string // empty when the spec pins none
+	// Tarball is the file name rescue-bootstrap.sh looks for beside itself and
+	// downloads to.
+	Tarball string
+	Tag     string // the nixos-images release tag in URL, if any
+	Image   Image
+	// ImageKnown: Tag is in the capability table.
+	ImageKnown bool
+}
+
+// Network is the installed system's network.
+type Network struct {
+	Interface string
+	// PredictableNames is networking.usePredictableInterfaceNames: off when the
+	// interface is a kernel name such as eth0, as in the seed.
+	PredictableNames bool
+	IPv4             IPv4
+	Nameservers      []string
+}
+
+// IPv4 is a static address with its gateway.
+type IPv4 struct {
+	Address string
+	Prefix  int
+	Gateway string
+}
+
+// Storage is the disk layout: partitions on each disk, the boot filesystem,
+// the ZFS pool and its datasets, and the order to mount them.
+type Storage struct {
+	Label string // "msdos" or "gpt"
+	// Disks are wiped and partitioned; BootDisk is the first and carries /boot
+	// and GRUB.
+	Disks    []string
+	BootDisk string
+	// Partitions in the order they are created.
+	Partitions    []Partition
+	BootPartition string
+	BootSizeMiB   int
+	Pool          string
+	PoolDevices   []string
+	// PoolCompatibility is `zpool create -o compatibility=`; empty to leave it out.
+	PoolCompatibility string
+	// PoolOptions are `zpool create -o` settings, in order.
+	PoolOptions []string
+	// Datasets are created in order (parents first), all with mountpoint=legacy.
+	Datasets []Dataset
+	// Mounts are mounted under /mnt in order, parents first.
+	Mounts []Mount
+	// GrubConfigurationLimit keeps the generations on /boot within its size.
+	GrubConfigurationLimit int
+}
+
+// Partition is one partition to create with parted.
+type Partition struct {
+	Disk   string
+	Number int
+	Path   string
+	// Name is the GPT partition name; on msdos parted takes the type "primary".
+	Name       string
+	Start, End string // parted units, e.g. "1MiB", "100%"
+	Flag       string // parted flag to set on, e.g. "bios_grub"; empty for none
+	Role       string // "bios_grub", "boot" or "pool", for comments and messages
+}
+
+// Dataset is one ZFS dataset.
+type Dataset struct {
+	Name       string // full name with the pool, e.g. "rpool/root/nixos"
+	Mountpoint string // empty: created, not mounted
+}
+
+// Mount is one filesystem mounted for the install.
+type Mount struct {
+	Source string
+	Target string // the mountpoint in the installed system; mounted at /mnt+Target
+	FSType string
+}
+
+// MntTarget is where the mount goes during the install.
+func (m Mount) MntTarget() string {
+	if m.Target == "/" {
+		return "/mnt"
+	}
+	return "/mnt" + m.Target
+}
+
+// DeriveHostID returns the host id used when a spec gives none: the first 8
+// hex digits of the sha256 of the host name, so it is stable across renders.
+func DeriveHostID(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(sum[:4])
+}
+
+// PartitionPath returns the device path of partition n of a disk as the
+// kernel (or udev, for by-id links) names it.
+func PartitionPath(disk string, n int) string {
+	num := strconv.Itoa(n)
+	if strings.HasPrefix(disk, "/dev/disk/") {
+		return disk + "-part" + num
+	}
+	if last := disk[len(disk)-1]; last >= '0' && last <= '9' {
+		return disk + "p" + num // nvme0n1p1, mmcblk0p1, loop0p1
+	}
+	return disk + num
+}
+
+// grubConfigurationLimit estimates how many generations fit on /boot: each
+// generation's kernel and initrd take up to about 64 MiB with ZFS, and 64 MiB
+// stay free for GRUB itself and for the next generation while it is written.
+func grubConfigurationLimit(bootMiB int) int {
+	return min(max((bootMiB-64)/64, 2), 30)
+}
+
+var ethRE = regexp.MustCompile(`^eth[0-9]+$`)
+
+// mountDepth orders mounts parents first.
+func mountDepth(target string) int {
+	if target == "/" {
+		return 0
+	}
+	return strings.Count(path.Clean(target), "/")
+}

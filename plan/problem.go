@@ -1,0 +1,85 @@
+package plan
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Problem is one thing wrong with a spec. Its Error text is what the operator
+// reads: the file, then either the position (for TOML syntax) or the key path
+// (for values), then what is wrong.
+type Problem struct {
+	File    string // the spec file as given on the command line
+	Line    int    // 1-based; 0 when the problem is about a value, not syntax
+	Col     int    // 1-based; 0 when unknown
+	Key     string // dotted key path, e.g. "network.ipv4.gateway"
+	Msg     string // what is wrong, lowercase, no final period
+	Hint    string // how to fix it, when that can be guessed
+	Warning bool   // a warning does not make the spec invalid
+}
+
+func (p Problem) Error() string {
+	var b strings.Builder
+	b.WriteString(p.File)
+	if p.Line > 0 {
+		fmt.Fprintf(&b, ":%d", p.Line)
+		if p.Col > 0 {
+			fmt.Fprintf(&b, ":%d", p.Col)
+		}
+	}
+	b.WriteString(": ")
+	if p.Key != "" {
+		b.WriteString(p.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Problems is every problem found in one or more specs, in the order found.
+// It is an error only when it holds at least one problem that is not a warning.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Errors returns the problems that are not warnings.
+func (ps Problems) Errors() Problems {
+	var out Problems
+	for _, p := range ps {
+		if !p.Warning {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Warnings returns the problems that are warnings.
+func (ps Problems) Warnings() Problems {
+	var out Problems
+	for _, p := range ps {
+		if p.Warning {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// problems collects what Validate finds in one file.
+type problems struct {
+	file string
+	list Problems
+}
+
+func (ps *problems) add(key, hint, format string, args ...any) {
+	ps.list = append(ps.list, Problem{File: ps.file, Key: key, Msg: fmt.Sprintf(format, args...), Hint: hint})
+}
+
+func (ps *problems) warn(key, hint, format string, args ...any) {
+	ps.list = append(ps.list, Problem{File: ps.file, Key: key, Msg: fmt.Sprintf(format, args...), Hint: hint, Warning: true})
+}

@@ -1,0 +1,36 @@
+package plan
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+)
+
+// StarterRelease is the release `nixplan init` proposes: the current stable.
+const StarterRelease = "26.05"
+
+// Providers lists the provider ids a spec may name.
+func Providers() []string { return knownProviders() }
+
+// StarterSpec returns the commented spec `nixplan init` prints.
+func StarterSpec(provider string) (string, error) {
+	prov, ok := LookupProvider(provider)
+	if !ok {
+		return "", fmt.Errorf("unknown provider %q", provider)
+	}
+	release := releases[StarterRelease]
+	tag := imageFor(release)
+	data := map[string]any{
+		"Provider":  prov,
+		"Providers": "one of: " + strings.Join(knownProviders(), ", "),
+		"Release":   StarterRelease,
+		"KexecURL":  KexecURL(tag),
+		"KexecWhy": fmt.Sprintf("%s ships Nix %s, enough for NixOS %s (which needs Nix >= %s); the seed's nixos-22.11 image can install at most 25.05.",
+			tag, images[tag].Nix, release.Version, release.MinNix),
+	}
+	var buf bytes.Buffer
+	if err := tmpl.ExecuteTemplate(&buf, "spec.toml.tmpl", data); err != nil {
+		return "", err
+	}
+	return buf.String(), nil
+}

@@ -1,0 +1,580 @@
+package plan
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+var (
+	hostNameRE   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	hostIDRE     = regexp.MustCompile(`^[0-9a-f]{8}$`)
+	releaseRE    = regexp.MustCompile(`^[0-9]{2}\.(05|11)$`)
+	sha256RE     = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	ifaceRE      = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
+	devicePathRE = regexp.MustCompile(`^/dev/[A-Za-z0-9/._:+-]+$`)
+	zfsNameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]*$`)
+	sizeRE       = regexp.MustCompile(`^([0-9]+)\s*(KiB|MiB|GiB|TiB)$`)
+	tagRE        = regexp.MustCompile(`/releases/download/([^/]+)/`)
+)
+
+// Validate checks a spec and resolves it into a Plan. It reports every
+// problem it finds, not only the first; warnings come back with a Plan.
+func Validate(spec *Spec) (*Plan, Problems) {
+	ps := &problems{file: spec.File}
+	p := &Plan{
+		Version:    Version,
+		SpecFile:   filepath.Base(spec.File),
+		SpecSHA256: spec.SHA256,
+	}
+	validateProvider(ps, spec, p)
+	validateHost(ps, spec, p)
+	validateKexec(ps, spec, p)
+	validateNetwork(ps, spec, p)
+	validateDisks(ps, spec, p)
+	validateKeys(ps, spec, p)
+	validateCombinations(ps, spec, p)
+	if len(ps.list.Errors()) > 0 {
+		return nil, ps.list
+	}
+	return p, ps.list
+}
+
+func validateProvider(ps *problems, spec *Spec, p *Plan) {
+	switch prov, ok := LookupProvider(spec.Provider); {
+	case spec.Provider == "":
+		ps.add("provider", `write provider = "ovh" (or one of: `+strings.Join(knownProviders(), ", ")+")", "missing")
+	case !ok:
+		ps.add("provider", "one of: "+strings.Join(knownProviders(), ", "), "unknown provider %q", spec.Provider)
+	default:
+		p.Provider = prov
+	}
+}
+
+func validateHost(ps *problems, spec *Spec, p *Plan) {
+	h := spec.Host
+	switch {
+	case h.Name == "":
+		ps.add("host.name", `for example name = "web1"`, "missing; the installed system's host name")
+	case !hostNameRE.MatchString(h.Name):
+		hint := "1 to 63 lowercase letters, digits and hyphens, not starting or ending with a hyphen"
+		if low := strings.ToLower(h.Name); hostNameRE.MatchString(low) {
+			hint = fmt.Sprintf("write %q", low)
+		}
+		ps.add("host.name", hint, "%q is not a valid host name (RFC 1123 label)", h.Name)
+	default:
+		p.Host.Name = h.Name
+	}
+
+	switch {
+	case h.HostID == "":
+		if p.Host.Name != "" {
+			p.Host.ID = DeriveHostID(p.Host.Name)
+			p.Host.IDDerived = true
+		}
+	case !hostIDRE.MatchString(h.HostID):
+		hint := "exactly 8 hexadecimal digits, e.g. \"" + DeriveHostID(h.Name) + "\"; or leave host_id out to derive it from the host name"
+		if low := strings.ToLower(h.HostID); hostIDRE.MatchString(low) {
+			hint = fmt.Sprintf("write %q", low)
+		}
+		ps.add("host.host_id", hint, "%q is not 8 lowercase hex digits (ZFS needs networking.hostId)", h.HostID)
+	default:
+		p.Host.ID = h.HostID
+	}
+
+	release, ok := validateRelease(ps, "host.nixos", h.NixOS, true)
+	if ok {
+		p.Release = release
+	}
+	state := h.StateVersion
+	if state == "" {
+		state = h.NixOS
+	} else if r, ok := validateRelease(ps, "host.state_version", state, false); ok && p.Release.Version != "" && versionLess(p.Release.Version, r.Version) {
+		ps.add("host.state_version", fmt.Sprintf("state_version is the release first installed: %q or older", p.Release.Version),
+			"%q is newer than the release installed (%s)", state, p.Release.Version)
+	}
+	p.StateVersion = state
+}
+
+// validateRelease checks a YY.05/YY.11 release; known says it must be in the
+// release table (the release installed must be; a stateVersion need not).
+func validateRelease(ps *problems, key, v string, known bool) (Release, bool) {
+	list := strings.Join(knownReleases(), ", ")
+	switch {
+	case v == "":
+		ps.add(key, "the NixOS release to install, one of: "+list, "missing")
+	case !releaseRE.MatchString(v):
+		ps.add(key, "releases are YY.05 or YY.11, e.g. \"24.05\"", "%q is not a NixOS release", v)
+	default:
+		r, ok := LookupRelease(v)
+		if ok || !known {
+			return r, true
+		}
+		ps.add(key, "one of: "+list, "NixOS %s is not a release nixplan knows", v)
+	}
+	return Release{}, false
+}
+
+func validateKexec(ps *problems, spec *Spec, p *Plan) {
+	k := spec.Kexec
+	if k.URL == "" {
+		ps.add("kexec.url", fmt.Sprintf("the seed's image: url = %q", KexecURL("nixos-22.11")),
+			"missing; the kexec installer tarball to boot from the rescue system")
+	} else if u, err := url.Parse(k.URL); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		ps.add("kexec.url", "an https:// address without user, query or fragment, e.g. "+KexecURL("nixos-22.11"), "%q is not a plain https URL", k.URL)
+	} else if base := path.Base(u.Path); !strings.HasSuffix(base, ".tar.gz") || !isPlainFileName(base) {
+		ps.add("kexec.url", "the nixos-images asset nixos-kexec-installer-noninteractive-x86_64-linux.tar.gz", "%q does not name a .tar.gz file", k.URL)
+	} else {
+		p.Kexec.URL = k.URL
+		p.Kexec.Tarball = base
+		if m := tagRE.FindStringSubmatch(u.Path); m != nil {
+			p.Kexec.Tag = m[1]
+			p.Kexec.Image, p.Kexec.ImageKnown = LookupImage(m[1])
+		}
+		if !p.Kexec.ImageKnown {
+			ps.warn("kexec.url", "known tags: nixos-22.11, nixos-24.05",
+				"image tag %q is not in nixplan's capability table: its Nix, ZFS and key handling are not checked", p.Kexec.Tag)
+		}
+	}
+	if k.SHA256 != "" {
+		if !sha256RE.MatchString(k.SHA256) {
+			hint := "64 lowercase hex digits, as printed by sha256sum"
+			if low := strings.ToLower(k.SHA256); sha256RE.MatchString(low) {
+				hint = fmt.Sprintf("write %q", low)
+			}
+			ps.add("kexec.sha256", hint, "%q is not a sha256 hash", k.SHA256)
+		} else {
+			p.Kexec.SHA256 = k.SHA256
+		}
+	}
+}
+
+func isPlainFileName(s string) bool {
+	for _, r := range s {
+		if !(r == '.' || r == '-' || r == '_' || r == '+' || unicode.IsDigit(r) || (r < 128 && unicode.IsLetter(r))) {
+			return false
+		}
+	}
+	return true
+}
+
+func validateNetwork(ps *problems, spec *Spec, p *Plan) {
+	n := spec.Network
+	p.Network.Interface = n.Interface
+	if n.Interface == "" {
+		p.Network.Interface = "eth0"
+	} else if !ifaceRE.MatchString(n.Interface) {
+		ps.add("network.interface", `a Linux interface name of 1 to 15 letters, digits, "_", "." or "-", e.g. "eth0"`, "%q is not an interface name", n.Interface)
+	}
+	p.Network.PredictableNames = !ethRE.MatchString(p.Network.Interface)
+
+	if n.IPv4 == nil {
+		ps.add("network.ipv4", "add [network.ipv4] with address, prefix and gateway from the provider's panel", "missing; a static IPv4 address is required")
+	} else {
+		v4 := n.IPv4
+		addr, err := netip.ParseAddr(v4.Address)
+		addrOK := err == nil && addr.Is4()
+		switch {
+		case v4.Address == "":
+			ps.add("network.ipv4.address", "the server's main IPv4 address from the provider's panel", "missing")
+		case !addrOK:
+			ps.add("network.ipv4.address", "a dotted IPv4 address such as \"203.0.113.10\"", "%q is not an IPv4 address", v4.Address)
+		}
+		prefixOK := v4.Prefix >= 1 && v4.Prefix <= 32
+		if !prefixOK {
+			ps.add("network.ipv4.prefix", "a prefix length from 1 to 32, e.g. 24", "%d is not an IPv4 prefix length", v4.Prefix)
+		}
+		var prefix netip.Prefix
+		if addrOK && prefixOK {
+			prefix = netip.PrefixFrom(addr, v4.Prefix).Masked()
+			if v4.Prefix <= 30 && (addr == prefix.Addr() || addr == lastAddr(prefix)) {
+				ps.add("network.ipv4.address", "", "%s is the network or broadcast address of %s, not a host address", addr, prefix)
+			}
+		}
+		gw, err := netip.ParseAddr(v4.Gateway)
+		switch {
+		case v4.Gateway == "":
+			ps.add("network.ipv4.gateway", "the gateway from the provider's panel (OVH: the first three octets of the address, then .254)", "missing")
+		case err != nil || !gw.Is4():
+			ps.add("network.ipv4.gateway", "a dotted IPv4 address", "%q is not an IPv4 address", v4.Gateway)
+		case addrOK && gw == addr:
+			ps.add("network.ipv4.gateway", "", "%s is the server's own address", gw)
+		case prefix.IsValid() && !prefix.Contains(gw):
+			ps.add("network.ipv4.gateway", "check the prefix length; off-link gateways are not supported yet",
+				"%s is outside %s, so the server could not reach it", gw, prefix)
+		}
+		p.Network.IPv4 = IPv4{Address: v4.Address, Prefix: v4.Prefix, Gateway: v4.Gateway}
+	}
+
+	p.Network.Nameservers = n.Nameservers
+	if len(n.Nameservers) == 0 {
+		p.Network.Nameservers = p.Provider.Nameservers
+	}
+	seen := map[string]bool{}
+	for i, ns := range n.Nameservers {
+		key := fmt.Sprintf("network.nameservers[%d]", i)
+		if _, err := netip.ParseAddr(ns); err != nil {
+			ps.add(key, "an IPv4 or IPv6 address such as \"8.8.8.8\"", "%q is not an IP address", ns)
+		} else if seen[ns] {
+			ps.add(key, "", "%s is listed twice", ns)
+		}
+		seen[ns] = true
+	}
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Addr().As4()
+	v := binary.BigEndian.Uint32(a[:]) | (1<<(32-p.Bits()) - 1)
+	binary.BigEndian.PutUint32(a[:], v)
+	return netip.AddrFrom4(a)
+}
+
+// reservedPoolNames cannot name a pool (zpool(8)).
+var reservedPoolNames = map[string]bool{"mirror": true, "raidz": true, "raidz1": true, "raidz2": true, "raidz3": true,
+	"draid": true, "spare": true, "log": true, "cache": true, "special": true, "dedup": true}
+
+func validateDisks(ps *problems, spec *Spec, p *Plan) {
+	d := spec.Disks
+	s := &p.Storage
+	switch d.Layout {
+	case "", "zfs":
+	default:
+		ps.add("disks.layout", `"zfs" (ext4 /boot on the first disk, a ZFS pool on the rest)`, "unknown layout %q", d.Layout)
+	}
+
+	devicesOK := true
+	if len(d.Devices) == 0 {
+		ps.add("disks.devices", `e.g. devices = ["/dev/sda"]; the first disk carries /boot and GRUB`, "missing; the disks to wipe and install on")
+		devicesOK = false
+	}
+	seen := map[string]bool{}
+	for i, dev := range d.Devices {
+		key := fmt.Sprintf("disks.devices[%d]", i)
+		switch {
+		case !devicePathRE.MatchString(dev):
+			ps.add(key, `an absolute /dev path of letters, digits and "/ . _ : + -", e.g. "/dev/sda" or "/dev/disk/by-id/ata-..."`, "%q is not a device path", dev)
+			devicesOK = false
+		case path.Clean(dev) != dev:
+			ps.add(key, fmt.Sprintf("write %q", path.Clean(dev)), "%q is not a clean path", dev)
+			devicesOK = false
+		case seen[dev]:
+			ps.add(key, "", "%s is listed twice", dev)
+			devicesOK = false
+		case strings.HasPrefix(dev, "/dev/disk/") && strings.Contains(dev, "-part"):
+			ps.add(key, "name the whole disk; nixplan makes the partitions", "%s is a partition, not a disk", dev)
+			devicesOK = false
+		}
+		seen[dev] = true
+	}
+	if len(d.Devices) > 1 {
+		ps.add("disks.devices", "list one disk; mirrors and raidz are not supported yet", "layout \"zfs\" takes one disk, got %d", len(d.Devices))
+		devicesOK = false
+	}
+
+	s.Label = d.Label
+	switch d.Label {
+	case "":
+		s.Label = "gpt"
+	case "msdos", "gpt":
+	default:
+		ps.add("disks.label", `"gpt" (any size; a 1 MiB bios_grub partition is added) or "msdos" (disks up to 2 TiB)`, "unknown partition label %q", d.Label)
+	}
+
+	s.BootSizeMiB = 512
+	if d.BootSize != "" {
+		mib, err := parseMiB(d.BootSize)
+		switch {
+		case err != nil:
+			ps.add("disks.boot_size", `a whole number of KiB, MiB, GiB or TiB that is a multiple of 1 MiB, e.g. "512MiB"`, "%q: %v", d.BootSize, err)
+		case mib < 128 || mib > 8192:
+			ps.add("disks.boot_size", `between "128MiB" and "8GiB"; "512MiB" holds several generations`, "%q is out of range", d.BootSize)
+		default:
+			s.BootSizeMiB = mib
+		}
+	}
+	s.GrubConfigurationLimit = grubConfigurationLimit(s.BootSizeMiB)
+	// 4 KiB sectors: right for modern disks, harmless on 512-byte ones.
+	s.PoolOptions = []string{"ashift=12"}
+
+	s.Pool = d.Pool
+	if s.Pool == "" {
+		s.Pool = "rpool"
+	} else if !zfsNameRE.MatchString(s.Pool) || reservedPoolNames[s.Pool] || isDiskLikePoolName(s.Pool) || len(s.Pool) > 200 {
+		ps.add("disks.pool", `a name that starts with a letter, of letters, digits and "_ . : -", not a vdev word (mirror, raidz, …) or a disk name (c0…)`, "%q is not a valid pool name", s.Pool)
+	}
+
+	validateDatasets(ps, d.Datasets, s)
+
+	if devicesOK {
+		s.Disks = d.Devices
+		s.BootDisk = d.Devices[0]
+		layoutPartitions(s)
+	}
+}
+
+func isDiskLikePoolName(name string) bool {
+	return len(name) > 1 && name[0] == 'c' && name[1] >= '0' && name[1] <= '9'
+}
+
+// layoutPartitions lays out the boot disk: an optional bios_grub partition
+// (GPT on BIOS needs one for GRUB), the ext4 /boot, then the pool.
+func layoutPartitions(s *Storage) {
+	disk := s.BootDisk
+	start := 1
+	n := 1
+	add := func(name, role, flag string, from, to int) {
+		end := "100%"
+		if to > 0 {
+			end = strconv.Itoa(to) + "MiB"
+		}
+		s.Partitions = append(s.Partitions, Partition{
+			Disk: disk, Number: n, Path: PartitionPath(disk, n), Name: name, Role: role, Flag: flag,
+			Start: strconv.Itoa(from) + "MiB", End: end,
+		})
+		n++
+	}
+	if s.Label == "gpt" {
+		add("bios_grub", "bios_grub", "bios_grub", 1, 2)
+		start = 2
+	}
+	add("boot", "boot", "", start, start+s.BootSizeMiB)
+	add(s.Pool, "pool", "", start+s.BootSizeMiB, 0)
+	for _, part := range s.Partitions {
+		switch part.Role {
+		case "boot":
+			s.BootPartition = part.Path
+		case "pool":
+			s.PoolDevices = append(s.PoolDevices, part.Path)
+		}
+	}
+	if s.BootPartition != "" {
+		s.Mounts = append(s.Mounts, Mount{Source: s.BootPartition, Target: "/boot", FSType: "ext4"})
+	}
+	sortMounts(s.Mounts)
+}
+
+func sortMounts(ms []Mount) {
+	sort.SliceStable(ms, func(i, j int) bool {
+		di, dj := mountDepth(ms[i].Target), mountDepth(ms[j].Target)
+		if di != dj {
+			return di < dj
+		}
+		return ms[i].Target < ms[j].Target
+	})
+}
+
+// defaultDatasets are the seed's.
+var defaultDatasets = []DatasetSpec{
+	{Name: "root"},
+	{Name: "root/nixos", Mountpoint: "/"},
+	{Name: "home", Mountpoint: "/home"},
+}
+
+func validateDatasets(ps *problems, specs []DatasetSpec, s *Storage) {
+	if specs == nil {
+		specs = defaultDatasets
+	}
+	names := map[string]bool{}
+	mounts := map[string]bool{}
+	for i, ds := range specs {
+		key := fmt.Sprintf("disks.datasets[%d]", i)
+		ok := true
+		parts := strings.Split(ds.Name, "/")
+		for _, c := range parts {
+			if !zfsNameRE.MatchString(c) || len(ds.Name) > 200 {
+				ps.add(key+".name", `a path below the pool of letters, digits and "_ . : -", e.g. "root/nixos" (without the pool name)`, "%q is not a valid dataset name", ds.Name)
+				ok = false
+				break
+			}
+		}
+		if ok {
+			if names[ds.Name] {
+				ps.add(key+".name", "", "dataset %q is listed twice", ds.Name)
+				ok = false
+			} else if parent := path.Dir(ds.Name); parent != "." && !names[parent] {
+				ps.add(key+".name", fmt.Sprintf("list %q before it", parent), "the parent of %q is not listed before it", ds.Name)
+			}
+			names[ds.Name] = true
+		}
+		if mp := ds.Mountpoint; mp != "" {
+			switch {
+			case !strings.HasPrefix(mp, "/"):
+				ps.add(key+".mountpoint", "an absolute path such as \"/home\"", "%q is not absolute", mp)
+				ok = false
+			case path.Clean(mp) != mp || strings.ContainsAny(mp, " \t\n\\"):
+				ps.add(key+".mountpoint", fmt.Sprintf("write %q", path.Clean(mp)), "%q is not a clean path", mp)
+				ok = false
+			case mp == "/boot" || strings.HasPrefix(mp, "/boot/"):
+				ps.add(key+".mountpoint", "", "%s is the ext4 boot partition's", mp)
+				ok = false
+			case mounts[mp]:
+				ps.add(key+".mountpoint", "", "%s is mounted twice", mp)
+				ok = false
+			}
+			mounts[mp] = true
+		}
+		if ok {
+			full := s.Pool + "/" + ds.Name
+			s.Datasets = append(s.Datasets, Dataset{Name: full, Mountpoint: ds.Mountpoint})
+			if ds.Mountpoint != "" {
+				s.Mounts = append(s.Mounts, Mount{Source: full, Target: ds.Mountpoint, FSType: "zfs"})
+			}
+		}
+	}
+	if !mounts["/"] {
+		ps.add("disks.datasets", `give one dataset mountpoint = "/", e.g. name = "root/nixos"`, "no dataset is mounted at /")
+	}
+}
+
+// parseMiB parses a size such as "512MiB" or "1GiB" into MiB.
+func parseMiB(s string) (int, error) {
+	m := sizeRE.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, fmt.Errorf("not a size with a binary unit (KiB, MiB, GiB, TiB)")
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil || n > 1<<40 {
+		return 0, fmt.Errorf("number too large")
+	}
+	kib := map[string]int64{"KiB": 1, "MiB": 1 << 10, "GiB": 1 << 20, "TiB": 1 << 30}[m[2]] * n
+	if kib%1024 != 0 {
+		return 0, fmt.Errorf("not a multiple of 1 MiB")
+	}
+	return int(min(kib/1024, 1<<30)), nil
+}
+
+// keyTypes are the public key types sshd accepts for root logins.
+var keyTypes = map[string]bool{
+	"ssh-ed25519": true, "ssh-rsa": true,
+	"ecdsa-sha2-nistp256": true, "ecdsa-sha2-nistp384": true, "ecdsa-sha2-nistp521": true,
+	"sk-ssh-ed25519@openssh.com": true, "sk-ecdsa-sha2-nistp256@openssh.com": true,
+}
+
+// maxKeyLen bounds one authorized_keys entry; a 16384-bit RSA key is about 2.8 KB.
+const maxKeyLen = 8192
+
+func validateKeys(ps *problems, spec *Spec, p *Plan) {
+	keys := spec.SSH.AuthorizedKeys
+	if len(keys) == 0 {
+		ps.add("ssh.authorized_keys", `add your public key, e.g. authorized_keys = ["ssh-ed25519 AAAA... you@laptop"] (the contents of ~/.ssh/id_ed25519.pub)`,
+			"missing; without a key nobody can log in to the installer or the installed system")
+		return
+	}
+	seen := map[string]bool{}
+	for i, k := range keys {
+		key := fmt.Sprintf("ssh.authorized_keys[%d]", i)
+		if msg, hint := checkPublicKey(k); msg != "" {
+			ps.add(key, hint, "%s", msg)
+			continue
+		}
+		body := strings.Fields(k)[1]
+		if seen[body] {
+			ps.add(key, "", "the same key is listed twice")
+			continue
+		}
+		seen[body] = true
+		p.AuthorizedKeys = append(p.AuthorizedKeys, k)
+	}
+}
+
+// LooksPrivate reports whether s holds private key material.
+func LooksPrivate(s string) bool {
+	return strings.Contains(s, "PRIVATE KEY") || strings.Contains(s, "PuTTY-User-Key-File") ||
+		strings.Contains(s, "openssh-key-v1") || strings.Contains(s, "b3BlbnNzaC1rZXktdjE") // base64 of "openssh-key-v1"
+}
+
+// checkPublicKey returns what is wrong with one authorized_keys entry, if anything.
+func checkPublicKey(k string) (msg, hint string) {
+	if LooksPrivate(k) {
+		return "this is a PRIVATE key; never put a private key in a spec (and consider it exposed if this file was shared)",
+			"use the public half: the one-line contents of the .pub file, e.g. ~/.ssh/id_ed25519.pub"
+	}
+	if strings.ContainsAny(k, "\r\n") {
+		return "holds a line break; write one key per list entry", "split it into separate strings"
+	}
+	for _, r := range k {
+		if unicode.IsControl(r) {
+			return fmt.Sprintf("holds the control character %U", r), "remove it"
+		}
+	}
+	if len(k) > maxKeyLen {
+		return fmt.Sprintf("is %d bytes long; a public key line is at most %d", len(k), maxKeyLen), "paste only the .pub file's one line"
+	}
+	f := strings.Fields(k)
+	if len(f) == 0 {
+		return "is empty", "paste the one-line contents of your .pub file"
+	}
+	if !keyTypes[f[0]] {
+		if f[0] == "ssh-dss" {
+			return "DSA keys are refused by current OpenSSH", "use an ed25519 key: ssh-keygen -t ed25519"
+		}
+		if strings.Contains(f[0], "=") || strings.Contains(f[0], ",") {
+			return "authorized_keys options are not supported", "give the key alone: type, base64 body, optional comment"
+		}
+		return fmt.Sprintf("%q is not a known SSH key type", trunc(f[0], 40)), "ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256/384/521 or an sk- key"
+	}
+	if len(f) < 2 {
+		return "has a key type but no key", "paste the whole .pub line: type, base64 body, comment"
+	}
+	blob, err := base64.StdEncoding.DecodeString(f[1])
+	if err != nil {
+		return "the key body is not valid base64", "paste the .pub line exactly as ssh-keygen wrote it"
+	}
+	if len(blob) < 4 {
+		return "the key body is too short", "paste the .pub line exactly as ssh-keygen wrote it"
+	}
+	n := binary.BigEndian.Uint32(blob)
+	if uint64(n) > uint64(len(blob)-4) || !bytes.Equal(blob[4:4+n], []byte(f[0])) {
+		return fmt.Sprintf("the key body is not a %s key", f[0]), "the type in front must match the key; paste the .pub line unchanged"
+	}
+	return "", ""
+}
+
+func trunc(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// validateCombinations refuses specs that are valid field by field but cannot
+// work with the chosen installer image.
+func validateCombinations(ps *problems, spec *Spec, p *Plan) {
+	if !p.Kexec.ImageKnown || p.Release.Version == "" {
+		return
+	}
+	img := p.Kexec.Image
+	if ok, why := img.CanInstall(p.Release); !ok {
+		hint := "choose an older release"
+		if tag := imageFor(p.Release); tag != "" {
+			hint = fmt.Sprintf("use the %s image: url = %q", tag, KexecURL(tag))
+		}
+		ps.add("host.nixos", hint, "the kexec image cannot install this release: %s", why)
+	}
+	p.Storage.PoolCompatibility = img.PoolCompatibility(p.Release)
+	if p.Storage.PoolCompatibility != "" {
+		p.Storage.PoolOptions = append(p.Storage.PoolOptions, "compatibility="+p.Storage.PoolCompatibility)
+	}
+
+	copied := false
+	for _, k := range p.AuthorizedKeys {
+		if img.Copies(strings.Fields(k)[0]) {
+			copied = true
+		}
+	}
+	if len(p.AuthorizedKeys) > 0 && !copied {
+		ps.add("ssh.authorized_keys", "add an ssh-ed25519 or ssh-rsa key, or use the nixos-24.05 image",
+			"the %s image copies only %s keys into the installer; with these keys you would be locked out after kexec",
+			img.Tag, strings.Join(img.KeyPrefixes, "*, ")+"*")
+	}
+}

@@ -1,0 +1,17 @@
+// Package templates holds the text templates of a nixplan bundle, one named
+// file per bundle file. They only format: every value comes from plan.Plan,
+// and every value that reaches a script goes through the `sh` function and
+// every value that reaches Nix through `nix` (see plan/render.go).
+//
+// Rules for the script templates, so that `nixplan simulate` can run them in
+// mvdan.cc/sh's interpreter: bash only, file descriptors 0–2 only, traps on
+// EXIT and ERR only; every command that changes the machine goes through
+// `run` so that --dry-run shows it.
+package templates
+
+import "embed"
+
+// FS holds the templates.
+//
+//go:embed *.tmpl
+var FS embed.FS
