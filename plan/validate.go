@@ -83,7 +83,10 @@ func validateHost(ps *problems, spec *Spec, p *Plan) {
 			p.Host.IDDerived = true
 		}
 	case !hostIDRE.MatchString(h.HostID):
-		hint := "exactly 8 hexadecimal digits, e.g. \"" + DeriveHostID(h.Name) + "\"; or leave host_id out to derive it from the host name"
+		hint := "exactly 8 hexadecimal digits; or leave host_id out to derive it from the host name"
+		if p.Host.Name != "" {
+			hint = fmt.Sprintf("exactly 8 hexadecimal digits, e.g. %q; or leave host_id out to derive it from the host name", DeriveHostID(p.Host.Name))
+		}
 		if low := strings.ToLower(h.HostID); hostIDRE.MatchString(low) {
 			hint = fmt.Sprintf("write %q", low)
 		}

@@ -1,0 +1,131 @@
+package plan_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nixplan/nixplan/plan"
+)
+
+// requireToolsEnv, when "1", turns a missing tool into a test failure
+// instead of a skip. .ci/run sets it, so CI never skips these tests.
+const requireToolsEnv = "NIXPLAN_REQUIRE_TOOLS"
+
+// needTool returns the path of a tool, or skips (fails under
+// NIXPLAN_REQUIRE_TOOLS=1) naming the Debian package that provides it.
+func needTool(t *testing.T, tool, pkg string) string {
+	t.Helper()
+	path, err := exec.LookPath(tool)
+	if err == nil {
+		return path
+	}
+	msg := tool + " is not installed (Debian package " + pkg + ": apt-get install " + pkg + ")"
+	if os.Getenv(requireToolsEnv) == "1" {
+		t.Fatalf("%s, and %s=1 requires it", msg, requireToolsEnv)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// writeBundle renders a spec into a temporary folder.
+func writeBundle(t *testing.T, spec string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "bundle")
+	if err := plan.Write(renderFile(t, spec), dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func runTool(t *testing.T, dir string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+var scripts = []string{plan.RescueBootstrapFile, plan.KexecInstallFile}
+
+func TestScriptsPassBash(t *testing.T) {
+	bash := needTool(t, "bash", "bash")
+	for _, spec := range examples(t) {
+		dir := writeBundle(t, spec)
+		for _, s := range scripts {
+			runTool(t, dir, bash, "-n", s)
+		}
+	}
+}
+
+func TestScriptsPassShellcheck(t *testing.T) {
+	shellcheck := needTool(t, "shellcheck", "shellcheck")
+	for _, spec := range examples(t) {
+		dir := writeBundle(t, spec)
+		// Every severity, not only warnings: the scripts are meant to be clean.
+		runTool(t, dir, shellcheck, append([]string{"--shell=bash", "--severity=style"}, scripts...)...)
+	}
+}
+
+func TestConfigurationParsesWithNix(t *testing.T) {
+	nix := needTool(t, "nix-instantiate", "nix-bin")
+	for _, spec := range examples(t) {
+		dir := writeBundle(t, spec)
+		runTool(t, dir, nix, "--parse", plan.ConfigurationFile)
+	}
+}
+
+func TestSHA256SUMSVerifies(t *testing.T) {
+	sha256sum := needTool(t, "sha256sum", "coreutils")
+	for _, spec := range examples(t) {
+		dir := writeBundle(t, spec)
+		out := runTool(t, dir, sha256sum, "--check", "--strict", plan.SumsFile)
+		if n := strings.Count(out, ": OK"); n != 4 {
+			t.Errorf("sha256sum verified %d files, want 4:\n%s", n, out)
+		}
+		// A changed byte must be caught.
+		if err := os.WriteFile(filepath.Join(dir, plan.ConfigurationFile), []byte("{ }\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec.Command(sha256sum, "--check", "--quiet", plan.SumsFile).Run(); err == nil {
+			t.Errorf("sha256sum --check passed on a changed configuration.nix")
+		}
+	}
+}
+
+// TestEmbeddedConfigurationByBash has real bash run the function that writes
+// configuration.nix, with its output sent to stdout instead of /mnt, and
+// compares what bash wrote with the bundle's configuration.nix.
+func TestEmbeddedConfigurationByBash(t *testing.T) {
+	bash := needTool(t, "bash", "bash")
+	for _, spec := range examples(t) {
+		b := renderFile(t, spec)
+		script := string(b.File(plan.KexecInstallFile).Data)
+		target := ">/mnt/etc/nixos/configuration.nix"
+		if strings.Count(script, target) != 1 {
+			t.Fatalf("%s: want exactly one %q in kexec-install.sh", spec, target)
+		}
+		// Drop `main "$@"` so sourcing only defines the functions.
+		script = strings.Replace(script, target, "", 1)
+		script = strings.TrimSuffix(strings.TrimSpace(script), `main "$@"`)
+		cmd := exec.Command(bash, "-c", `source /dev/stdin && write_configuration`)
+		cmd.Stdin = strings.NewReader(script)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		got, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: bash: %v\n%s", spec, err, stderr.String())
+		}
+		if diff := cmp.Diff(string(b.File(plan.ConfigurationFile).Data), string(got)); diff != "" {
+			t.Errorf("%s: what bash writes differs from configuration.nix (-file +bash):\n%s", spec, diff)
+		}
+	}
+}
