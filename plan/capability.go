@@ -21,6 +21,10 @@ type Image struct {
 	KeyPrefixes []string
 	// ExtraFlags says whether kexec/run honours --kexec-extra-flags.
 	ExtraFlags bool
+	// RestoresOnLinkGateway: the installer restores a default route through
+	// a gateway outside the address's prefix. Without it a server with such a
+	// gateway is unreachable after the kexec.
+	RestoresOnLinkGateway bool
 	// MinRAMMiB is the memory the image needs to boot and install.
 	MinRAMMiB int
 	// Tools the image carries for partitioning and boot setup.
@@ -33,8 +37,9 @@ var images = map[string]Image{
 	// The seed's image, last built around June 2023.
 	"nixos-22.11": {
 		Tag: "nixos-22.11", Nix: "2.11", ZFS: "2.1",
-		KeyPrefixes: []string{"ssh-"},
-		ExtraFlags:  false,
+		KeyPrefixes:           []string{"ssh-"},
+		ExtraFlags:            false,
+		RestoresOnLinkGateway: false,
 		// Sources disagree (1.5 or 2.5 GB) for 22.11-era images; take the larger.
 		MinRAMMiB: 2560,
 		Tools:     []string{"parted", "mkfs.ext4", "mkfs.vfat", "zpool", "zfs", "wipefs"},
@@ -44,9 +49,11 @@ var images = map[string]Image{
 		Tag: "nixos-24.05", Nix: "2.18", ZFS: "2.2",
 		KeyPrefixes: []string{"ssh-", "ecdsa-sha2-", "sk-"},
 		ExtraFlags:  true,
-		MinRAMMiB:   1536,
-		Tools:       []string{"parted", "sgdisk", "mkfs.ext4", "mkfs.vfat", "zpool", "zfs", "wipefs", "efibootmgr"},
-		Frozen:      true,
+		// Built after June 2024, like the extra-flags option.
+		RestoresOnLinkGateway: true,
+		MinRAMMiB:             1536,
+		Tools:                 []string{"parted", "sgdisk", "mkfs.ext4", "mkfs.vfat", "zpool", "zfs", "wipefs", "efibootmgr"},
+		Frozen:                true,
 	},
 }
 

@@ -44,7 +44,9 @@ type Kexec struct {
 	// downloads to.
 	Tarball string
 	Tag     string // the nixos-images release tag in URL, if any
-	Image   Image
+	// ExtraFlags for kexec, passed as kexec/run --kexec-extra-flags; may be empty.
+	ExtraFlags string
+	Image      Image
 	// ImageKnown: Tag is in the capability table.
 	ImageKnown bool
 }
@@ -55,15 +57,20 @@ type Network struct {
 	// PredictableNames is networking.usePredictableInterfaceNames: off when the
 	// interface is a kernel name such as eth0, as in the seed.
 	PredictableNames bool
-	IPv4             IPv4
+	IPv4             Static
+	IPv6             *Static // nil: no IPv6 configured
 	Nameservers      []string
 }
 
-// IPv4 is a static address with its gateway.
-type IPv4 struct {
+// Static is a static address with its gateway, IPv4 or IPv6.
+type Static struct {
 	Address string
 	Prefix  int
 	Gateway string
+	// OnLink: the gateway lies outside the prefix and is reached through an
+	// on-link host route (NixOS adds it when the default gateway names the
+	// interface).
+	OnLink bool
 }
 
 // Storage is the disk layout: partitions on each disk, the boot filesystem,

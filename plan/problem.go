@@ -70,16 +70,33 @@ func (ps Problems) Warnings() Problems {
 	return out
 }
 
-// problems collects what Validate finds in one file.
+// problems collects what Validate finds in one spec.
 type problems struct {
-	file string
-	list Problems
+	file   string            // the spec
+	origin map[string]string // key → the file that set it, for includes
+	list   Problems
+}
+
+// fileFor names the file a key's value came from: the include that set it,
+// else the spec itself. "disks.datasets[2].name" is looked up as
+// "disks.datasets", a missing key as its nearest set parent.
+func (ps *problems) fileFor(key string) string {
+	if i := strings.IndexByte(key, '['); i >= 0 {
+		key = key[:i]
+	}
+	for key != "" {
+		if f, ok := ps.origin[key]; ok {
+			return f
+		}
+		key = parentKey(key)
+	}
+	return ps.file
 }
 
 func (ps *problems) add(key, hint, format string, args ...any) {
-	ps.list = append(ps.list, Problem{File: ps.file, Key: key, Msg: fmt.Sprintf(format, args...), Hint: hint})
+	ps.list = append(ps.list, Problem{File: ps.fileFor(key), Key: key, Msg: fmt.Sprintf(format, args...), Hint: hint})
 }
 
 func (ps *problems) warn(key, hint, format string, args ...any) {
-	ps.list = append(ps.list, Problem{File: ps.file, Key: key, Msg: fmt.Sprintf(format, args...), Hint: hint, Warning: true})
+	ps.list = append(ps.list, Problem{File: ps.fileFor(key), Key: key, Msg: fmt.Sprintf(format, args...), Hint: hint, Warning: true})
 }

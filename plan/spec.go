@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +21,9 @@ import (
 // Spec is a host spec as the operator wrote it. Empty fields take defaults in
 // Validate; nothing here is trusted until Validate has looked at it.
 type Spec struct {
+	// Include names shared spec files (paths relative to this file) whose
+	// values this spec starts from; see Load for the precedence.
+	Include  []string    `toml:"include"`
 	Provider string      `toml:"provider"`
 	Host     HostSpec    `toml:"host"`
 	Kexec    KexecSpec   `toml:"kexec"`
@@ -26,10 +31,25 @@ type Spec struct {
 	Disks    DisksSpec   `toml:"disks"`
 	SSH      SSHSpec     `toml:"ssh"`
 
-	// File is the spec's path as given; SHA256 is the hash of its bytes.
+	// File is the spec's path as given. SHA256 is the sha256 of its bytes
+	// when it includes nothing; with includes, the sha256 of a SHA256SUMS-style
+	// list of every file read (see specHash).
 	File   string `toml:"-"`
 	SHA256 string `toml:"-"`
+	// Origin maps each key the spec sets (a dotted path such as
+	// "network.ipv4.gateway") to the file that set it.
+	Origin map[string]string `toml:"-"`
+	// files are every file read, the spec's own last, for specHash.
+	files []loadedFile
 }
+
+type loadedFile struct {
+	name string
+	sum  [32]byte
+}
+
+// maxIncludeDepth bounds nested includes.
+const maxIncludeDepth = 8
 
 // HostSpec names the machine and the NixOS it gets.
 type HostSpec struct {
@@ -43,20 +63,27 @@ type HostSpec struct {
 type KexecSpec struct {
 	URL    string `toml:"url"`
 	SHA256 string `toml:"sha256"`
+	// ExtraFlags are passed to kexec by kexec/run --kexec-extra-flags, e.g.
+	// "--kexec-syscall-auto"; only images that honour the option accept them.
+	ExtraFlags string `toml:"extra_flags"`
 }
 
 // NetworkSpec is the installed system's network.
 type NetworkSpec struct {
-	Interface   string    `toml:"interface"`
-	Nameservers []string  `toml:"nameservers"`
-	IPv4        *IPv4Spec `toml:"ipv4"`
+	Interface   string   `toml:"interface"`
+	Nameservers []string `toml:"nameservers"`
+	IPv4        *IPSpec  `toml:"ipv4"`
+	IPv6        *IPSpec  `toml:"ipv6"`
 }
 
-// IPv4Spec is a static IPv4 address with its gateway.
-type IPv4Spec struct {
+// IPSpec is a static address with its gateway, for IPv4 or IPv6.
+type IPSpec struct {
 	Address string `toml:"address"`
 	Prefix  int    `toml:"prefix"`
 	Gateway string `toml:"gateway"`
+	// GatewayOnLink allows a gateway outside the prefix (OVH's IPv6, Hetzner's
+	// /32): it is reached through an on-link route added before the default route.
+	GatewayOnLink bool `toml:"gateway_on_link"`
 }
 
 // DisksSpec is the storage layout.
@@ -82,34 +109,68 @@ type SSHSpec struct {
 	AuthorizedKeys []string `toml:"authorized_keys"`
 }
 
-// Load reads and decodes one spec file. Syntax errors, wrong types and
-// unknown keys are returned as Problems with the file and position.
+// Load reads and decodes a spec file and the files it includes. Syntax
+// errors, wrong types and unknown keys are returned as Problems with the file
+// and position.
+//
+// Precedence: a spec starts from its includes, in the order listed, each
+// overriding the ones before it; then its own values override them all. A
+// value is a whole key: lists and [[disks.datasets]] replace, never append.
+// Includes may include, up to 8 deep, without cycles.
 func Load(path string) (*Spec, error) {
+	spec, err := load(path, nil)
+	if err != nil {
+		return nil, err
+	}
+	spec.SHA256 = specHash(spec.files)
+	return spec, nil
+}
+
+func load(path string, stack []string) (*Spec, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, Problems{{File: path, Msg: readErrorText(err)}}
 	}
-	return Parse(path, data)
+	own, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if len(own.Include) == 0 {
+		return own, nil
+	}
+	stack = append(stack, path)
+	merged := &Spec{File: path, Origin: map[string]string{}}
+	for i, inc := range own.Include {
+		key := fmt.Sprintf("include[%d]", i)
+		incPath := inc
+		if !filepath.IsAbs(inc) {
+			incPath = filepath.Join(filepath.Dir(path), inc)
+		}
+		switch {
+		case inc == "" || !strings.HasSuffix(inc, ".toml"):
+			return nil, Problems{{File: path, Key: key, Msg: fmt.Sprintf("%q is not a .toml file", inc), Hint: "name a spec file relative to this one, e.g. \"common.toml\""}}
+		case slices.Contains(stack, incPath):
+			return nil, Problems{{File: path, Key: key, Msg: fmt.Sprintf("%s includes itself through %s", incPath, strings.Join(stack, " → "))}}
+		case len(stack) >= maxIncludeDepth:
+			return nil, Problems{{File: path, Key: key, Msg: fmt.Sprintf("includes nest deeper than %d", maxIncludeDepth)}}
+		}
+		sub, err := load(incPath, stack)
+		if err != nil {
+			return nil, err
+		}
+		overlay(merged, sub)
+		merged.files = append(merged.files, sub.files...)
+	}
+	overlay(merged, own)
+	merged.files = append(merged.files, own.files...)
+	return merged, nil
 }
 
-func readErrorText(err error) string {
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return "no such file"
-	case errors.Is(err, os.ErrPermission):
-		return "permission denied"
-	}
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
-}
-
-// Parse decodes spec bytes; name is used in problems and the bundle header.
+// Parse decodes the bytes of one spec file without following its includes;
+// name is used in problems and the bundle header.
 func Parse(name string, data []byte) (*Spec, error) {
 	sum := sha256.Sum256(data)
-	spec := &Spec{File: name, SHA256: hex.EncodeToString(sum[:])}
+	spec := &Spec{File: name, SHA256: hex.EncodeToString(sum[:]), files: []loadedFile{{name, sum}}}
 	if bytes.IndexByte(data, 0) >= 0 {
 		return nil, Problems{{File: name, Msg: "contains a NUL byte; a spec is a UTF-8 TOML text file"}}
 	}
@@ -131,7 +192,81 @@ func Parse(name string, data []byte) (*Spec, error) {
 	if len(ps) > 0 {
 		return nil, ps
 	}
+	spec.Origin = map[string]string{}
+	for _, key := range leafKeys {
+		if md.IsDefined(strings.Split(key, ".")...) {
+			spec.Origin[key] = name
+		}
+	}
 	return spec, nil
+}
+
+// specHash is the sha256 of the spec's one file, or with includes, of a list
+// of "SHA256  NAME" lines for every file read, includes first.
+func specHash(files []loadedFile) string {
+	if len(files) == 1 {
+		return hex.EncodeToString(files[0].sum[:])
+	}
+	h := sha256.New()
+	for _, f := range files {
+		fmt.Fprintf(h, "%x  %s\n", f.sum, filepath.Base(f.name))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// overlay copies every key src sets into dst, with its origin.
+func overlay(dst, src *Spec) {
+	dv, sv := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem()
+	for key, file := range src.Origin {
+		path := strings.Split(key, ".")
+		from := fieldByPath(sv, path, false)
+		if !from.IsValid() {
+			continue
+		}
+		fieldByPath(dv, path, true).Set(from)
+		dst.Origin[key] = file
+	}
+}
+
+// fieldByPath finds the struct field for a dotted toml key path, allocating
+// nil pointers on the way when alloc is set.
+func fieldByPath(v reflect.Value, path []string, alloc bool) reflect.Value {
+	for _, name := range path {
+		if v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				if !alloc {
+					return reflect.Value{}
+				}
+				v.Set(reflect.New(v.Type().Elem()))
+			}
+			v = v.Elem()
+		}
+		found := false
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).Tag.Get("toml") == name {
+				v, found = v.Field(i), true
+				break
+			}
+		}
+		if !found {
+			return reflect.Value{}
+		}
+	}
+	return v
+}
+
+func readErrorText(err error) string {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "no such file"
+	case errors.Is(err, os.ErrPermission):
+		return "permission denied"
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }
 
 var typeErrorRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
@@ -163,12 +298,14 @@ func lowerFirst(s string) string {
 	return strings.ToLower(s[:1]) + s[1:]
 }
 
-// knownKeys lists every dotted key a spec may hold, from Spec's toml tags.
-var knownKeys = func() []string {
-	var keys []string
-	var walk func(prefix string, t reflect.Type)
-	walk = func(prefix string, t reflect.Type) {
+// knownKeys lists every dotted key a spec may hold, from Spec's toml tags;
+// leafKeys those that hold values (not tables), except include. A list of
+// tables such as disks.datasets is one value.
+var knownKeys, leafKeys = func() (keys, leaves []string) {
+	var walk func(prefix string, t reflect.Type, inList bool)
+	walk = func(prefix string, t reflect.Type, inList bool) {
 		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			inList = inList || t.Kind() == reflect.Slice
 			t = t.Elem()
 		}
 		if t.Kind() != reflect.Struct {
@@ -180,12 +317,20 @@ var knownKeys = func() []string {
 				continue
 			}
 			keys = append(keys, prefix+tag)
-			walk(prefix+tag+".", t.Field(i).Type)
+			ft := t.Field(i).Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() != reflect.Struct && prefix+tag != "include" && !inList {
+				leaves = append(leaves, prefix+tag)
+			}
+			// Into tables, and into lists of tables for their key names.
+			walk(prefix+tag+".", ft, inList)
 		}
 	}
-	walk("", reflect.TypeOf(Spec{}))
+	walk("", reflect.TypeOf(Spec{}), false)
 	sort.Strings(keys)
-	return keys
+	return keys, leaves
 }()
 
 // nearestKey returns the known key closest to an unknown one, if any is close.

@@ -26,12 +26,14 @@ var (
 	zfsNameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]*$`)
 	sizeRE       = regexp.MustCompile(`^([0-9]+)\s*(KiB|MiB|GiB|TiB)$`)
 	tagRE        = regexp.MustCompile(`/releases/download/([^/]+)/`)
+	// kexecFlagsRE: options only (each starting with -), no shell syntax.
+	kexecFlagsRE = regexp.MustCompile(`^-[A-Za-z0-9_=,.:/-]*( -[A-Za-z0-9_=,.:/-]*)*$`)
 )
 
 // Validate checks a spec and resolves it into a Plan. It reports every
 // problem it finds, not only the first; warnings come back with a Plan.
 func Validate(spec *Spec) (*Plan, Problems) {
-	ps := &problems{file: spec.File}
+	ps := &problems{file: spec.File, origin: spec.Origin}
 	p := &Plan{
 		Version:    Version,
 		SpecFile:   filepath.Base(spec.File),
@@ -149,6 +151,13 @@ func validateKexec(ps *problems, spec *Spec, p *Plan) {
 				"image tag %q is not in nixplan's capability table: its Nix, ZFS and key handling are not checked", p.Kexec.Tag)
 		}
 	}
+	if k.ExtraFlags != "" {
+		if !kexecFlagsRE.MatchString(k.ExtraFlags) {
+			ps.add("kexec.extra_flags", `kexec options separated by spaces, e.g. "--kexec-syscall-auto"`, "%q is not a list of kexec options", k.ExtraFlags)
+		} else {
+			p.Kexec.ExtraFlags = k.ExtraFlags
+		}
+	}
 	if k.SHA256 != "" {
 		if !sha256RE.MatchString(k.SHA256) {
 			hint := "64 lowercase hex digits, as printed by sha256sum"
@@ -184,39 +193,11 @@ func validateNetwork(ps *problems, spec *Spec, p *Plan) {
 	if n.IPv4 == nil {
 		ps.add("network.ipv4", "add [network.ipv4] with address, prefix and gateway from the provider's panel", "missing; a static IPv4 address is required")
 	} else {
-		v4 := n.IPv4
-		addr, err := netip.ParseAddr(v4.Address)
-		addrOK := err == nil && addr.Is4()
-		switch {
-		case v4.Address == "":
-			ps.add("network.ipv4.address", "the server's main IPv4 address from the provider's panel", "missing")
-		case !addrOK:
-			ps.add("network.ipv4.address", "a dotted IPv4 address such as \"203.0.113.10\"", "%q is not an IPv4 address", v4.Address)
-		}
-		prefixOK := v4.Prefix >= 1 && v4.Prefix <= 32
-		if !prefixOK {
-			ps.add("network.ipv4.prefix", "a prefix length from 1 to 32, e.g. 24", "%d is not an IPv4 prefix length", v4.Prefix)
-		}
-		var prefix netip.Prefix
-		if addrOK && prefixOK {
-			prefix = netip.PrefixFrom(addr, v4.Prefix).Masked()
-			if v4.Prefix <= 30 && (addr == prefix.Addr() || addr == lastAddr(prefix)) {
-				ps.add("network.ipv4.address", "", "%s is the network or broadcast address of %s, not a host address", addr, prefix)
-			}
-		}
-		gw, err := netip.ParseAddr(v4.Gateway)
-		switch {
-		case v4.Gateway == "":
-			ps.add("network.ipv4.gateway", "the gateway from the provider's panel (OVH: the first three octets of the address, then .254)", "missing")
-		case err != nil || !gw.Is4():
-			ps.add("network.ipv4.gateway", "a dotted IPv4 address", "%q is not an IPv4 address", v4.Gateway)
-		case addrOK && gw == addr:
-			ps.add("network.ipv4.gateway", "", "%s is the server's own address", gw)
-		case prefix.IsValid() && !prefix.Contains(gw):
-			ps.add("network.ipv4.gateway", "check the prefix length; off-link gateways are not supported yet",
-				"%s is outside %s, so the server could not reach it", gw, prefix)
-		}
-		p.Network.IPv4 = IPv4{Address: v4.Address, Prefix: v4.Prefix, Gateway: v4.Gateway}
+		p.Network.IPv4 = validateStatic(ps, "network.ipv4", n.IPv4, false)
+	}
+	if n.IPv6 != nil {
+		v6 := validateStatic(ps, "network.ipv6", n.IPv6, true)
+		p.Network.IPv6 = &v6
 	}
 
 	p.Network.Nameservers = n.Nameservers
@@ -226,13 +207,76 @@ func validateNetwork(ps *problems, spec *Spec, p *Plan) {
 	seen := map[string]bool{}
 	for i, ns := range n.Nameservers {
 		key := fmt.Sprintf("network.nameservers[%d]", i)
-		if _, err := netip.ParseAddr(ns); err != nil {
+		if a, err := netip.ParseAddr(ns); err != nil || a.Zone() != "" {
 			ps.add(key, "an IPv4 or IPv6 address such as \"8.8.8.8\"", "%q is not an IP address", ns)
+		} else if a.IsUnspecified() || a.IsMulticast() {
+			ps.add(key, "a resolver's address, e.g. the provider's", "%s cannot be a nameserver", ns)
 		} else if seen[ns] {
 			ps.add(key, "", "%s is listed twice", ns)
 		}
 		seen[ns] = true
 	}
+}
+
+// validateStatic checks a static address, its prefix and its gateway.
+func validateStatic(ps *problems, key string, spec *IPSpec, v6 bool) Static {
+	family, bits, example, gwExample := "IPv4", 32, "203.0.113.10", "203.0.113.254"
+	if v6 {
+		family, bits, example, gwExample = "IPv6", 128, "2001:db8:8:e79d::1", "fe80::1"
+	}
+	is := func(a netip.Addr) bool { return a.IsValid() && a.Is6() == v6 && !a.Is4In6() }
+	addr, err := netip.ParseAddr(spec.Address)
+	addrOK := err == nil && is(addr) && addr.Zone() == ""
+	switch {
+	case spec.Address == "":
+		ps.add(key+".address", "the server's main "+family+" address from the provider's panel", "missing")
+	case !addrOK:
+		ps.add(key+".address", fmt.Sprintf("an %s address such as %q", family, example), "%q is not an %s address", spec.Address, family)
+	case addr.IsUnspecified() || addr.IsLoopback() || addr.IsMulticast() || addr.IsLinkLocalUnicast():
+		ps.add(key+".address", "the server's public address", "%s is not a usable host address", addr)
+		addrOK = false
+	}
+	prefixOK := spec.Prefix >= 1 && spec.Prefix <= bits
+	if !prefixOK {
+		hint := "a prefix length from 1 to 32, e.g. 24"
+		if v6 {
+			hint = "a prefix length from 1 to 128, e.g. 64"
+		}
+		ps.add(key+".prefix", hint, "%d is not an %s prefix length", spec.Prefix, family)
+	}
+	var prefix netip.Prefix
+	if addrOK && prefixOK {
+		prefix = netip.PrefixFrom(addr, spec.Prefix).Masked()
+		if !v6 && spec.Prefix <= 30 && (addr == prefix.Addr() || addr == lastAddr(prefix)) {
+			ps.add(key+".address", "", "%s is the network or broadcast address of %s, not a host address", addr, prefix)
+		}
+		if v6 && spec.Prefix < 127 && addr == prefix.Addr() {
+			ps.add(key+".address", "", "%s is the subnet-router anycast address of %s, not a host address", addr, prefix)
+		}
+	}
+	gw, err := netip.ParseAddr(spec.Gateway)
+	gwOK := err == nil && is(gw) && gw.Zone() == ""
+	switch {
+	case spec.Gateway == "":
+		hint := "the gateway from the provider's panel (OVH: the first three octets of the address, then .254)"
+		if v6 {
+			hint = "the gateway from the provider's panel (Hetzner: fe80::1)"
+		}
+		ps.add(key+".gateway", hint, "missing")
+	case !gwOK:
+		ps.add(key+".gateway", fmt.Sprintf("an %s address such as %q", family, gwExample), "%q is not an %s address", spec.Gateway, family)
+	case addrOK && gw == addr:
+		ps.add(key+".gateway", "", "%s is the server's own address", gw)
+	case gw.IsLinkLocalUnicast():
+		// fe80::1 is on the link by definition.
+	case prefix.IsValid() && !prefix.Contains(gw) && !spec.GatewayOnLink:
+		ps.add(key+".gateway", fmt.Sprintf("check the prefix length; if the provider documents this gateway outside the prefix, set %s.gateway_on_link = true", key),
+			"%s is outside %s, so the server could not reach it", gw, prefix)
+	case prefix.IsValid() && prefix.Contains(gw) && spec.GatewayOnLink:
+		ps.warn(key+".gateway_on_link", "leave gateway_on_link out", "%s is inside %s already; gateway_on_link changes nothing", gw, prefix)
+	}
+	return Static{Address: spec.Address, Prefix: spec.Prefix, Gateway: spec.Gateway,
+		OnLink: spec.GatewayOnLink && prefix.IsValid() && gwOK && !prefix.Contains(gw) && !gw.IsLinkLocalUnicast()}
 }
 
 func lastAddr(p netip.Prefix) netip.Addr {
@@ -567,6 +611,15 @@ func validateCombinations(ps *problems, spec *Spec, p *Plan) {
 	p.Storage.PoolCompatibility = img.PoolCompatibility(p.Release)
 	if p.Storage.PoolCompatibility != "" {
 		p.Storage.PoolOptions = append(p.Storage.PoolOptions, "compatibility="+p.Storage.PoolCompatibility)
+	}
+
+	if p.Kexec.ExtraFlags != "" && !img.ExtraFlags {
+		ps.add("kexec.extra_flags", "leave extra_flags out, or use the nixos-24.05 image, whose kexec/run has --kexec-extra-flags",
+			"the %s image's kexec/run ignores --kexec-extra-flags (added June 2024)", img.Tag)
+	}
+	if p.Network.IPv4.OnLink && !img.RestoresOnLinkGateway {
+		ps.add("network.ipv4.gateway_on_link", "use the nixos-24.05 image, which restores on-link gateways",
+			"the %s image does not restore a gateway outside the prefix: the server would be unreachable after the kexec", img.Tag)
 	}
 
 	copied := false

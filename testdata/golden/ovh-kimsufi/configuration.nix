@@ -26,6 +26,8 @@
   networking.interfaces."eth0".ipv4.addresses = [
     { address = "203.0.113.10"; prefixLength = 24; }
   ];
+  # With the interface named, NixOS adds an on-link route to a gateway outside
+  # the prefix before the default route.
   networking.defaultGateway = {
     address = "203.0.113.254";
     interface = "eth0";

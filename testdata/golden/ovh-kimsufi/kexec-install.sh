@@ -15,7 +15,7 @@ readonly POOL=rpool
 readonly POOL_DEVICES=( /dev/sda2 )
 readonly PARTITIONS=( /dev/sda1 /dev/sda2 )
 readonly CHANNEL_URL=https://nixos.org/channels/nixos-24.05
-readonly CONFIGURATION_SHA256=22aa02f92d87de65b41c64ea9054f3c0b287061dceb86591e4a0762d28ddc6e6
+readonly CONFIGURATION_SHA256=d8e1cf04d7bd14f63df5e3cad49a0f85420bc2d6e51f851d0a1dbb30bcc54dc3
 readonly PHASES=(preflight partition format mount configure install finish)
 
 DRY_RUN=0
@@ -275,6 +275,8 @@ write_configuration() {
   networking.interfaces."eth0".ipv4.addresses = [
     { address = "203.0.113.10"; prefixLength = 24; }
   ];
+  # With the interface named, NixOS adds an on-link route to a gateway outside
+  # the prefix before the default route.
   networking.defaultGateway = {
     address = "203.0.113.254";
     interface = "eth0";

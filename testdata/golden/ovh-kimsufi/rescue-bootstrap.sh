@@ -18,6 +18,8 @@ readonly KEXEC_URL=https://github.com/nix-community/nixos-images/releases/downlo
 readonly KEXEC_TARBALL=nixos-kexec-installer-noninteractive-x86_64-linux.tar.gz
 # The tarball's sha256 as pinned in the spec; empty when it pins none.
 readonly KEXEC_SHA256=''
+# Options kexec/run passes to kexec; empty for none.
+readonly KEXEC_EXTRA_FLAGS=''
 # Memory the installer image needs (MiB); 0 when the image is not in nixplan's table.
 readonly MIN_RAM_MIB=2560
 readonly AUTHORIZED_KEYS=(
@@ -200,7 +202,11 @@ boot_installer() {
   say "Next: wait until 'ping $SERVER_IPV4' answers again, then 'ssh root@$SERVER_IPV4'"
   say "(the installer keeps this rescue system's host keys) and copy and run"
   say "kexec-install.sh as checklist.md says."
-  run /root/kexec/run
+  if [ -n "$KEXEC_EXTRA_FLAGS" ]; then
+    run /root/kexec/run --kexec-extra-flags "$KEXEC_EXTRA_FLAGS"
+  else
+    run /root/kexec/run
+  fi
 }
 
 main() {
