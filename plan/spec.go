@@ -150,9 +150,12 @@ func load(path string, stack []string) (*Spec, error) {
 		case inc == "" || !strings.HasSuffix(inc, ".toml"):
 			return nil, Problems{{File: path, Key: key, Msg: fmt.Sprintf("%q is not a .toml file", inc), Hint: "name a spec file relative to this one, e.g. \"common.toml\""}}
 		case slices.Contains(stack, incPath):
-			return nil, Problems{{File: path, Key: key, Msg: fmt.Sprintf("%s includes itself through %s", incPath, strings.Join(stack, " → "))}}
+			return nil, Problems{{File: path, Key: key, Msg: fmt.Sprintf("includes form a cycle: %s → %s", strings.Join(stack, " → "), incPath)}}
 		case len(stack) >= maxIncludeDepth:
 			return nil, Problems{{File: path, Key: key, Msg: fmt.Sprintf("includes nest deeper than %d", maxIncludeDepth)}}
+		}
+		if _, err := os.Stat(incPath); err != nil {
+			return nil, Problems{{File: path, Key: key, Msg: fmt.Sprintf("%s: %s", incPath, readErrorText(err))}}
 		}
 		sub, err := load(incPath, stack)
 		if err != nil {
@@ -173,6 +176,15 @@ func Parse(name string, data []byte) (*Spec, error) {
 	spec := &Spec{File: name, SHA256: hex.EncodeToString(sum[:]), files: []loadedFile{{name, sum}}}
 	if bytes.IndexByte(data, 0) >= 0 {
 		return nil, Problems{{File: name, Msg: "contains a NUL byte; a spec is a UTF-8 TOML text file"}}
+	}
+	// Private key material is refused wherever it stands, comments included:
+	// a spec is committed and shared.
+	for i, line := range strings.Split(string(data), "\n") {
+		if LooksPrivate(line) {
+			return nil, Problems{{File: name, Line: i + 1,
+				Msg:  "holds private key material; never put a private key in a spec (treat this key as exposed if the file was shared)",
+				Hint: "use the public half: the one-line contents of the .pub file, e.g. ~/.ssh/id_ed25519.pub"}}
+		}
 	}
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(spec)
 	if err != nil {
@@ -275,7 +287,7 @@ var typeErrorRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): 
 func tomlProblem(file string, err error) Problem {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		p := Problem{File: file, Line: pe.Position.Line, Col: pe.Position.Col, Msg: lowerFirst(pe.Message)}
+		p := Problem{File: file, Line: pe.Position.Line, Col: pe.Position.Col, Msg: strings.TrimSuffix(lowerFirst(pe.Message), ".")}
 		if pe.Usage != "" {
 			p.Hint = strings.Join(strings.Fields(pe.Usage), " ")
 		}
@@ -286,7 +298,10 @@ func tomlProblem(file string, err error) Problem {
 		line, _ := strconv.Atoi(m[1])
 		msg := strings.Replace(m[3], "incompatible types: TOML value has type", "has type", 1)
 		msg = strings.Replace(msg, "; destination has type", "; want", 1)
-		return Problem{File: file, Line: line, Key: m[2], Msg: msg}
+		// Go's kinds in TOML's words.
+		msg = strings.NewReplacer("slice", "array", "map", "table", "struct", "table", "bool", "boolean").Replace(msg)
+		return Problem{File: file, Line: line, Key: m[2], Msg: msg,
+			Hint: `in TOML, numbers and booleans go without quotes (prefix = 24), strings in quotes, arrays in [ ]`}
 	}
 	return Problem{File: file, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
 }

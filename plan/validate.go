@@ -24,6 +24,7 @@ var (
 	ifaceRE      = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
 	devicePathRE = regexp.MustCompile(`^/dev/[A-Za-z0-9/._:+-]+$`)
 	zfsNameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]*$`)
+	poolNameRE   = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.:-]*$`)
 	sizeRE       = regexp.MustCompile(`^([0-9]+)\s*(KiB|MiB|GiB|TiB)$`)
 	tagRE        = regexp.MustCompile(`/releases/download/([^/]+)/`)
 	// kexecFlagsRE: options only (each starting with -), no shell syntax.
@@ -237,7 +238,10 @@ func validateStatic(ps *problems, key string, spec *IPSpec, v6 bool) Static {
 		addrOK = false
 	}
 	prefixOK := spec.Prefix >= 1 && spec.Prefix <= bits
-	if !prefixOK {
+	// Origin is set by Parse; a zero prefix in a Spec built otherwise is "not a prefix".
+	if _, set := ps.origin[key+".prefix"]; ps.origin != nil && !set {
+		ps.add(key+".prefix", fmt.Sprintf("the prefix length from the provider's panel, e.g. prefix = %d", map[bool]int{false: 24, true: 64}[v6]), "missing")
+	} else if !prefixOK {
 		hint := "a prefix length from 1 to 32, e.g. 24"
 		if v6 {
 			hint = "a prefix length from 1 to 128, e.g. 64"
@@ -356,7 +360,7 @@ func validateDisks(ps *problems, spec *Spec, p *Plan) {
 	s.Pool = d.Pool
 	if s.Pool == "" {
 		s.Pool = "rpool"
-	} else if !zfsNameRE.MatchString(s.Pool) || reservedPoolNames[s.Pool] || isDiskLikePoolName(s.Pool) || len(s.Pool) > 200 {
+	} else if !poolNameRE.MatchString(s.Pool) || reservedPoolNames[s.Pool] || isDiskLikePoolName(s.Pool) || len(s.Pool) > 200 {
 		ps.add("disks.pool", `a name that starts with a letter, of letters, digits and "_ . : -", not a vdev word (mirror, raidz, …) or a disk name (c0…)`, "%q is not a valid pool name", s.Pool)
 	}
 

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -24,7 +25,10 @@ func TestScript(t *testing.T) {
 		Dir:           "testdata/script",
 		UpdateScripts: *update,
 		Setup: func(env *testscript.Env) error {
-			return copyDir("../../examples", env.WorkDir+"/examples")
+			if err := copyDir("../../examples", env.WorkDir+"/examples"); err != nil {
+				return err
+			}
+			return copyDir("../../testdata/bad", env.WorkDir+"/bad")
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"replace": cmdReplace,
@@ -55,6 +59,12 @@ func copyDir(from, to string) error {
 		return err
 	}
 	for _, e := range entries {
+		if e.IsDir() {
+			if err := copyDir(from+"/"+e.Name(), to+"/"+e.Name()); err != nil {
+				return err
+			}
+			continue
+		}
 		data, err := os.ReadFile(from + "/" + e.Name())
 		if err != nil {
 			return err
@@ -64,4 +74,23 @@ func copyDir(from, to string) error {
 		}
 	}
 	return nil
+}
+
+// TestBadScriptListsEverySpec keeps testdata/script/bad.txtar in step with
+// testdata/bad: every bad spec must be run through nixplan check there.
+func TestBadScriptListsEverySpec(t *testing.T) {
+	script, err := os.ReadFile("testdata/script/bad.txtar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs, _ := filepath.Glob("../../testdata/bad/*.toml")
+	if len(specs) == 0 {
+		t.Fatal("no bad specs found")
+	}
+	for _, s := range specs {
+		name := "bad/" + filepath.Base(s)
+		if !strings.Contains(string(script), "! exec nixplan check "+name+"\n") {
+			t.Errorf("bad.txtar does not check %s", name)
+		}
+	}
 }
