@@ -147,7 +147,11 @@ func validateKexec(ps *problems, spec *Spec, p *Plan) {
 			p.Kexec.Tag = m[1]
 			p.Kexec.Image, p.Kexec.ImageKnown = LookupImage(m[1])
 		}
-		if !p.Kexec.ImageKnown {
+		switch {
+		case p.Kexec.Tag == "":
+			ps.warn("kexec.url", "known tags: nixos-22.11, nixos-24.05",
+				"the URL names no nixos-images release tag: the image's Nix, ZFS and key handling are not checked")
+		case !p.Kexec.ImageKnown:
 			ps.warn("kexec.url", "known tags: nixos-22.11, nixos-24.05",
 				"image tag %q is not in nixplan's capability table: its Nix, ZFS and key handling are not checked", p.Kexec.Tag)
 		}
