@@ -21,11 +21,15 @@ type Plan struct {
 	Release  Release
 	// StateVersion is the release first installed; it never follows Release.
 	StateVersion string
-	Kexec        Kexec
-	Network      Network
-	Storage      Storage
+	// Firmware is how the server boots: "bios".
+	Firmware string
+	Kexec    Kexec
+	Network  Network
+	Storage  Storage
 	// AuthorizedKeys may log in as root, in the installer and the installed system.
 	AuthorizedKeys []string
+	// ConsolePassword: the install asks for a root password for the console.
+	ConsolePassword bool
 }
 
 // Host names the machine.
@@ -44,6 +48,9 @@ type Kexec struct {
 	// downloads to.
 	Tarball string
 	Tag     string // the nixos-images release tag in URL, if any
+	// CopiedKeys are the spec's keys of a type the image's kexec/run carries
+	// into the installer (all of them when the image is not in the table).
+	CopiedKeys []string
 	// ExtraFlags for kexec, passed as kexec/run --kexec-extra-flags; may be empty.
 	ExtraFlags string
 	Image      Image
@@ -54,9 +61,16 @@ type Kexec struct {
 // Network is the installed system's network.
 type Network struct {
 	Interface string
+	// MAC pins Interface to one NIC; empty when the spec pins none, and then
+	// kexec-install.sh takes it from the interface holding the address.
+	MAC string
 	// PredictableNames is networking.usePredictableInterfaceNames: off when the
 	// interface is a kernel name such as eth0, as in the seed.
 	PredictableNames bool
+	// RenameByMAC: Interface is a name of the spec's own (not a kernel name
+	// like eth0, not a predictable one like enp1s0), so the installed system
+	// gives it to the NIC with the public MAC (see nixplan-network.nix).
+	RenameByMAC bool
 	IPv4             Static
 	IPv6             *Static // nil: no IPv6 configured
 	Nameservers      []string
@@ -95,8 +109,21 @@ type Storage struct {
 	Datasets []Dataset
 	// Mounts are mounted under /mnt in order, parents first.
 	Mounts []Mount
+	// Identity is what each disk must be, for the disks the spec describes.
+	Identity []DiskIdentity
+	// ClearExisting: md arrays, LVM and ZFS pools on the disks may be stopped
+	// and erased.
+	ClearExisting bool
 	// GrubConfigurationLimit keeps the generations on /boot within its size.
 	GrubConfigurationLimit int
+}
+
+// DiskIdentity is what one disk must be; an empty Serial or a zero size is
+// not checked.
+type DiskIdentity struct {
+	Device    string
+	Serial    string
+	SizeBytes int64
 }
 
 // Partition is one partition to create with parted.
@@ -159,7 +186,10 @@ func grubConfigurationLimit(bootMiB int) int {
 	return min(max((bootMiB-64)/64, 2), 30)
 }
 
-var ethRE = regexp.MustCompile(`^eth[0-9]+$`)
+var (
+	ethRE         = regexp.MustCompile(`^eth[0-9]+$`)
+	predictableRE = regexp.MustCompile(`^(en|wl|ww|ib|sl)[a-z0-9]+$`)
+)
 
 // mountDepth orders mounts parents first.
 func mountDepth(target string) int {

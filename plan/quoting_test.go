@@ -173,7 +173,7 @@ func TestHostileValuesWithBash(t *testing.T) {
 	bash := needTool(t, "bash", "bash")
 	b, keys := renderHostile(t)
 	script := string(b.File(plan.RescueBootstrapFile).Data)
-	script = strings.TrimSuffix(strings.TrimSpace(script), `main "$@"`)
+	script = sourceable(t, script)
 	cmd := exec.Command(bash, "-c", `source /dev/stdin && printf '%s\0' "${AUTHORIZED_KEYS[@]}"`)
 	cmd.Stdin = strings.NewReader(script)
 	cmd.Dir = t.TempDir()
@@ -217,7 +217,7 @@ func TestHostileValuesWithNix(t *testing.T) {
 	}
 	// The embedded copy, as bash writes it.
 	script := strings.Replace(string(b.File(plan.KexecInstallFile).Data), ">/mnt/etc/nixos/configuration.nix", "", 1)
-	script = strings.TrimSuffix(strings.TrimSpace(script), `main "$@"`)
+	script = sourceable(t, script)
 	cmd := exec.Command(bash, "-c", `source /dev/stdin && write_configuration`)
 	cmd.Stdin = strings.NewReader(script)
 	embedded, err := cmd.Output()

@@ -57,6 +57,8 @@ type HostSpec struct {
 	HostID       string `toml:"host_id"`
 	NixOS        string `toml:"nixos"`
 	StateVersion string `toml:"state_version"`
+	// Firmware is how the server boots: "bios" (the default).
+	Firmware string `toml:"firmware"`
 }
 
 // KexecSpec says which NixOS installer tarball the rescue system kexecs into.
@@ -70,7 +72,10 @@ type KexecSpec struct {
 
 // NetworkSpec is the installed system's network.
 type NetworkSpec struct {
-	Interface   string   `toml:"interface"`
+	Interface string `toml:"interface"`
+	// MAC pins the interface: the scripts check that the interface holding
+	// the address has it, and the installed system names it Interface.
+	MAC         string   `toml:"mac"`
 	Nameservers []string `toml:"nameservers"`
 	IPv4        *IPSpec  `toml:"ipv4"`
 	IPv6        *IPSpec  `toml:"ipv6"`
@@ -94,6 +99,20 @@ type DisksSpec struct {
 	BootSize string        `toml:"boot_size"`
 	Pool     string        `toml:"pool"`
 	Datasets []DatasetSpec `toml:"datasets"`
+	// Identity says which physical disk each device must be; the scripts
+	// refuse to touch a disk that does not match.
+	Identity []DiskIdentitySpec `toml:"identity"`
+	// ClearExisting consents to stopping and erasing md arrays, LVM volume
+	// groups and ZFS pools found on the disks (OVH's default install is an
+	// md RAID1). Without it the scripts stop when a disk is busy.
+	ClearExisting bool `toml:"clear_existing"`
+}
+
+// DiskIdentitySpec is what one disk must be.
+type DiskIdentitySpec struct {
+	Device    string `toml:"device"`
+	Serial    string `toml:"serial"`
+	SizeBytes int64  `toml:"size_bytes"`
 }
 
 // DatasetSpec is one ZFS dataset, named relative to the pool. A dataset
@@ -107,6 +126,9 @@ type DatasetSpec struct {
 // SSHSpec holds the public keys that may log in as root.
 type SSHSpec struct {
 	AuthorizedKeys []string `toml:"authorized_keys"`
+	// ConsolePassword: kexec-install.sh asks for a root password at install
+	// time, for the KVM console. The password never enters the bundle.
+	ConsolePassword bool `toml:"console_password"`
 }
 
 // Load reads and decodes a spec file and the files it includes. Syntax

@@ -115,7 +115,7 @@ func TestEmbeddedConfigurationByBash(t *testing.T) {
 		}
 		// Drop `main "$@"` so sourcing only defines the functions.
 		script = strings.Replace(script, target, "", 1)
-		script = strings.TrimSuffix(strings.TrimSpace(script), `main "$@"`)
+		script = sourceable(t, script)
 		cmd := exec.Command(bash, "-c", `source /dev/stdin && write_configuration`)
 		cmd.Stdin = strings.NewReader(script)
 		var stderr bytes.Buffer
@@ -128,4 +128,17 @@ func TestEmbeddedConfigurationByBash(t *testing.T) {
 			t.Errorf("%s: what bash writes differs from configuration.nix (-file +bash):\n%s", spec, diff)
 		}
 	}
+}
+
+// sourceable drops a bundle script's last line, the call of its entry point
+// (main or main_logged), so that bash can source it to define its functions
+// and constants without running anything.
+func sourceable(t *testing.T, script string) string {
+	t.Helper()
+	script = strings.TrimRight(script, "\n")
+	i := strings.LastIndexByte(script, '\n')
+	if last := script[i+1:]; !strings.HasPrefix(last, "main") {
+		t.Fatalf("script does not end with its entry point: %q", last)
+	}
+	return script[:i+1]
 }

@@ -22,6 +22,8 @@ var (
 	releaseRE    = regexp.MustCompile(`^[0-9]{2}\.(05|11)$`)
 	sha256RE     = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	ifaceRE      = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
+	macRE        = regexp.MustCompile(`^([0-9a-f]{2}:){5}[0-9a-f]{2}$`)
+	serialRE     = regexp.MustCompile(`^[\x21-\x7e]{1,64}$`)
 	devicePathRE = regexp.MustCompile(`^/dev/[A-Za-z0-9/._:+-]+$`)
 	zfsNameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]*$`)
 	poolNameRE   = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.:-]*$`)
@@ -110,6 +112,15 @@ func validateHost(ps *problems, spec *Spec, p *Plan) {
 			"%q is newer than the release installed (%s)", state, p.Release.Version)
 	}
 	p.StateVersion = state
+
+	switch h.Firmware {
+	case "", "bios":
+		p.Firmware = "bios"
+	case "uefi":
+		ps.add("host.firmware", "servers that boot UEFI are not supported yet; many can be switched to legacy BIOS in the provider's panel", "UEFI is not supported yet")
+	default:
+		ps.add("host.firmware", `"bios"`, "unknown firmware %q", h.Firmware)
+	}
 }
 
 // validateRelease checks a YY.05/YY.11 release; known says it must be in the
@@ -194,6 +205,22 @@ func validateNetwork(ps *problems, spec *Spec, p *Plan) {
 		ps.add("network.interface", `a Linux interface name of 1 to 15 letters, digits, "_", "." or "-", e.g. "eth0"`, "%q is not an interface name", n.Interface)
 	}
 	p.Network.PredictableNames = !ethRE.MatchString(p.Network.Interface)
+	p.Network.RenameByMAC = !ethRE.MatchString(p.Network.Interface) && !predictableRE.MatchString(p.Network.Interface)
+	if n.MAC != "" {
+		if !macRE.MatchString(n.MAC) {
+			hint := `six lowercase hex pairs separated by colons, e.g. "0c:c4:7a:12:34:56", as the provider's panel lists it`
+			if low := strings.ToLower(strings.ReplaceAll(n.MAC, "-", ":")); macRE.MatchString(low) {
+				hint = fmt.Sprintf("write %q", low)
+			}
+			ps.add("network.mac", hint, "%q is not a MAC address", n.MAC)
+		} else {
+			p.Network.MAC = n.MAC
+		}
+		if ethRE.MatchString(p.Network.Interface) {
+			ps.add("network.interface", `a name of your own such as "wan0"; the installed system gives it to the NIC with network.mac`,
+				"%q is a kernel name, which another NIC may take first; a MAC-pinned interface needs a name of its own", p.Network.Interface)
+		}
+	}
 
 	if n.IPv4 == nil {
 		ps.add("network.ipv4", "add [network.ipv4] with address, prefix and gateway from the provider's panel", "missing; a static IPv4 address is required")
@@ -370,6 +397,44 @@ func validateDisks(ps *problems, spec *Spec, p *Plan) {
 
 	validateDatasets(ps, d.Datasets, s)
 
+	s.ClearExisting = d.ClearExisting
+	identified := map[string]bool{}
+	for i, id := range d.Identity {
+		key := fmt.Sprintf("disks.identity[%d]", i)
+		ok := true
+		switch {
+		case id.Device == "":
+			ps.add(key+".device", "the disk this identity is for, as listed in disks.devices", "missing")
+			ok = false
+		case !seen[id.Device]:
+			ps.add(key+".device", "one of disks.devices", "%q is not in disks.devices", id.Device)
+			ok = false
+		case identified[id.Device]:
+			ps.add(key+".device", "", "%s has two identities", id.Device)
+			ok = false
+		}
+		identified[id.Device] = true
+		if id.Serial != "" && !serialRE.MatchString(id.Serial) {
+			ps.add(key+".serial", "the serial as lsblk -dno SERIAL prints it", "%q is not a disk serial", id.Serial)
+			ok = false
+		}
+		if id.SizeBytes < 0 || (id.SizeBytes > 0 && id.SizeBytes < 1<<30) {
+			ps.add(key+".size_bytes", "the size in bytes as lsblk -dbno SIZE prints it", "%d is not the size of a disk to install on", id.SizeBytes)
+			ok = false
+		}
+		if id.Serial == "" && id.SizeBytes == 0 {
+			ps.add(key, "give serial, size_bytes or both", "an identity without serial or size checks nothing")
+			ok = false
+		}
+		// An msdos label cannot address beyond 2 TiB.
+		if id.SizeBytes > 2<<40 && s.Label == "msdos" {
+			ps.add("disks.label", `label = "gpt"`, "%s is %d bytes, beyond the 2 TiB an msdos label can address", id.Device, id.SizeBytes)
+		}
+		if ok {
+			s.Identity = append(s.Identity, DiskIdentity{Device: id.Device, Serial: id.Serial, SizeBytes: id.SizeBytes})
+		}
+	}
+
 	if devicesOK {
 		s.Disks = d.Devices
 		s.BootDisk = d.Devices[0]
@@ -519,6 +584,7 @@ var keyTypes = map[string]bool{
 const maxKeyLen = 8192
 
 func validateKeys(ps *problems, spec *Spec, p *Plan) {
+	p.ConsolePassword = spec.SSH.ConsolePassword
 	keys := spec.SSH.AuthorizedKeys
 	if len(keys) == 0 {
 		ps.add("ssh.authorized_keys", `add your public key, e.g. authorized_keys = ["ssh-ed25519 AAAA... you@laptop"] (the contents of ~/.ssh/id_ed25519.pub)`,
@@ -605,6 +671,7 @@ func trunc(s string, n int) string {
 // validateCombinations refuses specs that are valid field by field but cannot
 // work with the chosen installer image.
 func validateCombinations(ps *problems, spec *Spec, p *Plan) {
+	p.Kexec.CopiedKeys = p.AuthorizedKeys
 	if !p.Kexec.ImageKnown || p.Release.Version == "" {
 		return
 	}
@@ -630,13 +697,13 @@ func validateCombinations(ps *problems, spec *Spec, p *Plan) {
 			"the %s image does not restore a gateway outside the prefix: the server would be unreachable after the kexec", img.Tag)
 	}
 
-	copied := false
+	p.Kexec.CopiedKeys = nil
 	for _, k := range p.AuthorizedKeys {
 		if img.Copies(strings.Fields(k)[0]) {
-			copied = true
+			p.Kexec.CopiedKeys = append(p.Kexec.CopiedKeys, k)
 		}
 	}
-	if len(p.AuthorizedKeys) > 0 && !copied {
+	if len(p.AuthorizedKeys) > 0 && len(p.Kexec.CopiedKeys) == 0 {
 		ps.add("ssh.authorized_keys", "add an ssh-ed25519 or ssh-rsa key, or use the nixos-24.05 image",
 			"the %s image copies only %s keys into the installer; with these keys you would be locked out after kexec",
 			img.Tag, strings.Join(img.KeyPrefixes, "*, ")+"*")

@@ -6,7 +6,8 @@
 { config, lib, pkgs, ... }:
 
 {
-  imports = [ ./hardware-configuration.nix ];
+  # nixplan-network.nix is written at install time with the public NIC's MAC.
+  imports = [ ./hardware-configuration.nix ./nixplan-network.nix ];
 
   # GRUB in the boot disk's boot sector: the provider's BIOS boots that disk.
   boot.loader.grub.enable = true;

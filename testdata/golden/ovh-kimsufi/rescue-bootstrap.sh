@@ -14,6 +14,12 @@ set -euo pipefail
 
 readonly HOST_NAME=blog-demo
 readonly SERVER_IPV4=203.0.113.10
+# The MAC the spec pins for the public interface; empty when it pins none.
+readonly SERVER_MAC=''
+readonly FIRMWARE=bios
+readonly DISKS=( /dev/sda )
+# 1 when the spec allows clearing RAID, LVM and ZFS members on the disks.
+readonly CLEAR_EXISTING=0
 readonly KEXEC_URL=https://github.com/nix-community/nixos-images/releases/download/nixos-22.11/nixos-kexec-installer-noninteractive-x86_64-linux.tar.gz
 readonly KEXEC_TARBALL=nixos-kexec-installer-noninteractive-x86_64-linux.tar.gz
 # The tarball's sha256 as pinned in the spec; empty when it pins none.
@@ -22,6 +28,11 @@ readonly KEXEC_SHA256=''
 readonly KEXEC_EXTRA_FLAGS=''
 # Memory the installer image needs (MiB); 0 when the image is not in nixplan's table.
 readonly MIN_RAM_MIB=2560
+# The keys of a type the installer image's kexec/run copies; one of them must
+# be in root's authorized_keys before the kexec.
+readonly COPIED_KEYS=(
+  'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHeVFQr7aj20GWUgd2JVHzu4yywDf+VA4xTtVkmOS+Rt operator@laptop'
+)
 readonly AUTHORIZED_KEYS=(
   'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHeVFQr7aj20GWUgd2JVHzu4yywDf+VA4xTtVkmOS+Rt operator@laptop'
 )
@@ -29,6 +40,8 @@ readonly AUTHORIZED_KEYS=(
 DRY_RUN=0
 ACCEPT_HASH=
 TARBALL=
+PUBLIC_IFACE=
+PUBLIC_MAC=
 
 say() { printf '%s\n' "$*"; }
 
@@ -84,20 +97,112 @@ script_dir() {
   cd "$(dirname "${BASH_SOURCE[0]}")" && pwd
 }
 
-# Checks that stop before anything changes: right system, right machine,
-# the tools kexec needs, enough memory, an intact bundle.
+
+# check_disks: every disk exists as a whole disk, with the identity the spec
+# gives (serial, size), so the wrong disk is never touched.
+check_disks() {
+  local disk type
+  for disk in "${DISKS[@]}"; do
+    type=$(lsblk -dno TYPE "$disk" 2>/dev/null) ||
+      die "$disk does not exist on this machine" "lsblk -o NAME,SIZE,MODEL,SERIAL lists the disks; fix disks.devices in the spec"
+    [ "$type" = disk ] || die "$disk is a $type, not a whole disk" "name whole disks in disks.devices"
+  done
+}
+
+# check_identity DISK SERIAL SIZE: an empty serial or a zero size is not checked.
+check_identity() {
+  local serial size
+  if [ -n "$2" ]; then
+    serial=$(lsblk -dnro SERIAL "$1")
+    [ "$serial" = "$2" ] ||
+      die "$1 has serial '$serial', but the spec says '$2'" "this is not the disk the spec was written for; compare lsblk -o NAME,SIZE,MODEL,SERIAL with disks.identity"
+  fi
+  if [ "$3" -gt 0 ]; then
+    size=$(lsblk -dbno SIZE "$1")
+    [ "$size" = "$3" ] ||
+      die "$1 has $size bytes, but the spec says $3" "this is not the disk the spec was written for; compare lsblk -b -o NAME,SIZE with disks.identity"
+  fi
+}
+
+# check_disks_free: nothing on the disks is mounted or used as swap; RAID,
+# LVM or ZFS members are allowed only when the spec consents to clearing them.
+check_disks_free() {
+  local disk mounted members
+  for disk in "${DISKS[@]}"; do
+    mounted=$(lsblk -nrpo NAME,MOUNTPOINT "$disk" | awk '$2 != "" { print $1 " on " $2 }')
+    [ -z "$mounted" ] || die "$disk is in use: ${mounted//$'\n'/, }" "unmount it (umount, swapoff) and run again; nothing was changed"
+    members=$(disk_members "$disk")
+    if [ -n "$members" ]; then
+      if [ "$CLEAR_EXISTING" = 1 ]; then
+        say "$disk holds ${members//$'\n'/, }; the spec allows clearing them (disks.clear_existing)"
+      else
+        die "$disk holds RAID, LVM or ZFS members: ${members//$'\n'/, }" \
+          "the provider's default install is often an md RAID1; to stop and erase it during the install set disks.clear_existing = true in the spec and render again"
+      fi
+    fi
+  done
+}
+
+# disk_members DISK prints the md, LVM and ZFS members and arrays on a disk.
+disk_members() {
+  {
+    lsblk -nrpo NAME,FSTYPE "$1" | awk '$2 == "linux_raid_member" || $2 == "LVM2_member" || $2 == "zfs_member" { print $1 "(" $2 ")" }'
+    lsblk -nrpo NAME,TYPE "$1" | awk '$2 ~ /^raid/ || $2 == "lvm" { print $1 "(" $2 ")" }'
+  } | sort -u
+}
+
+# check_address: the spec's address is on an interface of this machine, and
+# that interface has the spec's MAC when the spec pins one. Sets PUBLIC_IFACE
+# and PUBLIC_MAC.
+check_address() {
+  PUBLIC_IFACE=$(ip -o -4 addr show | awk -v want="$SERVER_IPV4" '{ split($4, a, "/"); if (a[1] == want) { print $2; exit } }')
+  [ -n "$PUBLIC_IFACE" ] ||
+    die "no interface of this machine has $SERVER_IPV4, the address in the spec of $HOST_NAME" \
+      "check that you are logged in to the right server; ip -4 addr shows this machine's addresses"
+  PUBLIC_MAC=
+  if [ -r "/sys/class/net/$PUBLIC_IFACE/address" ]; then
+    read -r PUBLIC_MAC <"/sys/class/net/$PUBLIC_IFACE/address"
+  fi
+  if [ -n "$SERVER_MAC" ] && [ "$PUBLIC_MAC" != "$SERVER_MAC" ]; then
+    die "$SERVER_IPV4 is on $PUBLIC_IFACE with MAC '$PUBLIC_MAC', but the spec pins $SERVER_MAC" \
+      "the provider's panel lists the server's MACs; fix network.mac in the spec"
+  fi
+  say "$SERVER_IPV4 is on $PUBLIC_IFACE (MAC ${PUBLIC_MAC:-unknown})"
+}
+
+# check_firmware: the machine boots the way the spec's boot loader expects,
+# and Secure Boot is off (it makes kexec fail with "Permission denied").
+check_firmware() {
+  local sb value
+  if [ -d /sys/firmware/efi ]; then
+    [ "$FIRMWARE" = uefi ] ||
+      die "this machine booted UEFI, but the spec installs a legacy BIOS boot loader" \
+        "set the server to legacy (BIOS) boot in the provider's panel, or describe it with host.firmware"
+    for sb in /sys/firmware/efi/efivars/SecureBoot-*; do
+      [ -r "$sb" ] || continue
+      value=$(od -An -tu1 -j4 -N1 <"$sb" | tr -d ' ')
+      [ "$value" != 1 ] || die "Secure Boot is on; kexec cannot load the installer" "turn Secure Boot off in the firmware setup (KVM console)"
+    done
+  else
+    [ "$FIRMWARE" = bios ] ||
+      die "this machine booted legacy BIOS, but the spec installs a UEFI boot loader" "fix host.firmware in the spec"
+  fi
+}
+
+# Checks that stop before anything changes: the right system, the right
+# machine (disks, address, firmware), the tools kexec needs, enough memory,
+# an intact bundle. The installer checks the disks again before it wipes.
 preflight() {
   [ "$(id -u)" = 0 ] || die "run this as root" "ssh root@$SERVER_IPV4, then: bash rescue-bootstrap.sh"
   [ "$(uname -s)" = Linux ] || die "this is not Linux; boot the provider's Debian rescue system"
-  if grep -qs '^ID=nixos' /etc/os-release; then
+  if [ -r /etc/os-release ] && grep -q '^ID=nixos' </etc/os-release; then
     die "this is already NixOS, probably the kexec installer" "run kexec-install.sh here instead"
   fi
 
-  # The spec's address must be on this machine: a wrong server is stopped here.
-  if ! ip -o -4 addr show | grep -qF " $SERVER_IPV4/"; then
-    die "no interface of this machine has $SERVER_IPV4, the address in the spec of $HOST_NAME" \
-      "check that you are logged in to the right server (ip -4 addr shows this machine's addresses)"
-  fi
+  check_address
+  check_disks
+  check_disks_free
+  check_firmware
 
   local tool
   for tool in tar gzip sha256sum; do
@@ -105,12 +210,19 @@ preflight() {
   done
   # kexec/run appends a cpio archive to the installer's initrd; without cpio
   # the server boots to a black screen.
-  command -v cpio >/dev/null || die "cpio is missing; kexec/run needs it (without it the server hangs on a black screen)" \
-    "apt-get update && apt-get install -y cpio, then run this script again"
+  if ! command -v cpio >/dev/null; then
+    if command -v apt-get >/dev/null && [ "$DRY_RUN" = 0 ] && ask "cpio is missing; kexec/run needs it. Install it with apt-get now?"; then
+      run apt-get update
+      run apt-get install -y cpio
+    else
+      die "cpio is missing; kexec/run needs it (without it the server hangs on a black screen)" \
+        "apt-get update && apt-get install -y cpio, then run this script again"
+    fi
+  fi
 
   if [ "$MIN_RAM_MIB" -gt 0 ]; then
     local mem_kib
-    mem_kib=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)
+    mem_kib=$(awk '/^MemTotal:/ { print $2 }' </proc/meminfo)
     if [ "$((mem_kib / 1024))" -lt "$MIN_RAM_MIB" ]; then
       die "this machine has $((mem_kib / 1024)) MiB of memory; the kexec installer needs $MIN_RAM_MIB MiB" \
         "choose a newer installer image in the spec (kexec.url), or a server with more memory"
@@ -126,6 +238,14 @@ preflight() {
   else
     say "note: no SHA256SUMS beside this script, so the bundle's integrity is not checked"
   fi
+}
+
+# ask QUESTION: yes or no from the operator; no when stdin is closed.
+ask() {
+  local answer
+  printf '%s [y/N] ' "$1"
+  read -r answer || return 1
+  [ "$answer" = y ] || [ "$answer" = yes ]
 }
 
 # The kexec installer copies /root/.ssh/authorized_keys into the new system:
@@ -147,6 +267,14 @@ install_keys() {
     fi
   done
   run chmod 600 "$file"
+  [ "$DRY_RUN" = 0 ] || return 0
+  for key in "${COPIED_KEYS[@]}"; do
+    if grep -qxF -- "$key" "$file"; then
+      return 0
+    fi
+  done
+  die "none of the spec's keys that the installer copies is in $file" \
+    "without one you would be locked out after the kexec; check that $file is writable"
 }
 
 append_line() {
