@@ -71,9 +71,9 @@ type Network struct {
 	// like eth0, not a predictable one like enp1s0), so the installed system
 	// gives it to the NIC with the public MAC (see nixplan-network.nix).
 	RenameByMAC bool
-	IPv4             Static
-	IPv6             *Static // nil: no IPv6 configured
-	Nameservers      []string
+	IPv4        Static
+	IPv6        *Static // nil: no IPv6 configured
+	Nameservers []string
 }
 
 // Static is a static address with its gateway, IPv4 or IPv6.

@@ -15,3 +15,8 @@ import "embed"
 //
 //go:embed *.tmpl
 var FS embed.FS
+
+// FactsScript is facts.sh, the read-only script that describes a machine.
+//
+//go:embed facts.sh
+var FactsScript string

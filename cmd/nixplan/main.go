@@ -18,8 +18,9 @@ import (
 
 const usage = `Usage:
     nixplan render SPEC... -o DIR
-    nixplan check SPEC...
-    nixplan init [--provider PROVIDER]
+    nixplan check SPEC... [--facts FACTS]
+    nixplan init [--provider PROVIDER] [--facts FACTS [--ssh-key FILE]...]
+    nixplan facts-script
     nixplan version
 
 nixplan turns a TOML host spec into a bundle that installs NixOS on a rented
@@ -32,7 +33,18 @@ Commands:
              files straight into DIR; several write DIR/HOST/ for each host.
              DIR is replaced only if it is empty or an earlier bundle.
     check    Validate the specs and print every problem. Exit 1 if any.
-    init     Print a commented starter spec to edit.
+             With --facts, also compare them with the machine that facts.sh
+             described: disks and their identity, label, address, gateway,
+             firmware, memory, root's keys, disks held by RAID or mounts.
+    init     Print a commented starter spec to edit. With --facts, print a
+             spec written from the machine's facts instead (its disk by
+             by-id path, its address and gateway), with the keys of each
+             --ssh-key public key file.
+    facts-script
+             Print facts.sh, a read-only POSIX sh script. Run it as root in
+             the rescue system (sh facts.sh > facts.json): it prints the
+             machine's disks, network, firmware, memory and tools as JSON,
+             and changes nothing.
     version  Print the version.
 
 Run "nixplan COMMAND --help" for a command's flags.
@@ -84,6 +96,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return c.check(args[1:])
 	case "init":
 		return c.init(args[1:])
+	case "facts-script":
+		return c.factsScript(args[1:])
 	case "version", "--version":
 		fmt.Fprintf(stdout, "nixplan %s\n", plan.Version)
 		return exitOK
@@ -218,7 +232,8 @@ func (c *cli) render(args []string) int {
 }
 
 func (c *cli) check(args []string) int {
-	fs := c.flags("check", "nixplan check SPEC...")
+	fs := c.flags("check", "nixplan check SPEC... [--facts FACTS]")
+	facts := fs.String("facts", "", "also compare the specs with this machine description (facts.sh's output)")
 	if code, done := c.parse(fs, args); done {
 		return code
 	}
@@ -234,6 +249,9 @@ func (c *cli) check(args []string) int {
 		}
 		fmt.Fprintf(c.stdout, "%s: valid: host %s, NixOS %s\n", s.file, s.plan.Host.Name, s.plan.Release.Version)
 	}
+	if *facts != "" && !c.checkFacts(*facts, specs) {
+		ok = false
+	}
 	if !ok {
 		return exitProblem
 	}
@@ -241,13 +259,21 @@ func (c *cli) check(args []string) int {
 }
 
 func (c *cli) init(args []string) int {
-	fs := c.flags("init", "nixplan init [--provider PROVIDER] > host.toml")
+	fs := c.flags("init", "nixplan init [--provider PROVIDER] [--facts FACTS [--ssh-key FILE]...] > host.toml")
 	provider := fs.String("provider", "ovh", "the hosting provider: "+strings.Join(plan.Providers(), ", "))
+	facts := fs.String("facts", "", "write the spec from this machine description (facts.sh's output)")
+	sshKeys := fs.StringArray("ssh-key", nil, "a public key file whose keys may log in as root (with --facts; repeatable)")
 	if code, done := c.parse(fs, args); done {
 		return code
 	}
 	if fs.NArg() > 0 {
 		return c.usageError("init: unexpected argument %q", fs.Arg(0))
+	}
+	if len(*sshKeys) > 0 && *facts == "" {
+		return c.usageError("init: --ssh-key needs --facts")
+	}
+	if *facts != "" {
+		return c.initFacts(*facts, *provider, *sshKeys)
 	}
 	text, err := plan.StarterSpec(*provider)
 	if err != nil {

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/nixplan/nixplan/plan"
+)
+
+// factsScript prints facts.sh.
+func (c *cli) factsScript(args []string) int {
+	fs := c.flags("facts-script", "nixplan facts-script > facts.sh")
+	if code, done := c.parse(fs, args); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return c.usageError("facts-script: unexpected argument %q", fs.Arg(0))
+	}
+	fmt.Fprint(c.stdout, plan.FactsScript())
+	return exitOK
+}
+
+// loadMachine reads a machine description, printing its problems.
+func (c *cli) loadMachine(file string) (*plan.Machine, bool) {
+	m, err := plan.LoadMachine(file)
+	if err != nil {
+		var ps plan.Problems
+		if !errors.As(err, &ps) {
+			ps = plan.Problems{{File: file, Msg: err.Error()}}
+		}
+		c.report(ps)
+		return nil, false
+	}
+	return m, true
+}
+
+// checkFacts compares every valid spec with the machine described in
+// factsFile and prints each mismatch. It returns false if any is an error.
+func (c *cli) checkFacts(factsFile string, specs []loaded) bool {
+	m, ok := c.loadMachine(factsFile)
+	if !ok {
+		return false
+	}
+	for _, s := range specs {
+		spec, err := plan.Load(s.file)
+		if err != nil {
+			c.errorf("%v", err)
+			ok = false
+			continue
+		}
+		problems := plan.CheckMachine(spec, s.plan, m)
+		c.report(problems)
+		if len(problems.Errors()) > 0 {
+			ok = false
+			continue
+		}
+		fmt.Fprintf(c.stdout, "%s: matches the machine in %s\n", s.file, factsFile)
+	}
+	return ok
+}
+
+// initFacts prints a spec written from a machine description, then checks it
+// against the same machine and prints what would stop it.
+func (c *cli) initFacts(factsFile, provider string, keyFiles []string) int {
+	var keys []string
+	for _, f := range keyFiles {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			c.errorf("%s: %v", f, errors.Unwrap(err))
+			return exitProblem
+		}
+		if plan.LooksPrivate(string(data)) {
+			c.errorf("%s: this is a PRIVATE key", f)
+			c.hintf("give the public half, the .pub file")
+			return exitProblem
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				keys = append(keys, line)
+			}
+		}
+	}
+	m, ok := c.loadMachine(factsFile)
+	if !ok {
+		return exitProblem
+	}
+	text, problems := plan.SpecFromMachine(m, plan.InitOptions{Provider: provider, AuthorizedKeys: keys})
+	c.report(problems)
+	if len(problems.Errors()) > 0 {
+		return exitProblem
+	}
+	fmt.Fprint(c.stdout, text)
+
+	// The written spec must pass check --facts; say now what would stop it.
+	name := "spec from " + factsFile
+	spec, err := plan.Parse(name, []byte(text))
+	if err != nil {
+		c.errorf("%v", err)
+		return exitProblem
+	}
+	p, problems := plan.Validate(spec)
+	if p != nil {
+		problems = append(problems, plan.CheckMachine(spec, p, m)...)
+	}
+	c.report(problems)
+	if len(problems.Errors()) > 0 {
+		return exitProblem
+	}
+	return exitOK
+}

@@ -1,0 +1,733 @@
+package plan
+
+import (
+	"fmt"
+	"net/netip"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/nixplan/nixplan/templates"
+)
+
+// FactsFile is the name of the facts script in a bundle.
+const FactsFile = "facts.sh"
+
+// FactsScript returns facts.sh, the POSIX sh script that prints a machine
+// description (see [Machine]) and changes nothing on the machine.
+func FactsScript() string { return templates.FactsScript }
+
+// Spec keys that check --facts and init --facts use once the spec has them.
+// Until then they are looked up by name (see specValue), so adding a field
+// with one of these toml names to Spec is all it takes to wire them in.
+const (
+	keyNetworkMAC     = "network.mac"          // string: the public interface's MAC
+	keyDiskIdentity   = "disks.identity"       // [[disks.identity]] device, serial, size_bytes
+	keyDisksClearBusy = "disks.clear_existing" // bool: stop md/LVM/ZFS holders and wipe
+	keyHostFirmware   = "host.firmware"        // string: "bios" or "uefi"
+)
+
+const (
+	tib2            = int64(1) << 41 // 2 TiB
+	mib             = int64(1) << 20
+	minPoolBytes    = int64(4) << 30 // a system and a few generations
+	msdosMaxSectors = int64(1) << 32 // an msdos label counts sectors in 32 bits
+)
+
+// specHasKey says whether the spec format has a key (dotted toml path).
+func specHasKey(key string) bool {
+	i := sort.SearchStrings(knownKeys, key)
+	return i < len(knownKeys) && knownKeys[i] == key
+}
+
+// specValue returns the value of a spec key by its toml path, and false when
+// the spec format has no such key or the value is the zero value.
+func specValue(spec *Spec, key string) (reflect.Value, bool) {
+	v := reflect.ValueOf(spec).Elem()
+	for _, name := range strings.Split(key, ".") {
+		for v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				return reflect.Value{}, false
+			}
+			v = v.Elem()
+		}
+		if v.Kind() != reflect.Struct {
+			return reflect.Value{}, false
+		}
+		found := false
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).Tag.Get("toml") == name {
+				v, found = v.Field(i), true
+				break
+			}
+		}
+		if !found {
+			return reflect.Value{}, false
+		}
+	}
+	if v.IsZero() {
+		return reflect.Value{}, false
+	}
+	return v, true
+}
+
+func specString(spec *Spec, key string) string {
+	if v, ok := specValue(spec, key); ok && v.Kind() == reflect.String {
+		return v.String()
+	}
+	return ""
+}
+
+func specBool(spec *Spec, key string) bool {
+	v, ok := specValue(spec, key)
+	return ok && v.Kind() == reflect.Bool && v.Bool()
+}
+
+// specIdentity returns the serial and size the spec's [[disks.identity]]
+// gives for a device ("" and 0 when it gives none), and the entry's index.
+func specIdentity(spec *Spec, device string) (serial string, size int64, index int) {
+	v, ok := specValue(spec, keyDiskIdentity)
+	if !ok || v.Kind() != reflect.Slice {
+		return "", 0, -1
+	}
+	for i := 0; i < v.Len(); i++ {
+		e := reflect.Indirect(v.Index(i))
+		if e.Kind() != reflect.Struct {
+			continue
+		}
+		fields := map[string]reflect.Value{}
+		for j := 0; j < e.NumField(); j++ {
+			fields[e.Type().Field(j).Tag.Get("toml")] = e.Field(j)
+		}
+		if d := fields["device"]; !d.IsValid() || d.Kind() != reflect.String || d.String() != device {
+			continue
+		}
+		if f := fields["serial"]; f.IsValid() && f.Kind() == reflect.String {
+			serial = f.String()
+		}
+		if f := fields["size_bytes"]; f.IsValid() && f.CanInt() {
+			size = f.Int()
+		}
+		return serial, size, i
+	}
+	return "", 0, -1
+}
+
+// CheckMachine compares a validated spec with the machine it is for, as
+// facts.sh described it, and returns every mismatch: the disks exist with
+// the spec's identity, the label fits them and nothing holds them, the
+// address sits on an interface of this machine with the spec's gateway, the
+// firmware and memory suit the installer image, and root's authorized_keys
+// holds one of the spec's keys. Problems name the spec file and the spec key;
+// their message names both the spec's value and the machine's.
+func CheckMachine(spec *Spec, p *Plan, m *Machine) Problems {
+	c := &machineCheck{ps: &problems{file: spec.File}, spec: spec, plan: p, m: m, facts: m.File}
+	if c.facts == "" {
+		c.facts = "the machine"
+	}
+	c.image()
+	c.firmware()
+	c.disks()
+	c.network()
+	c.keys()
+	c.tools()
+	return c.ps.list
+}
+
+type machineCheck struct {
+	ps    *problems
+	spec  *Spec
+	plan  *Plan
+	m     *Machine
+	facts string // the machine description's file name, for messages
+}
+
+func (c *machineCheck) image() {
+	k := c.plan.Kexec
+	if c.m.Arch != "" && strings.Contains(k.Tarball, "x86_64") && c.m.Arch != "x86_64" {
+		c.ps.add("kexec.url", "use the installer built for "+c.m.Arch,
+			"the image is built for x86_64 and %s says this machine is %s", c.facts, c.m.Arch)
+	}
+	if !k.ImageKnown || k.Image.MinRAMMiB == 0 {
+		return
+	}
+	need := int64(k.Image.MinRAMMiB) * mib
+	if c.m.RAMBytes < need {
+		hint := "a server with more memory"
+		for _, tag := range imagesByRAM() {
+			img := images[tag]
+			if ok, _ := img.CanInstall(c.plan.Release); ok && int64(img.MinRAMMiB)*mib <= c.m.RAMBytes {
+				hint = fmt.Sprintf("the %s image needs %d MiB: url = %q", tag, img.MinRAMMiB, KexecURL(tag))
+				break
+			}
+		}
+		c.ps.add("kexec.url", hint, "the %s image needs %d MiB of memory and %s has %d MiB",
+			k.Tag, k.Image.MinRAMMiB, c.facts, c.m.RAMBytes/mib)
+	}
+}
+
+// imagesByRAM lists the known images, the least hungry first.
+func imagesByRAM() []string {
+	var tags []string
+	for tag := range images {
+		tags = append(tags, tag)
+	}
+	sort.Slice(tags, func(i, j int) bool {
+		if images[tags[i]].MinRAMMiB != images[tags[j]].MinRAMMiB {
+			return images[tags[i]].MinRAMMiB < images[tags[j]].MinRAMMiB
+		}
+		return tags[i] > tags[j]
+	})
+	return tags
+}
+
+func (c *machineCheck) firmware() {
+	fw := c.m.Firmware
+	want := specString(c.spec, keyHostFirmware)
+	if want == "" {
+		want = FirmwareBIOS // the bundle's GRUB boots legacy BIOS unless the spec says otherwise
+	}
+	key := keyHostFirmware
+	if !specHasKey(keyHostFirmware) {
+		key = "disks.layout"
+	}
+	if fw.Mode != want {
+		hint := fmt.Sprintf("firmware = %q, or switch the server's boot mode in its firmware setup or the provider's panel", fw.Mode)
+		if want == FirmwareBIOS && fw.Mode == FirmwareUEFI {
+			hint = "switch the server to legacy (CSM) boot if the provider offers it; nixplan installs GRUB for legacy BIOS"
+		}
+		c.ps.add(key, hint, "the spec installs a boot loader for %s and %s says this machine booted %s",
+			strings.ToUpper(want), c.facts, strings.ToUpper(fw.Mode))
+	}
+	if fw.SecureBoot != nil && *fw.SecureBoot {
+		c.ps.add("kexec.url", "turn Secure Boot off in the firmware setup (over the KVM), then collect the facts again",
+			"%s says Secure Boot is on: kexec_load fails with \"Permission denied\" and the installer cannot start", c.facts)
+	}
+}
+
+func (c *machineCheck) disks() {
+	installDisks := c.m.InstallDisks()
+	inSpec := map[string]bool{}
+	for i, dev := range c.plan.Storage.Disks {
+		key := fmt.Sprintf("disks.devices[%d]", i)
+		d := c.m.Disk(dev)
+		if d == nil {
+			c.ps.add(key, c.diskList(), "%s is not a disk of this machine (%s)", dev, c.facts)
+			continue
+		}
+		inSpec[d.Name] = true
+		c.identity(i, dev, d)
+		switch {
+		case d.Type != "disk":
+			c.ps.warn(key, "", "%s is a %s device on %s, not a disk", dev, d.Type, c.facts)
+		case d.ReadOnly:
+			c.ps.add(key, "", "%s is read-only on %s", dev, c.facts)
+		case d.Removable:
+			c.ps.warn(key, "", "%s is a removable disk on %s (a USB stick or a virtual CD?)", dev, c.facts)
+		}
+		if strings.HasPrefix(dev, "/dev/") && !strings.HasPrefix(dev, "/dev/disk/") && len(installDisks) > 1 {
+			hint := "name the disk by a link that stays the same"
+			if id := d.StableID(); id != "" {
+				hint = fmt.Sprintf("write %q", id)
+			}
+			c.ps.warn(key, hint, "%s names a disk by the order the kernel found it, and this machine has %d disks: in the installer it may be another one", dev, len(installDisks))
+		}
+		if i == 0 {
+			c.label(d)
+		}
+		c.busy(key, dev, d)
+	}
+	// md arrays that span a disk of the spec and a disk that is not: the
+	// other half keeps its superblocks and is assembled again at boot.
+	for _, md := range c.m.MDArrays {
+		var ours, others []string
+		for _, member := range md.Members {
+			if disk := c.m.diskOf(member); disk != nil {
+				if inSpec[disk.Name] {
+					ours = append(ours, member)
+				} else {
+					others = append(others, member)
+				}
+			}
+		}
+		if len(ours) > 0 && len(others) > 0 {
+			c.ps.warn("disks.devices", "wipe the other members too (mdadm --zero-superblock), or the installed system may find the old array",
+				"%s (%s) is built on %s and %s; the install wipes only %s, so %s keeps the old array's superblock",
+				md.Name, md.Level, strings.Join(ours, ", "), strings.Join(others, ", "), strings.Join(ours, ", "), strings.Join(others, ", "))
+		}
+	}
+}
+
+// diskOf returns the disk a kernel device name (a disk or a partition) is on.
+func (m *Machine) diskOf(name string) *Disk {
+	for i := range m.Disks {
+		d := &m.Disks[i]
+		if d.Name == name {
+			return d
+		}
+		for _, p := range d.Partitions {
+			if p.Name == name {
+				return d
+			}
+		}
+	}
+	return nil
+}
+
+// diskList is a hint that lists the machine's disks by their best path.
+func (c *machineCheck) diskList() string {
+	var names []string
+	for _, d := range c.m.InstallDisks() {
+		path := d.StableID()
+		if path == "" {
+			path = d.Path
+		}
+		names = append(names, path+" "+strings.TrimPrefix(d.Identity(), d.Name+" "))
+	}
+	if len(names) == 0 {
+		return "the description lists no disk nixplan could install on"
+	}
+	return "its disks: " + strings.Join(names, "; ")
+}
+
+// identity compares the serial and size the spec gives for disk i, if any,
+// with the disk's.
+func (c *machineCheck) identity(i int, dev string, d *Disk) {
+	serial, size, n := specIdentity(c.spec, dev)
+	key := fmt.Sprintf("%s[%d]", keyDiskIdentity, n)
+	if serial != "" && serial != d.Serial {
+		c.ps.add(key+".serial", c.diskList(),
+			"the spec says %s has serial %q and %s says its serial is %q", dev, serial, c.facts, orUnknown(d.Serial))
+	}
+	if size != 0 && size != d.SizeBytes {
+		c.ps.add(key+".size_bytes", c.diskList(),
+			"the spec says %s has %d bytes and %s says it has %d (%s)", dev, size, c.facts, d.SizeBytes, FormatBytes(d.SizeBytes))
+	}
+}
+
+// label checks that the boot disk's partition table can address all of it
+// and that the pool gets room.
+func (c *machineCheck) label(d *Disk) {
+	s := c.plan.Storage
+	sector := d.LogicalSectorBytes
+	if sector == 0 {
+		sector = 512
+	}
+	if s.Label == "msdos" && d.SizeBytes > msdosMaxSectors*sector {
+		c.ps.add("disks.label", `label = "gpt" (nixplan adds the 1 MiB bios_grub partition GRUB needs on BIOS)`,
+			"an msdos label addresses at most %s and %s says %s is %s (%d bytes)",
+			FormatTiB(msdosMaxSectors*sector), c.facts, s.BootDisk, FormatBytes(d.SizeBytes), d.SizeBytes)
+	}
+	used := int64(s.BootSizeMiB+2) * mib
+	if d.SizeBytes < used+minPoolBytes {
+		c.ps.add("disks.boot_size", "a smaller boot_size, or a bigger disk",
+			"%s is %s; after /boot (%d MiB) less than %d GiB is left for the pool", s.BootDisk, FormatBytes(d.SizeBytes), s.BootSizeMiB, minPoolBytes>>30)
+	}
+}
+
+// FormatTiB prints a power-of-two size in TiB.
+func FormatTiB(n int64) string { return fmt.Sprintf("%d TiB", n>>40) }
+
+// busy refuses a disk that an md array or an LVM volume holds (the
+// installer assembles them again, so the wipe would fail) unless the spec
+// says clearing it is intended, and a disk mounted in the installer itself.
+func (c *machineCheck) busy(key, dev string, d *Disk) {
+	if why := d.HeldBy(); len(why) > 0 {
+		msg := fmt.Sprintf("%s is busy on %s: %s", dev, c.facts, strings.Join(why, "; "))
+		switch {
+		case specBool(c.spec, keyDisksClearBusy):
+			c.ps.warn(key, "", "%s; the spec says to clear it", msg)
+		case specHasKey(keyDisksClearBusy):
+			c.ps.add(key, "if wiping it is intended, set "+keyDisksClearBusy+" = true", "%s", msg)
+		default:
+			c.ps.add(key, "stop it and clear its superblocks in the rescue system first (mdadm --stop, mdadm --zero-superblock; vgchange -an), then collect the facts again",
+				"%s; the installer assembles it again and the wipe would fail", msg)
+		}
+	}
+	if why := d.MountedAt(); len(why) > 0 {
+		if c.m.OS.ID == "nixos" {
+			c.ps.add(key, "unmount it in the installer", "%s is in use on %s: %s", dev, c.facts, strings.Join(why, "; "))
+		} else {
+			c.ps.warn(key, "the kexec ends these mounts; copy off anything you still need first",
+				"%s is in use on %s: %s", dev, c.facts, strings.Join(why, "; "))
+		}
+	}
+	if len(d.HeldBy()) == 0 {
+		if member := d.Memberships(); len(member) > 0 {
+			c.ps.warn(key, "", "%s holds old metadata that the install wipes: %s", dev, strings.Join(member, "; "))
+		}
+	}
+}
+
+func (c *machineCheck) network() {
+	v4 := c.plan.Network.IPv4
+	addr, err := netip.ParseAddr(v4.Address)
+	if err != nil {
+		return
+	}
+	ifc, a := c.m.InterfaceWith(addr)
+	if ifc == nil {
+		c.ps.add("network.ipv4.address", "check that the facts come from the right server, and the address in the provider's panel",
+			"%s is not on any interface of this machine (%s has %s)", addr, c.facts, c.addressList())
+		return
+	}
+	if a.Prefix != v4.Prefix {
+		c.ps.warn("network.ipv4.prefix", fmt.Sprintf("prefix = %d, if the rescue system's network is the real one", a.Prefix),
+			"the spec says /%d and %s has %s/%d on %s", v4.Prefix, c.facts, addr, a.Prefix, ifc.Name)
+	}
+	if gw, ok := c.m.DefaultGateway(); ok && gw.Gateway != "" && gw.Gateway != v4.Gateway {
+		c.ps.add("network.ipv4.gateway", fmt.Sprintf("gateway = %q", gw.Gateway),
+			"the spec says %s and %s routes by default via %s (on %s)", v4.Gateway, c.facts, gw.Gateway, gw.Interface)
+	}
+
+	if mac := specString(c.spec, keyNetworkMAC); mac != "" {
+		if !strings.EqualFold(mac, ifc.MAC) {
+			c.ps.add(keyNetworkMAC, fmt.Sprintf("mac = %q", ifc.MAC),
+				"the spec pins the interface with MAC %s and %s has %s on %s, MAC %s", mac, c.facts, addr, ifc.Name, ifc.MAC)
+		}
+		return
+	}
+	// Without a MAC, compare names where they are comparable: a kernel name
+	// such as eth0 in the spec turns predictable names off, so it matches a
+	// kernel name in rescue; a predictable name (enp3s0) matches one in rescue.
+	name := c.plan.Network.Interface
+	sameKind := ethRE.MatchString(name) == ethRE.MatchString(ifc.Name)
+	phys := c.m.PhysicalInterfaces()
+	hint := "pin the interface by its MAC, " + ifc.MAC
+	if specHasKey(keyNetworkMAC) {
+		hint = fmt.Sprintf("pin it: mac = %q", ifc.MAC)
+	}
+	switch {
+	case sameKind && name != ifc.Name:
+		c.ps.add("network.interface", fmt.Sprintf("interface = %q; better, %s", ifc.Name, hint),
+			"the spec puts the address on %s and %s has it on %s (MAC %s)", name, c.facts, ifc.Name, ifc.MAC)
+	case len(phys) > 1:
+		var cards []string
+		for _, p := range phys {
+			cards = append(cards, p.Name+" "+p.MAC)
+		}
+		c.ps.warn("network.interface", hint,
+			"this machine has %d network cards (%s) and the address is on %s; the name %s may mean another card in the installed system",
+			len(phys), strings.Join(cards, ", "), ifc.Name, name)
+	}
+}
+
+func (c *machineCheck) addressList() string {
+	var out []string
+	for _, ifc := range c.m.Interfaces {
+		for _, a := range ifc.Addresses {
+			if a.Family == "ipv4" {
+				out = append(out, fmt.Sprintf("%s/%d on %s", a.Address, a.Prefix, ifc.Name))
+			}
+		}
+	}
+	if len(out) == 0 {
+		return "no IPv4 address"
+	}
+	return strings.Join(out, ", ")
+}
+
+func (c *machineCheck) keys() {
+	want := map[string]bool{}
+	for _, k := range c.plan.AuthorizedKeys {
+		if fp, err := KeyFingerprint(k); err == nil {
+			want[fp] = true
+		}
+	}
+	if len(want) == 0 {
+		return
+	}
+	var have []string
+	for _, k := range c.m.AuthorizedKeys {
+		if want[k.Fingerprint] {
+			return
+		}
+		have = append(have, k.Fingerprint)
+	}
+	var spec []string
+	for fp := range want {
+		spec = append(spec, fp)
+	}
+	sort.Strings(spec)
+	if len(have) == 0 {
+		c.ps.warn("ssh.authorized_keys", "give the rescue system the spec's key in the provider's panel; rescue-bootstrap.sh adds it before the kexec",
+			"%s lists no key in root's authorized_keys (a password login?), so none of the spec's keys (%s) is known to work here",
+			c.facts, strings.Join(spec, ", "))
+		return
+	}
+	c.ps.add("ssh.authorized_keys", "add the key you log in with to the spec, or give the rescue system the spec's key in the provider's panel",
+		"none of the spec's keys (%s) is in root's authorized_keys on %s (%s): you logged in with another key, and only the spec's keys work after the install",
+		strings.Join(spec, ", "), c.facts, strings.Join(have, ", "))
+}
+
+// tools checks what rescue-bootstrap.sh needs from the rescue system; facts
+// from the NixOS installer are not checked here.
+func (c *machineCheck) tools() {
+	if c.m.Tools == nil || c.m.OS.ID == "nixos" {
+		return
+	}
+	missing := func(t string) bool { has, known := c.m.Tools[t]; return known && !has }
+	for _, t := range []string{"cpio", "tar", "gzip", "sha256sum"} {
+		if missing(t) {
+			c.ps.warn("kexec.url", "apt-get update && apt-get install -y "+t+" in the rescue system",
+				"%s has no %s, which rescue-bootstrap.sh needs to unpack and start the installer", c.facts, t)
+		}
+	}
+	if missing("curl") && missing("wget") {
+		c.ps.warn("kexec.url", "apt-get install -y curl in the rescue system, or copy the tarball beside rescue-bootstrap.sh",
+			"%s has neither curl nor wget to download the installer", c.facts)
+	}
+}
+
+// InitOptions are the inputs of SpecFromMachine besides the machine.
+type InitOptions struct {
+	Provider       string   // a provider id; "ovh" when empty
+	AuthorizedKeys []string // public key lines; the spec lists them
+}
+
+var nonLabelRE = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// SpecFromMachine writes a spec for a machine: its disk by by-id path with
+// size and serial, its public interface with the address and gateway it has
+// now, and a partition label that fits the disk. What the spec cannot say yet
+// is written as a comment. It returns problems when the machine lacks
+// something a spec needs (a disk, an IPv4 address) or a key is not a public
+// key; warnings tell what the operator should look at.
+func SpecFromMachine(m *Machine, opts InitOptions) (string, Problems) {
+	ps := &problems{file: m.File}
+	providerID := opts.Provider
+	if providerID == "" {
+		providerID = "ovh"
+	}
+	prov, ok := LookupProvider(providerID)
+	if !ok {
+		ps.add("", "one of: "+strings.Join(knownProviders(), ", "), "unknown provider %q", providerID)
+		return "", ps.list
+	}
+	for i, k := range opts.AuthorizedKeys {
+		if msg, hint := checkPublicKey(k); msg != "" {
+			ps.add(fmt.Sprintf("ssh key %d", i+1), hint, "%s", msg)
+		}
+	}
+
+	// The public interface: the one with the IPv4 default route.
+	var ifc *Interface
+	var addr *Address
+	gw, hasGW := m.DefaultGateway()
+	if hasGW {
+		for i := range m.Interfaces {
+			if m.Interfaces[i].Name == gw.Interface {
+				ifc = &m.Interfaces[i]
+			}
+		}
+	}
+	if ifc != nil {
+		for j := range ifc.Addresses {
+			if a := &ifc.Addresses[j]; a.Family == "ipv4" && (a.Scope == "" || a.Scope == "global") {
+				addr = a
+				break
+			}
+		}
+	}
+	if addr == nil || gw.Gateway == "" {
+		ps.add("routes", "collect the facts in the rescue system while its network is up",
+			"no interface has a global IPv4 address with a default route via a gateway")
+	}
+	disks := m.InstallDisks()
+	if len(disks) == 0 {
+		ps.add("disks", "", "no disk nixplan could install on (whole, writable, not removable)")
+	}
+	if len(ps.list.Errors()) > 0 {
+		return "", ps.list
+	}
+
+	boot := disks[0]
+	release := releases[StarterRelease]
+	tag := imageFor(release)
+	img := images[tag]
+
+	var b strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	comment := func(text string) {
+		for _, l := range strings.Split(text, "\n") {
+			line("# %s", l)
+		}
+	}
+	src := m.File
+	if src == "" {
+		src = "a machine description"
+	}
+	comment(fmt.Sprintf("nixplan host spec written by `nixplan init --facts` from %s", src))
+	if m.Hostname != "" || m.CollectedAt != "" {
+		comment(fmt.Sprintf("(host %s, %s, collected %s).", orUnknown(m.Hostname), orUnknown(m.OS.PrettyName), orUnknown(m.CollectedAt)))
+	}
+	comment("Read every value, then run\n  nixplan check --facts " + src + " host.toml && nixplan render host.toml -o bundle")
+	line("")
+	line("provider = %s", tomlString(prov.ID))
+	line("")
+	line("[host]")
+	name, fromHostname := hostNameFor(m, addr)
+	if fromHostname {
+		line("name = %s", tomlString(name))
+	} else {
+		line("name = %s  # CHANGE ME: the rescue system's host name is not the server's", tomlString(name))
+	}
+	line("nixos = %s", tomlString(release.Version))
+	if specHasKey(keyHostFirmware) {
+		line("firmware = %s  # %s says the machine booted %s", tomlString(m.Firmware.Mode), src, strings.ToUpper(m.Firmware.Mode))
+	} else {
+		comment(fmt.Sprintf("firmware: %s (the bundle's GRUB boots legacy BIOS)", strings.ToUpper(m.Firmware.Mode)))
+	}
+	if m.Firmware.Mode == FirmwareUEFI {
+		comment("This machine booted UEFI: nixplan check --facts refuses it until the server boots legacy BIOS.")
+	}
+	line("")
+	line("[kexec]")
+	comment(fmt.Sprintf("%s ships Nix %s and needs %d MiB of memory; this machine has %d MiB.", tag, img.Nix, img.MinRAMMiB, m.RAMBytes/mib))
+	line("url = %s", tomlString(KexecURL(tag)))
+	line("")
+	line("[network]")
+	switch {
+	case !specHasKey(keyNetworkMAC):
+		line("interface = %s", tomlString(ifc.Name))
+	case ethRE.MatchString(ifc.Name):
+		// A kernel name belongs to whichever card the kernel finds first; a
+		// MAC-pinned interface gets a name of its own.
+		line("interface = \"wan0\"  # the rescue system calls it %s; the installed system names the card with this MAC wan0", ifc.Name)
+	default:
+		line("interface = %s", tomlString(ifc.Name))
+	}
+	if specHasKey(keyNetworkMAC) {
+		line("mac = %s", tomlString(strings.ToLower(ifc.MAC)))
+	} else {
+		comment(fmt.Sprintf("the public interface's MAC: %s", ifc.MAC))
+	}
+	if phys := m.PhysicalInterfaces(); len(phys) > 1 {
+		var others []string
+		for _, p := range phys {
+			if p.Name != ifc.Name {
+				others = append(others, p.Name+" "+p.MAC)
+			}
+		}
+		comment(fmt.Sprintf("this machine has %d network cards; the others: %s", len(phys), strings.Join(others, ", ")))
+	}
+	var ns []string
+	for _, n := range prov.Nameservers {
+		ns = append(ns, tomlString(n))
+	}
+	line("nameservers = [%s]  # %s's resolvers", strings.Join(ns, ", "), prov.Name)
+	line("")
+	line("[network.ipv4]  # as configured in the rescue system now")
+	line("address = %s", tomlString(addr.Address))
+	line("prefix = %d", addr.Prefix)
+	line("gateway = %s", tomlString(gw.Gateway))
+	line("")
+	line("[disks]")
+	line("layout = \"zfs\"")
+	dev := boot.StableID()
+	if dev == "" {
+		dev = boot.Path
+		comment(fmt.Sprintf("%s has no /dev/disk/by-id link (no udev in the rescue system?): the kernel name may change", boot.Path))
+	}
+	comment(fmt.Sprintf("ERASED by the install: %s", boot.Identity()))
+	line("devices = [%s]", tomlString(dev))
+	if !specHasKey(keyDiskIdentity + ".serial") {
+		comment(fmt.Sprintf("its identity: %d bytes, serial %s", boot.SizeBytes, orUnknown(boot.Serial)))
+	}
+	for _, d := range disks[1:] {
+		id := d.StableID()
+		if id == "" {
+			id = d.Path
+		}
+		comment(fmt.Sprintf("not used (layout \"zfs\" takes one disk): %s %s", id, strings.TrimPrefix(d.Identity(), d.Name+" ")))
+	}
+	if boot.SizeBytes > tib2 {
+		line("label = \"gpt\"  # the disk is %s: an msdos label cannot address beyond 2 TiB", FormatBytes(boot.SizeBytes))
+	} else {
+		line("label = \"gpt\"  # fits any size; msdos would too on this %s disk", FormatBytes(boot.SizeBytes))
+	}
+	if why := boot.HeldBy(); len(why) > 0 {
+		comment("BUSY now: " + strings.Join(why, "; "))
+		if specHasKey(keyDisksClearBusy) {
+			comment(lastKey(keyDisksClearBusy) + " = true  # uncomment to consent: stop what holds the disk and wipe it")
+		}
+	}
+	if why := boot.MountedAt(); len(why) > 0 {
+		comment("in use now: " + strings.Join(why, "; "))
+	}
+	if member := boot.Memberships(); len(member) > 0 {
+		comment("old metadata the install wipes: " + strings.Join(member, "; "))
+	}
+	line("boot_size = \"512MiB\"")
+	line("pool = \"rpool\"")
+	if specHasKey(keyDiskIdentity + ".serial") {
+		line("")
+		line("[[disks.identity]]  # the install refuses a disk that is not this one")
+		line("device = %s", tomlString(dev))
+		if boot.Serial != "" {
+			line("serial = %s", tomlString(boot.Serial))
+		}
+		line("size_bytes = %d  # %s", boot.SizeBytes, FormatBytes(boot.SizeBytes))
+	}
+	line("")
+	line("[ssh]")
+	if len(opts.AuthorizedKeys) == 0 {
+		comment("FILL IN: your public key(s); root's authorized_keys on the machine holds:")
+		for _, k := range m.AuthorizedKeys {
+			comment("  " + k.Type + " " + k.Fingerprint + " " + k.Comment)
+		}
+		line("authorized_keys = []")
+	} else {
+		line("authorized_keys = [")
+		for _, k := range opts.AuthorizedKeys {
+			line("  %s,", tomlString(k))
+		}
+		line("]")
+	}
+	return b.String(), ps.list
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// hostNameFor proposes a host name: the machine's own when it is a valid
+// one and not the rescue system's, else one made from the address.
+func hostNameFor(m *Machine, addr *Address) (string, bool) {
+	name := strings.ToLower(strings.SplitN(m.Hostname, ".", 2)[0])
+	if hostNameRE.MatchString(name) && !strings.Contains(name, "rescue") && name != "nixos" && name != "localhost" {
+		return name, true
+	}
+	name = "server"
+	if addr != nil {
+		name += "-" + nonLabelRE.ReplaceAllString(addr.Address, "-")
+	}
+	return strings.Trim(name, "-"), false
+}
+
+// tomlString returns s as a TOML basic string.
+func tomlString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\u%04X`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
