@@ -1,0 +1,494 @@
+package plan
+
+import (
+	"fmt"
+	"io"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// FakeMachine plays a machine described by a Machine for the bundle's
+// scripts: it answers the commands they read the machine with (lsblk, ip, id,
+// uname, zpool list, lvs, curl --head) and keeps track of what the commands
+// that change the machine would have done (partitions made by parted, pools
+// created and exported, filesystems mounted), so that a later read sees it.
+// `nixplan simulate` and the tests that run the scripts under bash both use
+// it; neither runs any command that changes a real machine.
+type FakeMachine struct {
+	Machine *Machine `json:"-"`
+	Faults  Faults   `json:"faults"`
+
+	// Relabeled disks have a new partition table with these partitions.
+	Relabeled map[string][]string `json:"relabeled"`
+	// Pools imported now (the machine's own start imported).
+	Pools map[string]bool `json:"pools"`
+	// Stopped md arrays and device-mapper volumes, by kernel name.
+	Stopped map[string]bool `json:"stopped"`
+	// Mounts made by the scripts, in order.
+	Mounts []Mount `json:"mounts"`
+}
+
+// Faults are what a machine description does not say but a test or a
+// simulation may want to break.
+type Faults struct {
+	// Offline: the channel and binary cache cannot be reached.
+	Offline bool `json:"offline"`
+}
+
+// NewFakeMachine starts a fake from a machine description.
+func NewFakeMachine(m *Machine) *FakeMachine {
+	f := &FakeMachine{Machine: m, Relabeled: map[string][]string{}, Pools: map[string]bool{}, Stopped: map[string]bool{}}
+	for _, p := range m.ZFSPools {
+		f.Pools[p] = true
+	}
+	return f
+}
+
+// readCommands answer from the machine and change nothing.
+var readCommands = map[string]bool{"id": true, "uname": true, "lsblk": true, "ip": true, "lvs": true, "blkid": true}
+
+// changeCommands are the commands that change a machine: a recording PATH
+// records them instead of running them, and simulate lists them.
+var changeCommands = map[string]bool{
+	"parted": true, "sgdisk": true, "wipefs": true, "mkfs.ext4": true, "mkfs.vfat": true, "mkfs.fat": true, "mkswap": true,
+	"zpool": true, "zfs": true, "mdadm": true, "vgchange": true, "mount": true, "umount": true, "swapoff": true,
+	"nixos-generate-config": true, "nix-channel": true, "nixos-install": true, "nixos-enter": true,
+	"kexec": true, "run": true, "reboot": true, "apt-get": true, "udevadm": true, "partprobe": true,
+	"curl": true, "wget": true, "ssh-keygen": true,
+}
+
+// ChangesMachine reports whether a command changes the machine, given its
+// arguments (zpool list, curl --head and ssh-keygen -l only read).
+func ChangesMachine(argv []string) bool {
+	name := path.Base(argv[0])
+	switch {
+	case name == "zpool" && len(argv) > 1 && (argv[1] == "list" || argv[1] == "status"):
+		return false
+	case name == "curl" && slices.Contains(argv, "--head"):
+		return false
+	case name == "ssh-keygen" && slices.Contains(argv, "-l"):
+		return false
+	}
+	return changeCommands[name]
+}
+
+// Handles reports whether the fake answers or plays this command.
+func (f *FakeMachine) Handles(name string) bool {
+	name = path.Base(name)
+	return readCommands[name] || changeCommands[name]
+}
+
+// Exec answers or plays one command and returns its exit status. A command
+// that changes the machine only changes the fake's state.
+func (f *FakeMachine) Exec(argv []string, stdout, stderr io.Writer) int {
+	name := path.Base(argv[0])
+	args := argv[1:]
+	switch name {
+	case "id":
+		if slices.Contains(args, "-u") {
+			fmt.Fprintln(stdout, "0")
+		} else {
+			fmt.Fprintln(stdout, "uid=0(root) gid=0(root) groups=0(root)")
+		}
+		return 0
+	case "uname":
+		switch {
+		case slices.Contains(args, "-r"):
+			fmt.Fprintln(stdout, f.Machine.Kernel)
+		case slices.Contains(args, "-m"):
+			fmt.Fprintln(stdout, f.Machine.Arch)
+		default:
+			fmt.Fprintln(stdout, "Linux")
+		}
+		return 0
+	case "lsblk":
+		return f.lsblk(args, stdout, stderr)
+	case "ip":
+		return f.ip(args, stdout, stderr)
+	case "lvs":
+		return f.lvs(args, stdout)
+	case "curl":
+		if slices.Contains(args, "--head") && f.Faults.Offline {
+			fmt.Fprintln(stderr, "curl: (6) Could not resolve host")
+			return 6
+		}
+		return 0
+	case "zpool":
+		return f.zpool(args, stdout, stderr)
+	case "parted":
+		f.parted(args)
+	case "mdadm":
+		if len(args) == 2 && args[0] == "--stop" {
+			f.Stopped[path.Base(args[1])] = true
+		}
+	case "vgchange":
+		for _, v := range f.Machine.DMVolumes {
+			if len(args) == 2 && strings.HasPrefix(v.DMName, args[1]+"-") {
+				f.Stopped[v.Name] = true
+			}
+		}
+	case "mount":
+		if len(args) == 4 && args[0] == "-t" {
+			f.Mounts = append(f.Mounts, Mount{FSType: args[1], Source: args[2], Target: args[3]})
+		}
+	case "umount":
+		if len(args) == 2 && args[0] == "-R" {
+			f.Mounts = slices.DeleteFunc(f.Mounts, func(m Mount) bool {
+				return m.Target == args[1] || strings.HasPrefix(m.Target, strings.TrimSuffix(args[1], "/")+"/")
+			})
+		}
+	case "ssh-keygen":
+		if slices.Contains(args, "-l") {
+			fmt.Fprintln(stdout, "256 SHA256:fake-fingerprint-of-a-simulated-host-key root@nixos (ED25519)")
+		}
+	}
+	return 0
+}
+
+// Mounted reports whether something is mounted at target.
+func (f *FakeMachine) Mounted(target string) bool {
+	return slices.ContainsFunc(f.Mounts, func(m Mount) bool { return m.Target == target })
+}
+
+func (f *FakeMachine) parted(args []string) {
+	// parted --script DISK -- mklabel LABEL | mkpart NAME START END | set N FLAG on
+	var rest []string
+	for _, a := range args {
+		if a != "--script" && a != "-s" && a != "--" {
+			rest = append(rest, a)
+		}
+	}
+	if len(rest) < 2 {
+		return
+	}
+	disk := rest[0]
+	switch rest[1] {
+	case "mklabel":
+		f.Relabeled[disk] = []string{}
+	case "mkpart":
+		f.Relabeled[disk] = append(f.Relabeled[disk], PartitionPath(disk, len(f.Relabeled[disk])+1))
+	}
+}
+
+func (f *FakeMachine) zpool(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		return 2
+	}
+	// The pool is the first argument that is not an option or its value.
+	pool := ""
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "-o" || a == "-O" {
+			i++
+			continue
+		}
+		if !strings.HasPrefix(a, "-") {
+			pool = a
+			break
+		}
+	}
+	switch args[0] {
+	case "list", "status":
+		if pool == "" {
+			for p := range f.Pools {
+				fmt.Fprintln(stdout, p)
+			}
+			return 0
+		}
+		if !f.Pools[pool] {
+			fmt.Fprintf(stderr, "cannot open '%s': no such pool\n", pool)
+			return 1
+		}
+		fmt.Fprintln(stdout, pool)
+	case "create", "import":
+		f.Pools[pool] = true
+	case "export":
+		f.Pools[pool] = false
+	}
+	return 0
+}
+
+func (f *FakeMachine) lvs(args []string, stdout io.Writer) int {
+	dev := args[len(args)-1]
+	for _, v := range f.Machine.DMVolumes {
+		if "/dev/"+v.Name == dev || "/dev/mapper/"+v.DMName == dev {
+			vg, _, _ := strings.Cut(v.DMName, "-")
+			fmt.Fprintf(stdout, "  %s\n", vg)
+			return 0
+		}
+	}
+	return 5
+}
+
+func (f *FakeMachine) ip(args []string, stdout, stderr io.Writer) int {
+	family := ""
+	var words []string
+	for _, a := range args {
+		switch a {
+		case "-o", "-oneline":
+		case "-4":
+			family = "ipv4"
+		case "-6":
+			family = "ipv6"
+		default:
+			words = append(words, a)
+		}
+	}
+	if len(words) < 1 || (words[0] != "addr" && words[0] != "a" && words[0] != "address") {
+		fmt.Fprintf(stderr, "fake ip: only 'ip -o [-4|-6] addr show' is played, not %q\n", strings.Join(args, " "))
+		return 1
+	}
+	for i, ifc := range f.Machine.Interfaces {
+		for _, a := range ifc.Addresses {
+			if family != "" && a.Family != family {
+				continue
+			}
+			kind := "inet"
+			if a.Family == "ipv6" {
+				kind = "inet6"
+			}
+			scope := a.Scope
+			if scope == "" {
+				scope = "global"
+			}
+			fmt.Fprintf(stdout, "%d: %s    %s %s/%d scope %s %s\\       valid_lft forever preferred_lft forever\n",
+				i+2, ifc.Name, kind, a.Address, a.Prefix, scope, ifc.Name)
+		}
+	}
+	return 0
+}
+
+// blockNode is one line of lsblk.
+type blockNode struct {
+	path, kind, fstype, mountpoint, serial, model string
+	size                                          int64
+	children                                      []*blockNode
+}
+
+func (f *FakeMachine) blockTree() []*blockNode {
+	m := f.Machine
+	holders := func(names []string) []*blockNode {
+		var out []*blockNode
+		for _, h := range names {
+			if f.Stopped[h] {
+				continue
+			}
+			for _, md := range m.MDArrays {
+				if md.Name == h {
+					out = append(out, &blockNode{path: "/dev/" + md.Name, kind: mdKind(md.Level), mountpoint: first(md.Mountpoints), size: md.SizeBytes})
+				}
+			}
+			for _, dm := range m.DMVolumes {
+				if dm.Name == h {
+					kind := "dm"
+					if strings.HasPrefix(dm.UUID, "LVM-") {
+						kind = "lvm"
+					}
+					out = append(out, &blockNode{path: "/dev/" + dm.Name, kind: kind, mountpoint: first(dm.Mountpoints)})
+				}
+			}
+		}
+		return out
+	}
+	var disks []*blockNode
+	for _, d := range m.Disks {
+		n := &blockNode{path: d.Path, kind: d.Type, fstype: firstSig(d.Signatures), mountpoint: first(d.Mountpoints),
+			serial: d.Serial, model: d.Model, size: d.SizeBytes}
+		if n.kind == "" {
+			n.kind = "disk"
+		}
+		if parts, ok := f.Relabeled[d.Path]; ok {
+			for _, p := range parts {
+				n.children = append(n.children, &blockNode{path: p, kind: "part"})
+			}
+		} else {
+			for _, p := range d.Partitions {
+				pn := &blockNode{path: p.Path, kind: "part", fstype: firstSig(p.Signatures), mountpoint: first(p.Mountpoints), size: p.SizeBytes}
+				pn.children = holders(p.Holders)
+				n.children = append(n.children, pn)
+			}
+			n.children = append(n.children, holders(d.Holders)...)
+		}
+		disks = append(disks, n)
+	}
+	return disks
+}
+
+func mdKind(level string) string {
+	if level == "" {
+		return "raid1"
+	}
+	return level
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+func firstSig(s []Signature) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0].Type
+}
+
+// find returns the node with a path (or a by-id link of its disk).
+func (f *FakeMachine) find(dev string) *blockNode {
+	var found *blockNode
+	var walk func(ns []*blockNode)
+	walk = func(ns []*blockNode) {
+		for _, n := range ns {
+			if n.path == dev && found == nil {
+				found = n
+			}
+			walk(n.children)
+		}
+	}
+	tree := f.blockTree()
+	walk(tree)
+	if found == nil {
+		for i, d := range f.Machine.Disks {
+			if slices.Contains(d.ByID, dev) {
+				found = tree[i]
+			}
+		}
+	}
+	return found
+}
+
+func (f *FakeMachine) lsblk(args []string, stdout, stderr io.Writer) int {
+	var noDeps, noHead, raw, fullPath, bytes bool
+	cols := []string{"NAME", "SIZE", "TYPE", "MOUNTPOINT"}
+	var devs []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			devs = append(devs, a)
+			continue
+		}
+		for _, c := range strings.TrimLeft(a, "-") {
+			switch c {
+			case 'd':
+				noDeps = true
+			case 'n':
+				noHead = true
+			case 'r':
+				raw = true
+			case 'p':
+				fullPath = true
+			case 'b':
+				bytes = true
+			case 'o':
+				i++
+				if i < len(args) {
+					cols = strings.Split(args[i], ",")
+				}
+			}
+		}
+	}
+	var nodes []*blockNode
+	if len(devs) == 0 {
+		nodes = f.blockTree()
+	}
+	for _, d := range devs {
+		n := f.find(d)
+		if n == nil {
+			fmt.Fprintf(stderr, "lsblk: %s: not a block device\n", d)
+			return 32
+		}
+		nodes = append(nodes, n)
+	}
+	if !noHead {
+		fmt.Fprintln(stdout, strings.Join(cols, " "))
+	}
+	seen := map[string]bool{}
+	var print func(n *blockNode)
+	print = func(n *blockNode) {
+		if seen[n.path] && noDeps {
+			return
+		}
+		seen[n.path] = true
+		var fields []string
+		for _, c := range cols {
+			var v string
+			switch c {
+			case "NAME":
+				v = n.path
+				if !fullPath {
+					v = path.Base(n.path)
+				}
+			case "TYPE":
+				v = n.kind
+			case "FSTYPE":
+				v = n.fstype
+			case "MOUNTPOINT", "MOUNTPOINTS":
+				v = n.mountpoint
+			case "SERIAL":
+				v = n.serial
+			case "MODEL":
+				v = n.model
+			case "SIZE":
+				if bytes {
+					v = fmt.Sprint(n.size)
+				} else {
+					v = FormatBytes(n.size)
+				}
+			}
+			if raw {
+				v = strings.ReplaceAll(v, " ", `\x20`)
+			}
+			fields = append(fields, v)
+		}
+		fmt.Fprintln(stdout, strings.Join(fields, " "))
+		if !noDeps {
+			for _, c := range n.children {
+				print(c)
+			}
+		}
+	}
+	for _, n := range nodes {
+		print(n)
+	}
+	return 0
+}
+
+// FakeFiles are the files the scripts read the machine with, as the machine
+// would have them: /etc/os-release, /proc/meminfo, /sys/class/net/*/address,
+// /sys/firmware/efi (a folder, with SecureBoot when the description knows).
+// A value of "" with a name ending in "/" is a folder.
+func (f *FakeMachine) FakeFiles() map[string]string {
+	m := f.Machine
+	files := map[string]string{
+		"/etc/os-release": fmt.Sprintf("ID=%s\nVERSION_ID=%q\nPRETTY_NAME=%q\n", m.OS.ID, m.OS.VersionID, m.OS.PrettyName),
+		"/proc/meminfo":   fmt.Sprintf("MemTotal:       %d kB\nMemFree:        %d kB\n", m.RAMBytes/1024, m.RAMBytes/2048),
+	}
+	for _, ifc := range m.Interfaces {
+		files["/sys/class/net/"+ifc.Name+"/address"] = ifc.MAC + "\n"
+	}
+	if m.Firmware.Mode == FirmwareUEFI {
+		files["/sys/firmware/efi/"] = ""
+		if sb := m.Firmware.SecureBoot; sb != nil {
+			v := "\x06\x00\x00\x00\x00"
+			if *sb {
+				v = "\x06\x00\x00\x00\x01"
+			}
+			files["/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"] = v
+		}
+	}
+	return files
+}
+
+// SortedNames returns a map's keys in order, for stable output.
+func sortedNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
