@@ -254,12 +254,12 @@ install_keys() {
   local file=/root/.ssh/authorized_keys key
   run mkdir -p /root/.ssh
   run chmod 700 /root/.ssh
-  if [ -s "$file" ] && [ -n "$(tail -c 1 "$file")" ]; then
+  if [ -s "$file" ] && [ -n "$(tail -c 1 <"$file")" ]; then
     # The file does not end in a newline: add one so the next key gets its own line.
     run append_line "$file" ""
   fi
   for key in "${AUTHORIZED_KEYS[@]}"; do
-    if [ -f "$file" ] && grep -qxF -- "$key" "$file"; then
+    if [ -f "$file" ] && grep -qxF -- "$key" <"$file"; then
       say "key already in $file: ${key:0:40}…"
     else
       say "adding key to $file: ${key:0:40}…"
@@ -269,7 +269,7 @@ install_keys() {
   run chmod 600 "$file"
   [ "$DRY_RUN" = 0 ] || return 0
   for key in "${COPIED_KEYS[@]}"; do
-    if grep -qxF -- "$key" "$file"; then
+    if grep -qxF -- "$key" <"$file"; then
       return 0
     fi
   done
@@ -307,7 +307,7 @@ get_tarball() {
     say "would verify the sha256 of $TARBALL"
     return 0
   fi
-  actual=$(sha256sum "$TARBALL" | cut -d ' ' -f 1)
+  actual=$(sha256sum <"$TARBALL" | cut -d ' ' -f 1)
   if [ -n "$KEXEC_SHA256" ]; then
     [ "$actual" = "$KEXEC_SHA256" ] ||
       die "$TARBALL has sha256 $actual, but the spec pins $KEXEC_SHA256" \
@@ -339,9 +339,13 @@ boot_installer() {
 
 main() {
   parse_args "$@"
+  say "==> preflight"
   preflight
+  say "==> keys"
   install_keys
+  say "==> tarball"
   get_tarball
+  say "==> kexec"
   boot_installer
 }
 
