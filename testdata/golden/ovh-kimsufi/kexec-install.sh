@@ -125,7 +125,8 @@ check_disks() {
   for disk in "${DISKS[@]}"; do
     type=$(lsblk -dno TYPE "$disk" 2>/dev/null) ||
       die "$disk does not exist on this machine" "lsblk -o NAME,SIZE,MODEL,SERIAL lists the disks; fix disks.devices in the spec"
-    [ "$type" = disk ] || die "$disk is a $type, not a whole disk" "name whole disks in disks.devices"
+    # A loop device is accepted too: the tests install onto loop devices.
+    [ "$type" = disk ] || [ "$type" = loop ] || die "$disk is a $type, not a whole disk" "name whole disks in disks.devices"
   done
 }
 

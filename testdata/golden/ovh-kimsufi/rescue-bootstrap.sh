@@ -105,7 +105,8 @@ check_disks() {
   for disk in "${DISKS[@]}"; do
     type=$(lsblk -dno TYPE "$disk" 2>/dev/null) ||
       die "$disk does not exist on this machine" "lsblk -o NAME,SIZE,MODEL,SERIAL lists the disks; fix disks.devices in the spec"
-    [ "$type" = disk ] || die "$disk is a $type, not a whole disk" "name whole disks in disks.devices"
+    # A loop device is accepted too: the tests install onto loop devices.
+    [ "$type" = disk ] || [ "$type" = loop ] || die "$disk is a $type, not a whole disk" "name whole disks in disks.devices"
   done
 }
 
@@ -252,29 +253,29 @@ ask() {
 # without one of these keys there, nobody can log in after the kexec.
 install_keys() {
   local file=/root/.ssh/authorized_keys key
-  run mkdir -p /root/.ssh
-  run chmod 700 /root/.ssh
+  local why="without one of the spec's keys there you would be locked out after the kexec"
+  run mkdir -p /root/.ssh || die "cannot create /root/.ssh" "$why"
+  run chmod 700 /root/.ssh || die "cannot set the mode of /root/.ssh" "$why"
   if [ -s "$file" ] && [ -n "$(tail -c 1 <"$file")" ]; then
     # The file does not end in a newline: add one so the next key gets its own line.
-    run append_line "$file" ""
+    run append_line "$file" "" || die "cannot write $file" "$why"
   fi
   for key in "${AUTHORIZED_KEYS[@]}"; do
     if [ -f "$file" ] && grep -qxF -- "$key" <"$file"; then
       say "key already in $file: ${key:0:40}…"
     else
       say "adding key to $file: ${key:0:40}…"
-      run append_line "$file" "$key"
+      run append_line "$file" "$key" || die "cannot add a key to $file" "$why"
     fi
   done
-  run chmod 600 "$file"
+  run chmod 600 "$file" || die "cannot set the mode of $file" "$why"
   [ "$DRY_RUN" = 0 ] || return 0
   for key in "${COPIED_KEYS[@]}"; do
     if grep -qxF -- "$key" <"$file"; then
       return 0
     fi
   done
-  die "none of the spec's keys that the installer copies is in $file" \
-    "without one you would be locked out after the kexec; check that $file is writable"
+  die "none of the spec's keys that the installer copies is in $file" "$why"
 }
 
 append_line() {

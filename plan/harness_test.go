@@ -1,0 +1,386 @@
+package plan_test
+
+// The script harness runs the bundle's real scripts under real bash against a
+// fake machine, as root, in a private mount namespace (unshare --mount), so
+// nothing the scripts do reaches this machine:
+//   - PATH holds stubs for the commands plan.FakeMachine plays; each stub runs
+//     this test binary again (see TestMain), which answers from the machine
+//     description, records every command that changes a machine, and keeps
+//     the fake's state in a file between calls;
+//   - next to them, links to a short list of real utilities (bash, grep,
+//     awk, tar, ...) and nothing else, so a tool the machine lacks is missing;
+//   - /root, /var/log and /var/lib are harness folders bind-mounted over the
+//     real ones; /etc/os-release, /proc/meminfo, /sys/class/net and
+//     /sys/firmware are bind-mounted from files made from the description;
+//   - a "mount" of a ZFS dataset mounts a tmpfs at its target, so later
+//     phases find /mnt mounted as on the real installer.
+// Loop mode (the loop-device tests) runs the real parted, wipefs, mkfs.ext4,
+// lsblk and mount against a loop device and stubs exactly what this kernel
+// lacks: ZFS (zpool, zfs), md (mdadm) and udev (no udevadm).
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nixplan/nixplan/plan"
+)
+
+const fakeToolFlag = "-nixplan-fake-tool"
+
+func TestMain(m *testing.M) {
+	if len(os.Args) > 2 && os.Args[1] == fakeToolFlag {
+		os.Exit(fakeTool(os.Args[2], os.Args[3:]))
+	}
+	os.Exit(m.Run())
+}
+
+// harnessState is what the fake keeps between the stubs' calls.
+type harnessState struct {
+	Fake *plan.FakeMachine `json:"fake"`
+	// Fail maps a command name to the exit status it returns after recording.
+	Fail map[string]int `json:"fail"`
+	// Loop: real disk tools are in use; mounts other than ZFS are real.
+	Loop bool `json:"loop"`
+}
+
+// fakeTool is the stub side: one command, answered or played by the fake.
+func fakeTool(name string, args []string) int {
+	m, err := plan.LoadMachine(os.Getenv("NIXPLAN_FAKE_MACHINE"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fake:", err)
+		return 99
+	}
+	statePath := os.Getenv("NIXPLAN_FAKE_STATE")
+	st := harnessState{}
+	data, err := os.ReadFile(statePath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fake:", err)
+		return 99
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		fmt.Fprintln(os.Stderr, "fake:", err)
+		return 99
+	}
+	st.Fake.Machine = m
+	argv := append([]string{name}, args...)
+	if plan.ChangesMachine(argv) {
+		line, _ := json.Marshal(argv)
+		f, err := os.OpenFile(os.Getenv("NIXPLAN_RECORD"), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fake:", err)
+			return 99
+		}
+		fmt.Fprintf(f, "%s\n", line)
+		f.Close()
+	}
+	code := st.Fake.Exec(argv, os.Stdout, os.Stderr)
+	// What the real command would leave that later reads need.
+	switch filepath.Base(name) {
+	case "mount":
+		if len(args) == 4 && args[0] == "-t" {
+			fstype := args[1]
+			if fstype != "zfs" && st.Loop {
+				fstype = args[1] // a real filesystem on a loop device: mount it for real
+			} else {
+				fstype = "tmpfs"
+			}
+			src := args[2]
+			if fstype == "tmpfs" {
+				src = "nixplan-fake"
+			}
+			if out, err := exec.Command("/usr/bin/mount", "-t", fstype, src, args[3]).CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "fake mount: %v: %s", err, out)
+				return 32
+			}
+		}
+	case "umount":
+		if out, err := exec.Command("/usr/bin/umount", args...).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "fake umount: %v: %s", err, out)
+			return 32
+		}
+	case "nixos-generate-config":
+		root := args[len(args)-1]
+		if err := os.MkdirAll(root+"/etc/nixos", 0o755); err == nil {
+			os.WriteFile(root+"/etc/nixos/hardware-configuration.nix", []byte("{ ... }: { }\n"), 0o644)
+		}
+	}
+	if c, ok := st.Fail[filepath.Base(name)]; ok && plan.ChangesMachine(argv) {
+		code = c
+		fmt.Fprintf(os.Stderr, "%s: failed (harness fault)\n", name)
+	}
+	st.Fake.Machine = nil
+	out, _ := json.Marshal(st)
+	if err := os.WriteFile(statePath, out, 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "fake:", err)
+		return 99
+	}
+	return code
+}
+
+// realTools are the utilities the scripts may run for real under the harness.
+var realTools = []string{"bash", "sh", "grep", "awk", "sed", "cut", "tr", "sort", "tail", "head", "tee", "cat",
+	"mkdir", "cp", "mv", "chmod", "od", "sha256sum", "dirname", "basename", "sleep", "rm", "env", "ls"}
+
+// machineTools are real on a rescue system or installer only when the
+// machine description lists them.
+var machineTools = []string{"tar", "gzip", "cpio"}
+
+// loopTools are real in loop mode.
+var loopTools = []string{"parted", "wipefs", "mkfs.ext4", "lsblk", "mount", "umount", "blkid"}
+
+type harness struct {
+	t       *testing.T
+	dir     string
+	machine *plan.Machine
+	state   harnessState
+	bundle  *plan.Bundle
+	// premount /mnt as a tmpfs before the script runs (a resumed install).
+	premountMnt bool
+}
+
+// newHarness renders spec (TOML text) and prepares a fake machine.
+func newHarness(t *testing.T, specText string, m *plan.Machine) *harness {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		requireOrSkip(t, "the script harness needs root for a private mount namespace")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		requireOrSkip(t, "unshare is not installed (Debian package util-linux)")
+	}
+	spec, err := plan.Parse("host.toml", []byte(specText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ps := plan.Validate(spec)
+	if p == nil {
+		t.Fatalf("spec does not validate:\n%v", ps)
+	}
+	b, err := plan.Render(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, dir: t.TempDir(), machine: m, bundle: b}
+	h.state = harnessState{Fake: plan.NewFakeMachine(m), Fail: map[string]int{}}
+	for _, d := range []string{"root", "varlog", "varlib", "bin", "real", "sys/class/net", "sys/firmware"} {
+		if err := os.MkdirAll(filepath.Join(h.dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The bundle in /root, as the checklist has the operator copy it.
+	for _, f := range b.Files {
+		if err := os.WriteFile(filepath.Join(h.dir, "root", f.Name), f.Data, os.FileMode(f.Mode)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return h
+}
+
+func requireOrSkip(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv(requireToolsEnv) == "1" {
+		t.Fatalf("%s, and %s=1 requires it", msg, requireToolsEnv)
+	}
+	t.Skip(msg)
+}
+
+// installer turns the machine into the NixOS installer that kexec boots.
+func installer(m plan.Machine) *plan.Machine {
+	m.OS = plan.OSRelease{ID: "nixos", VersionID: "22.11", PrettyName: "NixOS 22.11 (Raccoon)"}
+	m.Tools = nil
+	return &m
+}
+
+// loadFixture reads a machine from testdata/machines.
+func loadFixture(t *testing.T, name string) *plan.Machine {
+	t.Helper()
+	m, err := plan.LoadMachine("../testdata/machines/" + name + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// setup writes the stubs, links and fake files, and returns the bash text
+// that mounts them in the namespace.
+func (h *harness) setup(loop bool) string {
+	t := h.t
+	h.state.Loop = loop
+	stub := func(name string) {
+		self, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := fmt.Sprintf("#!/bin/sh\nexec %q %s %q \"$@\"\n", self, fakeToolFlag, name)
+		if err := os.WriteFile(filepath.Join(h.dir, "bin", name), []byte(text), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(name string) {
+		real, err := exec.LookPath(name)
+		if err != nil {
+			t.Fatalf("real tool %s: %v", name, err)
+		}
+		if err := os.Symlink(real, filepath.Join(h.dir, "real", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tools := []string{"id", "uname", "lsblk", "ip", "lvs", "curl", "zpool", "zfs", "mdadm", "vgchange", "parted", "wipefs",
+		"mkfs.ext4", "mkfs.vfat", "mount", "umount", "swapoff", "nixos-generate-config", "nix-channel", "nixos-install",
+		"nixos-enter", "ssh-keygen", "apt-get", "reboot", "kexec"}
+	for _, name := range tools {
+		if loop && slices.Contains(loopTools, name) && name != "mount" && name != "umount" {
+			link(name)
+			continue
+		}
+		stub(name)
+	}
+	for _, name := range realTools {
+		link(name)
+	}
+	for _, name := range machineTools {
+		if has, listed := h.machine.Tools[name]; !listed || has {
+			if name == "cpio" {
+				stub(name) // only `command -v cpio` is asked
+			} else {
+				link(name)
+			}
+		}
+	}
+	// Files the scripts read the machine with.
+	fake := plan.NewFakeMachine(h.machine)
+	var mounts strings.Builder
+	fmt.Fprintf(&mounts, "set -e\n")
+	for name, content := range fake.FakeFiles() {
+		local := filepath.Join(h.dir, "files", name)
+		if strings.HasSuffix(name, "/") {
+			os.MkdirAll(local, 0o755)
+			continue
+		}
+		os.MkdirAll(filepath.Dir(local), 0o755)
+		if err := os.WriteFile(local, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.MkdirAll(filepath.Join(h.dir, "files/sys/class/net"), 0o755)
+	os.MkdirAll(filepath.Join(h.dir, "files/sys/firmware"), 0o755)
+	q := func(s string) string { r, _ := plan.ShellQuote(s); return r }
+	bind := func(from, to string) {
+		fmt.Fprintf(&mounts, "/usr/bin/mount --bind %s %s\n", q(from), q(to))
+	}
+	bind(filepath.Join(h.dir, "files/etc/os-release"), "/etc/os-release")
+	bind(filepath.Join(h.dir, "files/proc/meminfo"), "/proc/meminfo")
+	bind(filepath.Join(h.dir, "files/sys/class/net"), "/sys/class/net")
+	bind(filepath.Join(h.dir, "files/sys/firmware"), "/sys/firmware")
+	bind(filepath.Join(h.dir, "root"), "/root")
+	bind(filepath.Join(h.dir, "varlog"), "/var/log")
+	bind(filepath.Join(h.dir, "varlib"), "/var/lib")
+	if h.premountMnt {
+		fmt.Fprintf(&mounts, "/usr/bin/mount -t tmpfs nixplan-fake /mnt\n")
+	}
+	data, _ := json.Marshal(h.state)
+	if err := os.WriteFile(filepath.Join(h.dir, "state.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mj, _ := json.Marshal(h.machine)
+	if err := os.WriteFile(filepath.Join(h.dir, "machine.json"), mj, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return mounts.String()
+}
+
+// result of one script run.
+type result struct {
+	code           int
+	stdout, stderr string
+	// recorded are the machine-changing commands, in order.
+	recorded [][]string
+}
+
+func (r result) output() string { return r.stdout + r.stderr }
+
+// run runs a bundle script from /root under bash in a private namespace.
+func (h *harness) run(script string, stdin string, args ...string) result {
+	return h.runMode(false, script, stdin, args...)
+}
+
+func (h *harness) runMode(loop bool, script string, stdin string, args ...string) result {
+	t := h.t
+	t.Helper()
+	os.RemoveAll(filepath.Join(h.dir, "bin"))
+	os.RemoveAll(filepath.Join(h.dir, "real"))
+	os.MkdirAll(filepath.Join(h.dir, "bin"), 0o755)
+	os.MkdirAll(filepath.Join(h.dir, "real"), 0o755)
+	record := filepath.Join(h.dir, "record.jsonl")
+	os.Remove(record)
+	mounts := h.setup(loop)
+	q := func(s string) string { r, _ := plan.ShellQuote(s); return r }
+	var words []string
+	for _, a := range args {
+		words = append(words, q(a))
+	}
+	inner := mounts + fmt.Sprintf("cd /root\nexport PATH=%s\nexec bash /root/%s %s\n",
+		q(filepath.Join(h.dir, "bin")+":"+filepath.Join(h.dir, "real")), q(script), strings.Join(words, " "))
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "/bin/bash", "-c", inner)
+	cmd.Env = []string{
+		"HOME=/root", "LC_ALL=C", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+		"NIXPLAN_FAKE_MACHINE=" + filepath.Join(h.dir, "machine.json"),
+		"NIXPLAN_FAKE_STATE=" + filepath.Join(h.dir, "state.json"),
+		"NIXPLAN_RECORD=" + record,
+	}
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running %s: %v", script, err)
+	}
+	// Keep the fake's state for a following run (a resumed install).
+	if data, err := os.ReadFile(filepath.Join(h.dir, "state.json")); err == nil {
+		var st harnessState
+		if json.Unmarshal(data, &st) == nil {
+			st.Fake.Machine = h.machine
+			h.state = st
+		}
+	}
+	if f, err := os.Open(record); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			var argv []string
+			if err := json.Unmarshal(sc.Bytes(), &argv); err != nil {
+				t.Fatal(err)
+			}
+			r.recorded = append(r.recorded, argv)
+		}
+		f.Close()
+	}
+	return r
+}
+
+// commands returns the recorded commands as lines, for messages and matching.
+func (r result) commands() []string {
+	var out []string
+	for _, argv := range r.recorded {
+		out = append(out, strings.Join(argv, " "))
+	}
+	return out
+}
+
+// firstIndex returns the index of the first recorded command starting with prefix, or -1.
+func (r result) firstIndex(prefix string) int {
+	for i, c := range r.commands() {
+		if strings.HasPrefix(c, prefix) {
+			return i
+		}
+	}
+	return -1
+}

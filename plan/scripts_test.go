@@ -1,0 +1,345 @@
+package plan_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nixplan/nixplan/plan"
+)
+
+// exampleSpec is the seed's spec, edited by replacing old with new in pairs.
+func exampleSpec(t *testing.T, edits ...string) string {
+	t.Helper()
+	data, err := os.ReadFile("../examples/ovh-kimsufi.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	for i := 0; i+1 < len(edits); i += 2 {
+		if !strings.Contains(s, edits[i]) {
+			t.Fatalf("spec edit: %q not found", edits[i])
+		}
+		s = strings.Replace(s, edits[i], edits[i+1], 1)
+	}
+	return s
+}
+
+// seed returns the seed's rescue machine, changed by edit.
+func seed(t *testing.T, edit func(m *plan.Machine)) *plan.Machine {
+	m := loadFixture(t, "ovh-seed")
+	if edit != nil {
+		edit(m)
+	}
+	return m
+}
+
+// withTarball puts a fake kexec tarball beside rescue-bootstrap.sh; its
+// kexec/run is a stub that records itself. It returns the tarball's sha256.
+func (h *harness) withTarball() string {
+	t := h.t
+	src := filepath.Join(h.dir, "tarball-src/kexec")
+	os.MkdirAll(src, 0o755)
+	self, _ := os.Executable()
+	run := "#!/bin/sh\nexec " + self + " " + fakeToolFlag + " /root/kexec/run \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(src, "run"), []byte(run), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tarball := filepath.Join(h.dir, "root", h.bundle.Host+".tmp")
+	out, err := exec.Command("tar", "-C", filepath.Join(h.dir, "tarball-src"), "--mtime=@0", "--owner=0", "--group=0", "-czf", tarball, "kexec").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tar: %v: %s", err, out)
+	}
+	name := filepath.Join(h.dir, "root", "nixos-kexec-installer-noninteractive-x86_64-linux.tar.gz")
+	if err := os.Rename(tarball, name); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(name)
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+func expectStop(t *testing.T, r result, message string) {
+	t.Helper()
+	if r.code == 0 {
+		t.Errorf("exit 0, want a failure; output:\n%s", r.output())
+	}
+	// kexec-install.sh sends its errors through tee to its log, so look at both streams.
+	if !strings.Contains(r.output(), message) {
+		t.Errorf("output does not say %q:\n%s", message, r.output())
+	}
+	if len(r.recorded) > 0 {
+		t.Errorf("machine-changing commands ran before the stop: %q", r.commands())
+	}
+}
+
+func TestRescueBootstrapHealthy(t *testing.T) {
+	h := newHarness(t, exampleSpec(t), seed(t, nil))
+	hash := h.withTarball()
+	r := h.run(plan.RescueBootstrapFile, "", "--accept-hash", hash)
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.output())
+	}
+	if got := r.commands(); len(got) != 1 || got[0] != "/root/kexec/run" {
+		t.Errorf("recorded %q, want only /root/kexec/run", got)
+	}
+	keys, err := os.ReadFile(filepath.Join(h.dir, "root/.ssh/authorized_keys"))
+	if err != nil || !strings.Contains(string(keys), "operator@laptop") {
+		t.Errorf("authorized_keys after the run: %q, %v", keys, err)
+	}
+	// The bundle beside it was verified.
+	if !strings.Contains(r.stdout, "match SHA256SUMS") {
+		t.Errorf("SHA256SUMS not verified:\n%s", r.stdout)
+	}
+}
+
+// TestRescueBootstrapFaults: every fault stops before kexec, names the
+// problem, and records nothing that changes the machine.
+func TestRescueBootstrapFaults(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		spec    []string
+		machine func(m *plan.Machine)
+		args    func(hash string) []string
+		stdin   string
+		message string
+	}{
+		{name: "disk missing", machine: func(m *plan.Machine) { m.Disks[0].Path = "/dev/sdb"; m.Disks[0].Name = "sdb" },
+			message: "/dev/sda does not exist on this machine"},
+		{name: "disk identity", spec: []string{`pool = "rpool"`, "pool = \"rpool\"\n[[disks.identity]]\ndevice = \"/dev/sda\"\nserial = \"WRONG-SERIAL\""},
+			message: "/dev/sda has serial"},
+		{name: "disk mounted", machine: func(m *plan.Machine) { m.Disks[0].Partitions[0].Mountpoints = []string{"/mnt/old"} },
+			message: "/dev/sda is in use: /dev/sda1 on /mnt/old"},
+		{name: "disk in RAID", machine: func(m *plan.Machine) { *m = *loadFixture(t, "kimsufi-raid1") },
+			message: "/dev/sda holds RAID, LVM or ZFS members"},
+		{name: "wrong address", machine: func(m *plan.Machine) { m.Interfaces[0].Addresses[0].Address = "203.0.113.99" },
+			message: "no interface of this machine has 203.0.113.10"},
+		{name: "wrong MAC", spec: []string{`interface = "eth0"`, "interface = \"wan0\"\nmac = \"0c:c4:7a:00:00:01\""},
+			message: "but the spec pins 0c:c4:7a:00:00:01"},
+		{name: "UEFI machine", machine: func(m *plan.Machine) { m.Firmware.Mode = plan.FirmwareUEFI },
+			message: "this machine booted UEFI"},
+		{name: "low RAM", machine: func(m *plan.Machine) { m.RAMBytes = 1 << 30 },
+			message: "this machine has 1024 MiB of memory; the kexec installer needs 2560 MiB"},
+		{name: "no cpio", machine: func(m *plan.Machine) { m.Tools["cpio"] = false },
+			message: "cpio is missing"},
+		{name: "tarball hash", spec: []string{`url = "https://`, "sha256 = \"" + strings.Repeat("ab", 32) + "\"\nurl = \"https://"},
+			args:    func(string) []string { return nil },
+			message: "but the spec pins abababab"},
+		{name: "hash not accepted", args: func(string) []string { return nil },
+			message: "the spec pins no sha256 for the kexec tarball"},
+		{name: "already NixOS", machine: func(m *plan.Machine) { m.OS.ID = "nixos" },
+			message: "this is already NixOS"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, exampleSpec(t, c.spec...), seed(t, c.machine))
+			hash := h.withTarball()
+			args := []string{"--accept-hash", hash}
+			if c.args != nil {
+				args = c.args(hash)
+			}
+			expectStop(t, h.run(plan.RescueBootstrapFile, c.stdin, args...), c.message)
+		})
+	}
+}
+
+// TestRescueBootstrapKeyNotWritable: when root's authorized_keys cannot be
+// written, it refuses to kexec.
+func TestRescueBootstrapKeyNotWritable(t *testing.T) {
+	h := newHarness(t, exampleSpec(t), seed(t, nil))
+	hash := h.withTarball()
+	// A directory where the file should be: nothing can be appended to it.
+	if err := os.MkdirAll(filepath.Join(h.dir, "root/.ssh/authorized_keys"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	expectStop(t, h.run(plan.RescueBootstrapFile, "", "--accept-hash", hash), "you would be locked out after the kexec")
+}
+
+func TestRescueBootstrapDryRun(t *testing.T) {
+	h := newHarness(t, exampleSpec(t), seed(t, nil))
+	hash := h.withTarball()
+	r := h.run(plan.RescueBootstrapFile, "", "--dry-run", "--accept-hash", hash)
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.output())
+	}
+	if len(r.recorded) > 0 {
+		t.Errorf("--dry-run recorded %q", r.commands())
+	}
+	for _, want := range []string{"would run: append_line /root/.ssh/authorized_keys", "would run: /root/kexec/run"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("--dry-run does not print %q:\n%s", want, r.stdout)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(h.dir, "root/.ssh")); err == nil {
+		t.Errorf("--dry-run created /root/.ssh")
+	}
+}
+
+// installerHarness is the seed's machine after the kexec.
+func installerHarness(t *testing.T, spec string, edit func(m *plan.Machine)) *harness {
+	return newHarness(t, spec, installer(*seed(t, edit)))
+}
+
+func TestKexecInstallHealthy(t *testing.T) {
+	h := installerHarness(t, exampleSpec(t), nil)
+	r := h.run(plan.KexecInstallFile, "blog-demo\n")
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.output())
+	}
+	got := strings.Join(r.commands(), "\n")
+	// The seed's sequence, in the seed's order, with nixplan's additions.
+	want := []string{
+		"wipefs --all /dev/sda1", "wipefs --all /dev/sda", "parted --script /dev/sda -- mklabel msdos",
+		"parted --script /dev/sda -- mkpart primary 1MiB 512MiB", "parted --script /dev/sda -- mkpart primary 512MiB 100%",
+		"mkfs.ext4 -F -L boot /dev/sda1", "zpool create -f -o ashift=12 -O mountpoint=none rpool /dev/sda2",
+		"zfs create -o mountpoint=legacy rpool/root", "zfs create -o mountpoint=legacy rpool/root/nixos",
+		"zfs create -o mountpoint=legacy rpool/home", "mount -t zfs rpool/root/nixos /mnt", "mount -t ext4 /dev/sda1 /mnt/boot",
+		"mount -t zfs rpool/home /mnt/home", "nixos-generate-config --root /mnt",
+		"nix-channel --add https://nixos.org/channels/nixos-24.05 nixos", "nix-channel --update",
+		"nixos-install --root /mnt --no-root-passwd", "umount -R /mnt", "zpool export rpool",
+	}
+	last := -1
+	for _, w := range want {
+		i := strings.Index(got, w)
+		if i < 0 {
+			t.Errorf("missing %q in:\n%s", w, got)
+			continue
+		}
+		if i < last {
+			t.Errorf("%q comes out of order in:\n%s", w, got)
+		}
+		last = i
+	}
+	// The configuration was written byte for byte (the fake mount is a tmpfs
+	// that umount -R took away, so check the log's message instead).
+	if !strings.Contains(r.stdout, "wrote /mnt/etc/nixos/configuration.nix (sha256 ") {
+		t.Errorf("configuration.nix not written:\n%s", r.stdout)
+	}
+	log, err := os.ReadFile(filepath.Join(h.dir, "varlog/nixplan-install.log"))
+	if err != nil || !strings.Contains(string(log), "==> finish") {
+		t.Errorf("the log lacks the run: %v\n%s", err, log)
+	}
+}
+
+// TestKexecInstallFaults: every preflight fault exits non-zero naming the
+// problem and records no command that changes the machine.
+func TestKexecInstallFaults(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		spec    []string
+		machine func(m *plan.Machine)
+		offline bool
+		stdin   string
+		args    []string
+		message string
+	}{
+		{name: "disk missing", machine: func(m *plan.Machine) { m.Disks[0].Path = "/dev/vda" }, stdin: "blog-demo\n",
+			message: "/dev/sda does not exist on this machine"},
+		{name: "disk identity", spec: []string{`pool = "rpool"`, "pool = \"rpool\"\n[[disks.identity]]\ndevice = \"/dev/sda\"\nsize_bytes = 1000204886016"},
+			stdin: "blog-demo\n", message: "/dev/sda has 2000398934016 bytes, but the spec says 1000204886016"},
+		{name: "disk mounted", machine: func(m *plan.Machine) { m.Disks[0].Partitions[1].Mountpoints = []string{"/data"} },
+			stdin: "blog-demo\n", message: "/dev/sda is in use"},
+		{name: "wrong address", machine: func(m *plan.Machine) { m.Interfaces[0].Addresses[0].Address = "198.51.100.3" },
+			stdin: "blog-demo\n", message: "no interface of this machine has 203.0.113.10"},
+		{name: "wrong MAC", spec: []string{`interface = "eth0"`, "interface = \"wan0\"\nmac = \"0c:c4:7a:00:00:01\""},
+			stdin: "blog-demo\n", message: "but the spec pins 0c:c4:7a:00:00:01"},
+		{name: "UEFI machine", machine: func(m *plan.Machine) { m.Firmware.Mode = plan.FirmwareUEFI }, stdin: "blog-demo\n",
+			message: "this machine booted UEFI"},
+		{name: "not the installer", machine: func(m *plan.Machine) {}, stdin: "blog-demo\n",
+			message: "this is not the NixOS installer"},
+		{name: "cache unreachable", offline: true, stdin: "blog-demo\n",
+			message: "cannot reach https://nixos.org/channels/nixos-24.05; nixos-install would fail after the erase"},
+		{name: "wrong host name typed", stdin: "blog\n", message: "you typed 'blog', not 'blog-demo'; nothing was changed"},
+		{name: "no answer", stdin: "", message: "no answer; nothing was changed"},
+		{name: "RAID without consent", machine: func(m *plan.Machine) { *m = *loadFixture(t, "kimsufi-raid1") }, stdin: "blog-demo\n",
+			message: "/dev/sda holds RAID, LVM or ZFS members"},
+		{name: "partition without preflight", args: []string{"--only", "partition"},
+			message: "the partition phase erases data and runs only after the preflight phase"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var m *plan.Machine
+			if c.name == "not the installer" {
+				m = seed(t, nil) // still the rescue system
+			} else {
+				m = installer(*seed(t, c.machine))
+			}
+			h := newHarness(t, exampleSpec(t, c.spec...), m)
+			h.state.Fake.Faults.Offline = c.offline
+			expectStop(t, h.run(plan.KexecInstallFile, c.stdin, c.args...), c.message)
+		})
+	}
+}
+
+// TestKexecInstallClearsRAIDWithConsent: with disks.clear_existing and the
+// typed consent, the md arrays are stopped and their superblocks cleared
+// before any partitioning.
+func TestKexecInstallClearsRAIDWithConsent(t *testing.T) {
+	spec := exampleSpec(t, `pool = "rpool"`, "pool = \"rpool\"\nclear_existing = true")
+	h := newHarness(t, spec, installer(*loadFixture(t, "kimsufi-raid1")))
+	r := h.run(plan.KexecInstallFile, "blog-demo\n")
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.output())
+	}
+	parted := r.firstIndex("parted")
+	for _, want := range []string{"mdadm --stop /dev/md1", "mdadm --stop /dev/md2", "mdadm --zero-superblock /dev/sda1",
+		"mdadm --zero-superblock /dev/sda2", "wipefs --all /dev/sda1", "wipefs --all /dev/sda"} {
+		i := r.firstIndex(want)
+		if i < 0 || i > parted {
+			t.Errorf("%q at %d, want before the first parted at %d:\n%s", want, i, parted, strings.Join(r.commands(), "\n"))
+		}
+	}
+	if !strings.Contains(r.stdout, "will be stopped and cleared first: /dev/md1(raid1)") {
+		t.Errorf("preflight does not say what it clears:\n%s", r.stdout)
+	}
+}
+
+// TestKexecInstallResumes: after nixos-install failed, --from install and a
+// plain re-run neither partition nor format again.
+func TestKexecInstallResumes(t *testing.T) {
+	h := installerHarness(t, exampleSpec(t), nil)
+	h.state.Fail["nixos-install"] = 1
+	r := h.run(plan.KexecInstallFile, "blog-demo\n")
+	if r.code == 0 || r.firstIndex("nixos-install") < 0 {
+		t.Fatalf("the first run should fail in nixos-install; exit %d:\n%s", r.code, r.output())
+	}
+	delete(h.state.Fail, "nixos-install")
+	// The failed run left /mnt mounted, as on the real installer.
+	h.premountMnt = true
+	for _, args := range [][]string{{"--from", "install"}, nil} {
+		r = h.run(plan.KexecInstallFile, "", args...)
+		if r.code != 0 {
+			t.Fatalf("%q: exit %d:\n%s", args, r.code, r.output())
+		}
+		for _, bad := range []string{"parted", "wipefs", "zpool create", "mkfs"} {
+			if i := r.firstIndex(bad); i >= 0 {
+				t.Errorf("%q: resumed run ran %q", args, r.commands()[i])
+			}
+		}
+		if r.firstIndex("nixos-install --root /mnt --no-root-passwd") < 0 || r.firstIndex("zpool export rpool") < 0 {
+			t.Errorf("%q: resumed run did not install and finish: %q", args, r.commands())
+		}
+		// Forget the finished run for the next round.
+		os.Remove(filepath.Join(h.dir, "varlib/nixplan/progress"))
+		os.WriteFile(filepath.Join(h.dir, "varlib/nixplan/progress"), []byte("preflight\npartition\nformat\nmount\nconfigure\n"), 0o644)
+	}
+}
+
+func TestKexecInstallDryRun(t *testing.T) {
+	h := installerHarness(t, exampleSpec(t), nil)
+	r := h.run(plan.KexecInstallFile, "", "--dry-run", "--yes")
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.output())
+	}
+	if len(r.recorded) > 0 {
+		t.Errorf("--dry-run recorded %q", r.commands())
+	}
+	for _, want := range []string{"would run: parted --script /dev/sda -- mklabel msdos", "would run: zpool create",
+		"would run: nixos-install --root /mnt --no-root-passwd", "would write /mnt/etc/nixos/configuration.nix"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("--dry-run does not print %q:\n%s", want, r.stdout)
+		}
+	}
+}
