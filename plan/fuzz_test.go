@@ -51,7 +51,7 @@ func FuzzRender(f *testing.F) {
 		if err != nil {
 			t.Fatalf("a valid spec does not render: %v\nspec:\n%s", err, text)
 		}
-		if len(b.Files) != 5 {
+		if len(b.Files) != 6 {
 			t.Fatalf("bundle has %d files", len(b.Files))
 		}
 	})

@@ -95,7 +95,7 @@ func TestRenderDeterministic(t *testing.T) {
 	}
 }
 
-// TestBundleFiles checks the shape every bundle must have: the five files,
+// TestBundleFiles checks the shape every bundle must have: the six files,
 // each starting with the generated-by header, and SHA256SUMS covering the rest.
 func TestBundleFiles(t *testing.T) {
 	for _, spec := range examples(t) {
@@ -104,7 +104,7 @@ func TestBundleFiles(t *testing.T) {
 		for _, f := range b.Files {
 			names = append(names, f.Name)
 		}
-		want := []string{"checklist.md", "configuration.nix", "kexec-install.sh", "rescue-bootstrap.sh", "SHA256SUMS"}
+		want := []string{"checklist.md", "configuration.nix", "facts.sh", "kexec-install.sh", "rescue-bootstrap.sh", "SHA256SUMS"}
 		if diff := cmp.Diff(want, names); diff != "" {
 			t.Errorf("%s: bundle files (-want +got):\n%s", spec, diff)
 		}

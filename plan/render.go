@@ -109,6 +109,11 @@ func Render(p *Plan) (*Bundle, error) {
 		}
 		b.Files = append(b.Files, File{Name: f.name, Data: out, Mode: f.mode})
 	}
+	// facts.sh is the same for every host; in the bundle it gets the header
+	// after its #! line, like the other scripts.
+	shebang, body, _ := strings.Cut(FactsScript(), "\n")
+	facts := shebang + "\n# " + p.Header() + "\n" + body
+	b.Files = append(b.Files, File{Name: FactsFile, Data: []byte(facts), Mode: 0o755})
 	sort.Slice(b.Files, func(i, j int) bool { return b.Files[i].Name < b.Files[j].Name })
 	b.Files = append(b.Files, File{Name: SumsFile, Data: sums(p, b.Files), Mode: 0o644})
 	if err := Check(b); err != nil {
