@@ -42,7 +42,7 @@ var images = map[string]Image{
 		RestoresOnLinkGateway: false,
 		// Sources disagree (1.5 or 2.5 GB) for 22.11-era images; take the larger.
 		MinRAMMiB: 2560,
-		Tools:     []string{"parted", "mkfs.ext4", "mkfs.vfat", "zpool", "zfs", "wipefs"},
+		Tools:     []string{"parted", "mkfs.ext4", "mkfs.vfat", "mkswap", "mdadm", "zpool", "zfs", "wipefs"},
 		Frozen:    true,
 	},
 	"nixos-24.05": {
@@ -85,6 +85,10 @@ type Release struct {
 	// than services.openssh.permitRootLogin and friends.
 	OpenSSHSettings bool
 }
+
+// HasSwraid: boot.swraid (enable, mdadmConf) exists from 23.11; from then on
+// an md root needs boot.swraid.enable = true.
+func (r Release) HasSwraid() bool { return !versionLess(r.Version, "23.11") }
 
 var releases = map[string]Release{
 	"22.11": {Version: "22.11", MinNix: "2.3", ZFS: "2.1", OpenSSHSettings: false},
@@ -184,6 +188,8 @@ type Provider struct {
 	KVMSteps []string
 	// RebootStep restarts the server from the panel.
 	RebootStep string
+	// EFIBootPathStep tells UEFI servers which EFI file the provider must boot.
+	EFIBootPathStep string
 }
 
 var ovhRescue = []string{
@@ -202,25 +208,64 @@ var ovhKVM = []string{
 	"On an Apple Silicon Mac the vendor's iKVM jar does not run: use a Linux VM (then the command above), OpenWebStart, or the HTML5 KVM / Serial-over-LAN where the panel offers it. CheerpJ-style web wrappers do not work.",
 }
 
+// ovhEFIStep: OVH's UEFI servers netboot and then start the EFI file the
+// manager names (efiBootloaderPath); nixplan installs GRUB as the removable one.
+const ovhEFIStep = "UEFI server: in the control panel (Boot → Edit, or the API's `efiBootloaderPath`) set the EFI boot loader path to `\\efi\\boot\\bootx64.efi`, the file GRUB was installed as."
+
 var providers = map[string]Provider{
 	"ovh": {
 		ID: "ovh", Name: "OVHcloud", Panel: "OVHcloud Control Panel",
 		Nameservers: []string{"213.186.33.99"},
 		RescueSteps: ovhRescue, DiskBootSteps: ovhDiskBoot, KVMSteps: ovhKVM,
-		RebootStep: "Click **Restart** (⋯ → Restart) in the server's General information tab and confirm.",
+		RebootStep:      "Click **Restart** (⋯ → Restart) in the server's General information tab and confirm.",
+		EFIBootPathStep: ovhEFIStep,
 	},
 	"kimsufi": {
 		ID: "kimsufi", Name: "Kimsufi (OVHcloud)", Panel: "OVHcloud Control Panel (Kimsufi servers are managed there; the old Kimsufi panel calls rescue NetBoot → Rescue → rescue64-pro)",
 		Nameservers: []string{"213.186.33.99"},
 		RescueSteps: ovhRescue, DiskBootSteps: ovhDiskBoot, KVMSteps: ovhKVM,
-		RebootStep: "Click **Restart** in the server's General information tab and confirm.",
+		RebootStep:      "Click **Restart** in the server's General information tab and confirm.",
+		EFIBootPathStep: ovhEFIStep,
 	},
 	"soyoustart": {
 		ID: "soyoustart", Name: "So you Start (OVHcloud)", Panel: "So you Start / OVHcloud Control Panel",
 		Nameservers: []string{"213.186.33.99"},
 		RescueSteps: ovhRescue, DiskBootSteps: ovhDiskBoot, KVMSteps: ovhKVM,
-		RebootStep: "Click **Restart** in the server's General information tab and confirm.",
+		RebootStep:      "Click **Restart** in the server's General information tab and confirm.",
+		EFIBootPathStep: ovhEFIStep,
 	},
+}
+
+func init() {
+	providers["hetzner"] = Provider{
+		ID: "hetzner", Name: "Hetzner", Panel: "Hetzner Robot",
+		Nameservers: []string{"185.12.64.1", "185.12.64.2"},
+		RescueSteps: []string{
+			"In Robot open **Server** → your server → **Rescue**, choose operating system **Linux**, architecture **64 bit**, select your SSH key, and click **Activate rescue system**.",
+			"The rescue system is armed for the next boot only and expires after 60 minutes: do the reset now.",
+		},
+		RebootStep: "Open the **Reset** tab, choose **Execute an automatic hardware reset**, and click **Send**.",
+		DiskBootSteps: []string{
+			"Nothing to switch back: the rescue system was armed for one boot only, so the next reset boots from the disks.",
+		},
+		KVMSteps: []string{
+			"Hetzner has no Java applet: request a KVM console (LARA) in Robot → **Support** → **Remote console**; it is connected for a few hours at no cost.",
+			"Ask for it before you start: the install takes longer than the rescue's 60 minutes to arrange a console otherwise.",
+		},
+	}
+	providers["generic"] = Provider{
+		ID: "generic", Name: "the provider", Panel: "the provider's control panel",
+		RescueSteps: []string{
+			"Boot the server into the provider's Debian-like rescue system with your SSH key for root (the control panel's rescue or recovery mode).",
+		},
+		RebootStep: "Restart the server from the control panel.",
+		DiskBootSteps: []string{
+			"Set the server to boot from its disks again, if the control panel keeps the rescue system for more than one boot.",
+		},
+		KVMSteps: []string{
+			"Open the provider's remote console (KVM, IPMI, serial or HTML5 console), so you can watch the reboots.",
+		},
+	}
 }
 
 // LookupProvider returns a provider preset.

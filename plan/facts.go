@@ -195,7 +195,7 @@ func (c *machineCheck) firmware() {
 	if fw.Mode != want {
 		hint := fmt.Sprintf("firmware = %q, or switch the server's boot mode in its firmware setup or the provider's panel", fw.Mode)
 		if want == FirmwareBIOS && fw.Mode == FirmwareUEFI {
-			hint = "switch the server to legacy (CSM) boot if the provider offers it; nixplan installs GRUB for legacy BIOS"
+			hint = `set host.firmware = "uefi" (GRUB on an EFI system partition), or switch the server to legacy (CSM) boot`
 		}
 		c.ps.add(key, hint, "the spec installs a boot loader for %s and %s says this machine booted %s",
 			strings.ToUpper(want), c.facts, strings.ToUpper(fw.Mode))
@@ -580,7 +580,7 @@ func SpecFromMachine(m *Machine, opts InitOptions) (string, Problems) {
 		comment(fmt.Sprintf("firmware: %s (the bundle's GRUB boots legacy BIOS)", strings.ToUpper(m.Firmware.Mode)))
 	}
 	if m.Firmware.Mode == FirmwareUEFI {
-		comment("This machine booted UEFI: nixplan check --facts refuses it until the server boots legacy BIOS.")
+		comment("UEFI: GRUB goes on an EFI system partition as the removable boot loader; no EFI variable is written.")
 	}
 	line("")
 	line("[kexec]")

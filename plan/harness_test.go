@@ -15,8 +15,9 @@ package plan_test
 //   - a "mount" of a ZFS dataset mounts a tmpfs at its target, so later
 //     phases find /mnt mounted as on the real installer.
 // Loop mode (the loop-device tests) runs the real parted, wipefs, mkfs.ext4,
-// lsblk and mount against a loop device and stubs exactly what this kernel
-// lacks: ZFS (zpool, zfs), md (mdadm) and udev (no udevadm).
+// mkfs.vfat, mkswap, lsblk and mount against loop devices and stubs exactly
+// what this kernel lacks: ZFS (zpool, zfs), md (mdadm; what is made on an md
+// array is recorded only), udev (no udevadm) and vfat mounts.
 
 import (
 	"bufio"
@@ -80,16 +81,27 @@ func fakeTool(name string, args []string) int {
 		fmt.Fprintf(f, "%s\n", line)
 		f.Close()
 	}
+	if st.Loop && slices.Contains(loopReal, filepath.Base(name)) && onLoopDevices(args) {
+		// Loop mode: the real tool, on the loop device.
+		cmd := exec.Command(loopRealPath(filepath.Base(name)), args...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			if ee, ok := err.(*exec.ExitError); ok {
+				return ee.ExitCode()
+			}
+			fmt.Fprintln(os.Stderr, "fake:", err)
+			return 99
+		}
+		return 0
+	}
 	code := st.Fake.Exec(argv, os.Stdout, os.Stderr)
 	// What the real command would leave that later reads need.
 	switch filepath.Base(name) {
 	case "mount":
 		if len(args) == 4 && args[0] == "-t" {
-			fstype := args[1]
-			if fstype != "zfs" && st.Loop {
-				fstype = args[1] // a real filesystem on a loop device: mount it for real
-			} else {
-				fstype = "tmpfs"
+			fstype := "tmpfs"
+			if st.Loop && onLoopDevices(args[2:3]) && args[1] != "vfat" {
+				fstype = args[1] // a real filesystem on a loop device: mount it for real (this kernel cannot mount vfat)
 			}
 			src := args[2]
 			if fstype == "tmpfs" {
@@ -132,8 +144,34 @@ var realTools = []string{"bash", "sh", "grep", "awk", "sed", "cut", "tr", "sort"
 // machine description lists them.
 var machineTools = []string{"tar", "gzip", "cpio"}
 
-// loopTools are real in loop mode.
-var loopTools = []string{"parted", "wipefs", "mkfs.ext4", "lsblk", "mount", "umount", "blkid"}
+// loopReal run for real in loop mode when every device they are given is a
+// loop device; on anything else (an md array) they are only recorded.
+var loopReal = []string{"parted", "wipefs", "mkfs.ext4", "mkfs.vfat", "mkswap"}
+
+// loopRead are the real read-only tools in loop mode.
+var loopRead = []string{"lsblk", "blkid"}
+
+func onLoopDevices(args []string) bool {
+	found := false
+	for _, a := range args {
+		if strings.HasPrefix(a, "/dev/") {
+			if !strings.HasPrefix(a, "/dev/loop") {
+				return false
+			}
+			found = true
+		}
+	}
+	return found
+}
+
+func loopRealPath(name string) string {
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return filepath.Join(dir, name)
+		}
+	}
+	return name
+}
 
 type harness struct {
 	t       *testing.T
@@ -232,10 +270,10 @@ func (h *harness) setup(loop bool) string {
 		}
 	}
 	tools := []string{"id", "uname", "lsblk", "ip", "lvs", "curl", "zpool", "zfs", "mdadm", "vgchange", "parted", "wipefs",
-		"mkfs.ext4", "mkfs.vfat", "mount", "umount", "swapoff", "nixos-generate-config", "nix-channel", "nixos-install",
+		"mkfs.ext4", "mkfs.vfat", "mkswap", "mount", "umount", "swapoff", "nixos-generate-config", "nix-channel", "nixos-install",
 		"nixos-enter", "ssh-keygen", "apt-get", "reboot", "kexec"}
 	for _, name := range tools {
-		if loop && slices.Contains(loopTools, name) && name != "mount" && name != "umount" {
+		if loop && slices.Contains(loopRead, name) {
 			link(name)
 			continue
 		}

@@ -123,3 +123,61 @@ func TestPartitionAndFormatOnLoopDevice(t *testing.T) {
 		})
 	}
 }
+
+// TestUEFIAndMdadmOnLoopDevices: GPT with an EFI system partition made by
+// the real mkfs.vfat (this kernel cannot mount vfat, so blkid checks it), and
+// the mdadm layout over two loop devices with mdadm stubbed (this kernel has
+// no md): the real parted and mkfs.ext4 make both disks' partitions and
+// /boot filesystems, and the RAID1 is created over the right partitions.
+func TestUEFIAndMdadmOnLoopDevices(t *testing.T) {
+	t.Run("uefi-esp", func(t *testing.T) {
+		dev := loopDevice(t, 1025)
+		spec := exampleSpec(t, `devices = ["/dev/sda"]`, `devices = ["`+dev+`"]`, `label = "msdos"`, `label = "gpt"`,
+			`nixos = "24.05"`, "nixos = \"24.05\"\nfirmware = \"uefi\"")
+		h := installerHarness(t, spec, func(m *plan.Machine) { m.Firmware.Mode = plan.FirmwareUEFI })
+		r := h.runMode(true, plan.KexecInstallFile, "blog-demo\n")
+		if r.code != 0 {
+			t.Fatalf("exit %d:\n%s", r.code, r.output())
+		}
+		print := sh(t, "parted", "--script", "--machine", dev, "unit", "MiB", "print")
+		if !strings.Contains(print, "1:1.00MiB:512MiB:511MiB:fat32:ESP:boot, esp;") {
+			t.Errorf("no ESP as partition 1:\n%s", print)
+		}
+		esp := plan.PartitionPath(dev, 1)
+		if got := strings.TrimSpace(sh(t, "blkid", "-p", "-o", "value", "-s", "TYPE", esp)); got != "vfat" {
+			t.Errorf("%s is %q, want vfat", esp, got)
+		}
+		if got := strings.TrimSpace(sh(t, "blkid", "-p", "-o", "value", "-s", "LABEL", esp)); got != "EFI" {
+			t.Errorf("%s has label %q, want EFI", esp, got)
+		}
+		if r.firstIndex("mount -t vfat "+esp+" /mnt/boot") < 0 {
+			t.Errorf("the ESP is not mounted on /boot: %q", r.commands())
+		}
+	})
+	t.Run("mdadm-two-disks", func(t *testing.T) {
+		a, b := loopDevice(t, 1025), loopDevice(t, 1025)
+		spec := exampleSpec(t, `devices = ["/dev/sda"]`, `devices = ["`+a+`", "`+b+`"]`, `label = "msdos"`, `label = "gpt"`,
+			`layout = "zfs"`, "layout = \"mdadm\"\nboot = \"all\"", `pool = "rpool"`, ``)
+		spec = spec[:strings.Index(spec, "[[disks.datasets]]")] + spec[strings.Index(spec, "[ssh]"):]
+		h := installerHarness(t, spec, nil)
+		r := h.runMode(true, plan.KexecInstallFile, "blog-demo\n")
+		if r.code != 0 {
+			t.Fatalf("exit %d:\n%s", r.code, r.output())
+		}
+		for i, dev := range []string{a, b} {
+			print := sh(t, "parted", "--script", "--machine", dev, "unit", "MiB", "print")
+			if !strings.HasSuffix(strings.TrimSpace(print), ":raid;") || !strings.Contains(print, "bios_grub") {
+				t.Errorf("%s lacks the bios_grub or RAID member partition:\n%s", dev, print)
+			}
+			boot := plan.PartitionPath(dev, 2)
+			want := []string{"boot", "boot2"}[i]
+			if got := strings.TrimSpace(sh(t, "blkid", "-p", "-o", "value", "-s", "LABEL", boot)); got != want {
+				t.Errorf("%s has label %q, want %q", boot, got, want)
+			}
+		}
+		create := "mdadm --create /dev/md/root --run --level=1 --metadata=1.2 --raid-devices=2 " + plan.PartitionPath(a, 3) + " " + plan.PartitionPath(b, 3)
+		if r.firstIndex(create) < 0 || r.firstIndex("mkfs.ext4 -F -L root /dev/md/root") < r.firstIndex(create) {
+			t.Errorf("want %q then mkfs.ext4 on /dev/md/root, got:\n%s", create, strings.Join(r.commands(), "\n"))
+		}
+	})
+}

@@ -87,20 +87,40 @@ type Static struct {
 	OnLink bool
 }
 
-// Storage is the disk layout: partitions on each disk, the boot filesystem,
-// the ZFS pool and its datasets, and the order to mount them.
+// Storage is the disk layout: partitions on each disk, the boot
+// filesystems, swap, the root (a ZFS pool with datasets, an ext4 partition, or
+// ext4 on md RAID1), and the order to mount them.
 type Storage struct {
-	Label string // "msdos" or "gpt"
-	// Disks are wiped and partitioned; BootDisk is the first and carries /boot
-	// and GRUB.
+	Layout string // "zfs", "ext4" or "mdadm"
+	Label  string // "msdos" or "gpt"
+	// Disks are wiped and partitioned; BootDisk is the first.
 	Disks    []string
 	BootDisk string
-	// Partitions in the order they are created.
-	Partitions    []Partition
-	BootPartition string
-	BootSizeMiB   int
-	Pool          string
-	PoolDevices   []string
+	// Partitions in the order they are created, disk by disk.
+	Partitions  []Partition
+	BootSizeMiB int
+	// Boots are the boot filesystems: one on the first disk, or one on every
+	// disk (MirroredBoots), each with GRUB for its disk.
+	Boots         []Boot
+	MirroredBoots bool
+	// Swaps are swap partitions, by filesystem label.
+	Swaps       []Swap
+	SwapSizeMiB int
+	// Topology is the pool's vdev type: "" for a single disk, "mirror",
+	// "raidz1" or "raidz2".
+	Topology    string
+	Pool        string
+	PoolDevices []string
+	// RootDevice is the ext4 root of the ext4 and mdadm layouts.
+	RootDevice string
+	// RAIDMembers make the md RAID1 of the mdadm layout, at RootDevice.
+	RAIDMembers []string
+	// ARCMaxBytes caps the ZFS ARC; 0 leaves the default.
+	ARCMaxBytes int64
+	// DevNodes is boot.zfs.devNodes when the default (/dev/disk/by-id) would
+	// not find the pool: disks without a by-id link, such as virtio disks
+	// without a serial.
+	DevNodes string
 	// PoolCompatibility is `zpool create -o compatibility=`; empty to leave it out.
 	PoolCompatibility string
 	// PoolOptions are `zpool create -o` settings, in order.
@@ -116,6 +136,22 @@ type Storage struct {
 	ClearExisting bool
 	// GrubConfigurationLimit keeps the generations on /boot within its size.
 	GrubConfigurationLimit int
+}
+
+// Boot is one boot filesystem: ext4 /boot on BIOS, the EFI system
+// partition (vfat) on UEFI.
+type Boot struct {
+	Disk      string // GRUB goes on this disk (BIOS)
+	Partition string
+	Path      string // "/boot", "/boot-2", ...
+	FSType    string // "ext4" or "vfat"
+	Label     string // filesystem label
+}
+
+// Swap is one swap partition.
+type Swap struct {
+	Partition string
+	Label     string
 }
 
 // DiskIdentity is what one disk must be; an empty Serial or a zero size is

@@ -93,7 +93,18 @@ type IPSpec struct {
 
 // DisksSpec is the storage layout.
 type DisksSpec struct {
-	Layout   string        `toml:"layout"`
+	// Layout is "zfs" (a ZFS pool), "ext4" (one ext4 root) or "mdadm" (an
+	// ext4 root on an md RAID1 over every disk).
+	Layout string `toml:"layout"`
+	// Topology of the ZFS pool: "single" (one disk), "mirror", "raidz1", "raidz2".
+	Topology string `toml:"topology"`
+	// Boot is "first" (/boot and GRUB on the first disk only; the OVH legacy
+	// constraint) or "all" (a /boot on every disk, GRUB on each: mirroredBoots).
+	Boot string `toml:"boot"`
+	// SwapSize, when set, adds a swap partition of this size to every disk.
+	SwapSize string `toml:"swap_size"`
+	// ARCMax caps the ZFS ARC (zfs.zfs_arc_max).
+	ARCMax   string        `toml:"arc_max"`
 	Devices  []string      `toml:"devices"`
 	Label    string        `toml:"label"`
 	BootSize string        `toml:"boot_size"`

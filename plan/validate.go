@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -117,9 +118,9 @@ func validateHost(ps *problems, spec *Spec, p *Plan) {
 	case "", "bios":
 		p.Firmware = "bios"
 	case "uefi":
-		ps.add("host.firmware", "servers that boot UEFI are not supported yet; many can be switched to legacy BIOS in the provider's panel", "UEFI is not supported yet")
+		p.Firmware = "uefi"
 	default:
-		ps.add("host.firmware", `"bios"`, "unknown firmware %q", h.Firmware)
+		ps.add("host.firmware", `"bios" (legacy boot) or "uefi"; facts.sh tells which the server uses`, "unknown firmware %q", h.Firmware)
 	}
 }
 
@@ -235,6 +236,9 @@ func validateNetwork(ps *problems, spec *Spec, p *Plan) {
 	p.Network.Nameservers = n.Nameservers
 	if len(n.Nameservers) == 0 {
 		p.Network.Nameservers = p.Provider.Nameservers
+		if p.Provider.ID != "" && len(p.Provider.Nameservers) == 0 {
+			ps.add("network.nameservers", `the provider's resolvers, e.g. nameservers = ["1.1.1.1", "9.9.9.9"]`, "missing; provider %q has no default resolvers", p.Provider.ID)
+		}
 	}
 	seen := map[string]bool{}
 	for i, ns := range n.Nameservers {
@@ -324,164 +328,6 @@ func lastAddr(p netip.Prefix) netip.Addr {
 // reservedPoolNames cannot name a pool (zpool(8)).
 var reservedPoolNames = map[string]bool{"mirror": true, "raidz": true, "raidz1": true, "raidz2": true, "raidz3": true,
 	"draid": true, "spare": true, "log": true, "cache": true, "special": true, "dedup": true}
-
-func validateDisks(ps *problems, spec *Spec, p *Plan) {
-	d := spec.Disks
-	s := &p.Storage
-	switch d.Layout {
-	case "", "zfs":
-	default:
-		ps.add("disks.layout", `"zfs" (ext4 /boot on the first disk, a ZFS pool on the rest)`, "unknown layout %q", d.Layout)
-	}
-
-	devicesOK := true
-	if len(d.Devices) == 0 {
-		ps.add("disks.devices", `e.g. devices = ["/dev/sda"]; the first disk carries /boot and GRUB`, "missing; the disks to wipe and install on")
-		devicesOK = false
-	}
-	seen := map[string]bool{}
-	for i, dev := range d.Devices {
-		key := fmt.Sprintf("disks.devices[%d]", i)
-		switch {
-		case !devicePathRE.MatchString(dev):
-			ps.add(key, `an absolute /dev path of letters, digits and "/ . _ : + -", e.g. "/dev/sda" or "/dev/disk/by-id/ata-..."`, "%q is not a device path", dev)
-			devicesOK = false
-		case path.Clean(dev) != dev:
-			ps.add(key, fmt.Sprintf("write %q", path.Clean(dev)), "%q is not a clean path", dev)
-			devicesOK = false
-		case seen[dev]:
-			ps.add(key, "", "%s is listed twice", dev)
-			devicesOK = false
-		case strings.HasPrefix(dev, "/dev/disk/") && strings.Contains(dev, "-part"):
-			ps.add(key, "name the whole disk; nixplan makes the partitions", "%s is a partition, not a disk", dev)
-			devicesOK = false
-		}
-		seen[dev] = true
-	}
-	if len(d.Devices) > 1 {
-		ps.add("disks.devices", "list one disk; mirrors and raidz are not supported yet", "layout \"zfs\" takes one disk, got %d", len(d.Devices))
-		devicesOK = false
-	}
-
-	s.Label = d.Label
-	switch d.Label {
-	case "":
-		s.Label = "gpt"
-	case "msdos", "gpt":
-	default:
-		ps.add("disks.label", `"gpt" (any size; a 1 MiB bios_grub partition is added) or "msdos" (disks up to 2 TiB)`, "unknown partition label %q", d.Label)
-	}
-
-	s.BootSizeMiB = 512
-	if d.BootSize != "" {
-		mib, err := parseMiB(d.BootSize)
-		switch {
-		case err != nil:
-			ps.add("disks.boot_size", `a whole number of KiB, MiB, GiB or TiB that is a multiple of 1 MiB, e.g. "512MiB"`, "%q: %v", d.BootSize, err)
-		case mib < 128 || mib > 8192:
-			ps.add("disks.boot_size", `between "128MiB" and "8GiB"; "512MiB" holds several generations`, "%q is out of range", d.BootSize)
-		default:
-			s.BootSizeMiB = mib
-		}
-	}
-	s.GrubConfigurationLimit = grubConfigurationLimit(s.BootSizeMiB)
-	// 4 KiB sectors: right for modern disks, harmless on 512-byte ones.
-	s.PoolOptions = []string{"ashift=12"}
-
-	s.Pool = d.Pool
-	if s.Pool == "" {
-		s.Pool = "rpool"
-	} else if !poolNameRE.MatchString(s.Pool) || reservedPoolNames[s.Pool] || isDiskLikePoolName(s.Pool) || len(s.Pool) > 200 {
-		ps.add("disks.pool", `a name that starts with a letter, of letters, digits and "_ . : -", not a vdev word (mirror, raidz, …) or a disk name (c0…)`, "%q is not a valid pool name", s.Pool)
-	}
-
-	validateDatasets(ps, d.Datasets, s)
-
-	s.ClearExisting = d.ClearExisting
-	identified := map[string]bool{}
-	for i, id := range d.Identity {
-		key := fmt.Sprintf("disks.identity[%d]", i)
-		ok := true
-		switch {
-		case id.Device == "":
-			ps.add(key+".device", "the disk this identity is for, as listed in disks.devices", "missing")
-			ok = false
-		case !seen[id.Device]:
-			ps.add(key+".device", "one of disks.devices", "%q is not in disks.devices", id.Device)
-			ok = false
-		case identified[id.Device]:
-			ps.add(key+".device", "", "%s has two identities", id.Device)
-			ok = false
-		}
-		identified[id.Device] = true
-		if id.Serial != "" && !serialRE.MatchString(id.Serial) {
-			ps.add(key+".serial", "the serial as lsblk -dno SERIAL prints it", "%q is not a disk serial", id.Serial)
-			ok = false
-		}
-		if id.SizeBytes < 0 || (id.SizeBytes > 0 && id.SizeBytes < 1<<30) {
-			ps.add(key+".size_bytes", "the size in bytes as lsblk -dbno SIZE prints it", "%d is not the size of a disk to install on", id.SizeBytes)
-			ok = false
-		}
-		if id.Serial == "" && id.SizeBytes == 0 {
-			ps.add(key, "give serial, size_bytes or both", "an identity without serial or size checks nothing")
-			ok = false
-		}
-		// An msdos label cannot address beyond 2 TiB.
-		if id.SizeBytes > 2<<40 && s.Label == "msdos" {
-			ps.add("disks.label", `label = "gpt"`, "%s is %d bytes, beyond the 2 TiB an msdos label can address", id.Device, id.SizeBytes)
-		}
-		if ok {
-			s.Identity = append(s.Identity, DiskIdentity{Device: id.Device, Serial: id.Serial, SizeBytes: id.SizeBytes})
-		}
-	}
-
-	if devicesOK {
-		s.Disks = d.Devices
-		s.BootDisk = d.Devices[0]
-		layoutPartitions(s)
-	}
-}
-
-func isDiskLikePoolName(name string) bool {
-	return len(name) > 1 && name[0] == 'c' && name[1] >= '0' && name[1] <= '9'
-}
-
-// layoutPartitions lays out the boot disk: an optional bios_grub partition
-// (GPT on BIOS needs one for GRUB), the ext4 /boot, then the pool.
-func layoutPartitions(s *Storage) {
-	disk := s.BootDisk
-	start := 1
-	n := 1
-	add := func(name, role, flag string, from, to int) {
-		end := "100%"
-		if to > 0 {
-			end = strconv.Itoa(to) + "MiB"
-		}
-		s.Partitions = append(s.Partitions, Partition{
-			Disk: disk, Number: n, Path: PartitionPath(disk, n), Name: name, Role: role, Flag: flag,
-			Start: strconv.Itoa(from) + "MiB", End: end,
-		})
-		n++
-	}
-	if s.Label == "gpt" {
-		add("bios_grub", "bios_grub", "bios_grub", 1, 2)
-		start = 2
-	}
-	add("boot", "boot", "", start, start+s.BootSizeMiB)
-	add(s.Pool, "pool", "", start+s.BootSizeMiB, 0)
-	for _, part := range s.Partitions {
-		switch part.Role {
-		case "boot":
-			s.BootPartition = part.Path
-		case "pool":
-			s.PoolDevices = append(s.PoolDevices, part.Path)
-		}
-	}
-	if s.BootPartition != "" {
-		s.Mounts = append(s.Mounts, Mount{Source: s.BootPartition, Target: "/boot", FSType: "ext4"})
-	}
-	sortMounts(s.Mounts)
-}
 
 func sortMounts(ms []Mount) {
 	sort.SliceStable(ms, func(i, j int) bool {
@@ -671,6 +517,9 @@ func trunc(s string, n int) string {
 // validateCombinations refuses specs that are valid field by field but cannot
 // work with the chosen installer image.
 func validateCombinations(ps *problems, spec *Spec, p *Plan) {
+	if p.Storage.Layout == "mdadm" && p.Release.Version != "" && !p.Release.HasSwraid() {
+		ps.add("host.nixos", `NixOS "23.11" or later`, "layout \"mdadm\" needs boot.swraid, which NixOS %s does not have", p.Release.Version)
+	}
 	p.Kexec.CopiedKeys = p.AuthorizedKeys
 	if !p.Kexec.ImageKnown || p.Release.Version == "" {
 		return
@@ -688,6 +537,25 @@ func validateCombinations(ps *problems, spec *Spec, p *Plan) {
 		p.Storage.PoolOptions = append(p.Storage.PoolOptions, "compatibility="+p.Storage.PoolCompatibility)
 	}
 
+	// The layout needs tools from the installer image.
+	var need []string
+	switch p.Storage.Layout {
+	case "zfs":
+		need = append(need, "zpool", "zfs")
+	case "mdadm":
+		need = append(need, "mdadm")
+	}
+	if p.Firmware == "uefi" {
+		need = append(need, "mkfs.vfat")
+	}
+	if len(p.Storage.Swaps) > 0 {
+		need = append(need, "mkswap")
+	}
+	for _, tool := range need {
+		if !slices.Contains(img.Tools, tool) {
+			ps.add("disks.layout", "use an image that carries it, e.g. nixos-24.05", "the %s image has no %s, which this layout needs", img.Tag, tool)
+		}
+	}
 	if p.Kexec.ExtraFlags != "" && !img.ExtraFlags {
 		ps.add("kexec.extra_flags", "leave extra_flags out, or use the nixos-24.05 image, whose kexec/run has --kexec-extra-flags",
 			"the %s image's kexec/run ignores --kexec-extra-flags (added June 2024)", img.Tag)

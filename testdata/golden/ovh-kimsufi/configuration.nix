@@ -9,7 +9,7 @@
   # nixplan-network.nix is written at install time with the public NIC's MAC.
   imports = [ ./hardware-configuration.nix ./nixplan-network.nix ];
 
-  # GRUB in the boot disk's boot sector: the provider's BIOS boots that disk.
+  # GRUB in the boot sector of the boot disk: the provider's BIOS boots that disk.
   boot.loader.grub.enable = true;
   boot.loader.grub.device = "/dev/sda";
   # /boot is 511 MiB: keep at most this many generations on it.

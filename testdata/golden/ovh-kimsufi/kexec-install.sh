@@ -3,8 +3,8 @@
 #
 # kexec-install.sh: the second script of the install of blog-demo. Run it as
 # root in the NixOS kexec installer that rescue-bootstrap.sh booted. It ERASES
-# /dev/sda, partitions and formats, creates the ZFS pool rpool, writes the NixOS
-# configuration and installs NixOS 24.05. It checks the machine and asks
+# /dev/sda, partitions and formats them (zfs layout), writes the
+# NixOS configuration and installs NixOS 24.05. It checks the machine and asks
 # before it erases anything; every step is logged to /var/log/nixplan-install.log
 # and the log is copied into the installed system.
 set -euo pipefail
@@ -21,12 +21,13 @@ readonly FIRMWARE=bios
 readonly DISKS=( /dev/sda )
 # 1 when the spec allows clearing RAID, LVM and ZFS members on the disks.
 readonly CLEAR_EXISTING=0
-readonly BOOT_PARTITION=/dev/sda1
 readonly POOL=rpool
 readonly POOL_DEVICES=( /dev/sda2 )
 readonly PARTITIONS=( /dev/sda1 /dev/sda2 )
+# The tools this layout needs from the installer.
+readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 zpool zfs nixos-generate-config nixos-install nix-channel sha256sum ssh-keygen curl)
 readonly CHANNEL_URL=https://nixos.org/channels/nixos-24.05
-readonly CONFIGURATION_SHA256=74d4629ef21e7bd68d7178f93d406dae517850ec62d1b6c0db2357d495f8b460
+readonly CONFIGURATION_SHA256=cc40ab3cf201d204bb4f7165efd0ebb42d1e1bcd00218aea6438f2ecbc56bc1d
 # 1 when the spec asks for a root password for the console.
 readonly CONSOLE_PASSWORD=0
 readonly PHASES=(preflight partition format mount configure install finish)
@@ -219,7 +220,7 @@ phase_preflight() {
   fi
 
   local tool
-  for tool in lsblk parted wipefs mkfs.ext4 zpool zfs nixos-generate-config nixos-install nix-channel sha256sum ssh-keygen; do
+  for tool in "${NEEDED_TOOLS[@]}"; do
     command -v "$tool" >/dev/null || die "$tool is missing from this installer" "use the installer image named in the spec"
   done
 
@@ -328,10 +329,10 @@ phase_partition() {
   lsblk "${DISKS[@]}"
 }
 
-# ext4 for /boot; the ZFS pool with legacy-mounted datasets for the rest.
+# The boot filesystems, swap, then the root: the ZFS pool with legacy-mounted datasets.
 phase_format() {
   require_consent format
-  run mkfs.ext4 -F -L boot "$BOOT_PARTITION"
+  run mkfs.ext4 -F -L boot /dev/sda1
   run zpool create -f -o 'ashift=12' -O mountpoint=none "$POOL" "${POOL_DEVICES[@]}"
   run zfs create -o mountpoint=legacy rpool/root
   run zfs create -o mountpoint=legacy rpool/root/nixos
@@ -424,7 +425,7 @@ write_configuration() {
   # nixplan-network.nix is written at install time with the public NIC's MAC.
   imports = [ ./hardware-configuration.nix ./nixplan-network.nix ];
 
-  # GRUB in the boot disk's boot sector: the provider's BIOS boots that disk.
+  # GRUB in the boot sector of the boot disk: the provider's BIOS boots that disk.
   boot.loader.grub.enable = true;
   boot.loader.grub.device = "/dev/sda";
   # /boot is 511 MiB: keep at most this many generations on it.

@@ -1,0 +1,305 @@
+package plan
+
+import (
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// Layouts and their rules:
+//   - zfs: a ZFS pool over a partition of every disk ("single" on one disk,
+//     "mirror", "raidz1", "raidz2"), with legacy-mounted datasets;
+//   - ext4: one disk, an ext4 root;
+//   - mdadm: an ext4 root on an md RAID1 over a partition of every disk.
+// Every disk that carries a /boot gets GRUB: the first disk only (boot =
+// "first", the OVH legacy constraint) or every disk (boot = "all", GRUB's
+// mirroredBoots). BIOS boots GRUB from the disk (GPT needs a 1 MiB bios_grub
+// partition); UEFI boots \EFI\BOOT\BOOTX64.EFI from an EFI system partition
+// mounted on /boot, and no EFI variable is ever written.
+
+// minDisks is the number of disks each ZFS topology needs.
+var minDisks = map[string]int{"single": 1, "mirror": 2, "raidz1": 3, "raidz2": 4}
+
+func validateDisks(ps *problems, spec *Spec, p *Plan) {
+	d := spec.Disks
+	s := &p.Storage
+
+	s.Layout = d.Layout
+	switch d.Layout {
+	case "":
+		s.Layout = "zfs"
+	case "zfs", "ext4", "mdadm":
+	default:
+		ps.add("disks.layout", `"zfs" (a ZFS pool), "ext4" (one disk, ext4 root) or "mdadm" (ext4 on md RAID1 over every disk)`, "unknown layout %q", d.Layout)
+	}
+
+	devicesOK := validateDevices(ps, d.Devices)
+	n := len(d.Devices)
+
+	// The shape of the root: a topology for ZFS, one disk for ext4, two or
+	// more for mdadm. Several disks are never striped silently.
+	switch s.Layout {
+	case "zfs":
+		topo := d.Topology
+		if topo == "" {
+			topo = "single"
+			if n > 1 {
+				ps.add("disks.topology", `topology = "mirror" (or "raidz1" from 3 disks, "raidz2" from 4)`,
+					"%d disks need a topology; nixplan never stripes disks without redundancy", n)
+			}
+		}
+		if need, ok := minDisks[topo]; !ok {
+			ps.add("disks.topology", `"single", "mirror", "raidz1" or "raidz2"`, "unknown topology %q", topo)
+		} else if d.Topology != "" && n > 0 && (n < need || (topo == "single" && n != 1)) {
+			ps.add("disks.topology", fmt.Sprintf("%s takes %s", topo, map[bool]string{true: "exactly 1 disk", false: fmt.Sprintf("at least %d disks", need)}[topo == "single"]),
+				"%s does not fit %d disks", topo, n)
+		}
+		if topo != "single" {
+			s.Topology = topo
+		}
+	case "ext4":
+		if n > 1 {
+			ps.add("disks.devices", `one disk; for RAID1 over several disks use layout = "mdadm"`, "layout \"ext4\" takes one disk, got %d", n)
+			devicesOK = false
+		}
+	case "mdadm":
+		if n == 1 {
+			ps.add("disks.devices", `at least two disks for a RAID1; for one disk use layout = "ext4"`, "layout \"mdadm\" needs at least 2 disks, got 1")
+			devicesOK = false
+		}
+	}
+	if s.Layout == "ext4" || s.Layout == "mdadm" {
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"disks.topology", d.Topology != ""}, {"disks.pool", d.Pool != ""}, {"disks.datasets", d.Datasets != nil}, {"disks.arc_max", d.ARCMax != ""}} {
+			if k.set {
+				ps.add(k.key, `leave it out, or use layout = "zfs"`, "is for layout \"zfs\" only")
+			}
+		}
+	}
+
+	s.Label = d.Label
+	switch d.Label {
+	case "":
+		s.Label = "gpt"
+	case "gpt":
+	case "msdos":
+		if p.Firmware == "uefi" {
+			ps.add("disks.label", `label = "gpt"`, "UEFI boots from an EFI system partition on a GPT disk, not msdos")
+		}
+	default:
+		ps.add("disks.label", `"gpt" (any size; a 1 MiB bios_grub partition is added on BIOS) or "msdos" (disks up to 2 TiB)`, "unknown partition label %q", d.Label)
+	}
+
+	switch d.Boot {
+	case "", "first":
+	case "all":
+		s.MirroredBoots = n > 1
+	default:
+		ps.add("disks.boot", `"first" (/boot and GRUB on the first disk) or "all" (on every disk, GRUB mirroredBoots)`, "unknown boot %q", d.Boot)
+	}
+
+	s.BootSizeMiB = 512
+	if d.BootSize != "" {
+		mib, err := parseMiB(d.BootSize)
+		switch {
+		case err != nil:
+			ps.add("disks.boot_size", `a whole number of KiB, MiB, GiB or TiB that is a multiple of 1 MiB, e.g. "512MiB"`, "%q: %v", d.BootSize, err)
+		case mib < 128 || mib > 8192:
+			ps.add("disks.boot_size", `between "128MiB" and "8GiB"; "512MiB" holds several generations`, "%q is out of range", d.BootSize)
+		default:
+			s.BootSizeMiB = mib
+		}
+	}
+	s.GrubConfigurationLimit = grubConfigurationLimit(s.BootSizeMiB)
+
+	if d.SwapSize != "" {
+		mib, err := parseMiB(d.SwapSize)
+		switch {
+		case err != nil:
+			ps.add("disks.swap_size", `a size such as "8GiB"`, "%q: %v", d.SwapSize, err)
+		case mib < 128 || mib > 256<<10:
+			ps.add("disks.swap_size", `between "128MiB" and "256GiB"`, "%q is out of range", d.SwapSize)
+		default:
+			s.SwapSizeMiB = mib
+		}
+	}
+	if d.ARCMax != "" {
+		mib, err := parseMiB(d.ARCMax)
+		switch {
+		case err != nil:
+			ps.add("disks.arc_max", `a size such as "4GiB"`, "%q: %v", d.ARCMax, err)
+		case mib < 64:
+			ps.add("disks.arc_max", `at least "64MiB"`, "%q is too small for the ZFS ARC", d.ARCMax)
+		default:
+			s.ARCMaxBytes = int64(mib) << 20
+		}
+	}
+
+	// 4 KiB sectors: right for modern disks, harmless on 512-byte ones.
+	s.PoolOptions = []string{"ashift=12"}
+	if s.Layout == "zfs" {
+		s.Pool = d.Pool
+		if s.Pool == "" {
+			s.Pool = "rpool"
+		} else if !poolNameRE.MatchString(s.Pool) || reservedPoolNames[s.Pool] || isDiskLikePoolName(s.Pool) || len(s.Pool) > 200 {
+			ps.add("disks.pool", `a name that starts with a letter, of letters, digits and "_ . : -", not a vdev word (mirror, raidz, …) or a disk name (c0…)`, "%q is not a valid pool name", s.Pool)
+		}
+		validateDatasets(ps, d.Datasets, s)
+	}
+
+	validateIdentity(ps, d, s)
+	s.ClearExisting = d.ClearExisting
+
+	if devicesOK && n > 0 {
+		s.Disks = d.Devices
+		s.BootDisk = d.Devices[0]
+		layoutPartitions(s, p.Firmware)
+	}
+	// Disks without a /dev/disk/by-id link (virtio without a serial) cannot
+	// be found where ZFS looks by default.
+	for _, dev := range s.Disks {
+		if s.Layout == "zfs" && strings.HasPrefix(dev, "/dev/vd") {
+			s.DevNodes = "/dev/disk/by-partuuid"
+		}
+	}
+}
+
+func validateDevices(ps *problems, devices []string) bool {
+	ok := true
+	if len(devices) == 0 {
+		ps.add("disks.devices", `e.g. devices = ["/dev/sda"]; the first disk carries /boot and GRUB`, "missing; the disks to wipe and install on")
+		return false
+	}
+	seen := map[string]bool{}
+	for i, dev := range devices {
+		key := fmt.Sprintf("disks.devices[%d]", i)
+		switch {
+		case !devicePathRE.MatchString(dev):
+			ps.add(key, `an absolute /dev path of letters, digits and "/ . _ : + -", e.g. "/dev/sda" or "/dev/disk/by-id/ata-..."`, "%q is not a device path", dev)
+			ok = false
+		case path.Clean(dev) != dev:
+			ps.add(key, fmt.Sprintf("write %q", path.Clean(dev)), "%q is not a clean path", dev)
+			ok = false
+		case seen[dev]:
+			ps.add(key, "", "%s is listed twice", dev)
+			ok = false
+		case strings.HasPrefix(dev, "/dev/disk/") && strings.Contains(dev, "-part"):
+			ps.add(key, "name the whole disk; nixplan makes the partitions", "%s is a partition, not a disk", dev)
+			ok = false
+		}
+		seen[dev] = true
+	}
+	return ok
+}
+
+func validateIdentity(ps *problems, d DisksSpec, s *Storage) {
+	listed := map[string]bool{}
+	for _, dev := range d.Devices {
+		listed[dev] = true
+	}
+	identified := map[string]bool{}
+	for i, id := range d.Identity {
+		key := fmt.Sprintf("disks.identity[%d]", i)
+		ok := true
+		switch {
+		case id.Device == "":
+			ps.add(key+".device", "the disk this identity is for, as listed in disks.devices", "missing")
+			ok = false
+		case !listed[id.Device]:
+			ps.add(key+".device", "one of disks.devices", "%q is not in disks.devices", id.Device)
+			ok = false
+		case identified[id.Device]:
+			ps.add(key+".device", "", "%s has two identities", id.Device)
+			ok = false
+		}
+		identified[id.Device] = true
+		if id.Serial != "" && !serialRE.MatchString(id.Serial) {
+			ps.add(key+".serial", "the serial as lsblk -dno SERIAL prints it", "%q is not a disk serial", id.Serial)
+			ok = false
+		}
+		if id.SizeBytes < 0 || (id.SizeBytes > 0 && id.SizeBytes < 1<<30) {
+			ps.add(key+".size_bytes", "the size in bytes as lsblk -dbno SIZE prints it", "%d is not the size of a disk to install on", id.SizeBytes)
+			ok = false
+		}
+		if id.Serial == "" && id.SizeBytes == 0 {
+			ps.add(key, "give serial, size_bytes or both", "an identity without serial or size checks nothing")
+			ok = false
+		}
+		// An msdos label cannot address beyond 2 TiB.
+		if id.SizeBytes > 2<<40 && s.Label == "msdos" {
+			ps.add("disks.label", `label = "gpt"`, "%s is %d bytes, beyond the 2 TiB an msdos label can address", id.Device, id.SizeBytes)
+		}
+		if ok {
+			s.Identity = append(s.Identity, DiskIdentity{Device: id.Device, Serial: id.Serial, SizeBytes: id.SizeBytes})
+		}
+	}
+}
+
+// layoutPartitions lays out every disk: [bios_grub] [boot] [swap] data,
+// where the data partition is the pool's, the ext4 root or the RAID member.
+func layoutPartitions(s *Storage, firmware string) {
+	for i, disk := range s.Disks {
+		start, n := 1, 1
+		add := func(name, role, flag string, size int) string {
+			end := "100%"
+			if size > 0 {
+				end = strconv.Itoa(start+size) + "MiB"
+			}
+			part := Partition{Disk: disk, Number: n, Path: PartitionPath(disk, n), Name: name, Role: role, Flag: flag,
+				Start: strconv.Itoa(start) + "MiB", End: end}
+			s.Partitions = append(s.Partitions, part)
+			start += size
+			n++
+			return part.Path
+		}
+		suffix := ""
+		if i > 0 {
+			suffix = strconv.Itoa(i + 1)
+		}
+		if i == 0 || s.MirroredBoots {
+			boot := Boot{Disk: disk, Path: "/boot"}
+			if i > 0 {
+				boot.Path = "/boot-" + suffix
+			}
+			if firmware == "uefi" {
+				boot.FSType, boot.Label = "vfat", "EFI"+suffix
+				boot.Partition = add("ESP"+suffix, "esp", "esp", s.BootSizeMiB)
+			} else {
+				if s.Label == "gpt" {
+					add("bios_grub", "bios_grub", "bios_grub", 1)
+				}
+				boot.FSType, boot.Label = "ext4", "boot"+suffix
+				boot.Partition = add("boot"+suffix, "boot", "", s.BootSizeMiB)
+			}
+			s.Boots = append(s.Boots, boot)
+			s.Mounts = append(s.Mounts, Mount{Source: boot.Partition, Target: boot.Path, FSType: boot.FSType})
+		}
+		if s.SwapSizeMiB > 0 {
+			label := "swap" + suffix
+			s.Swaps = append(s.Swaps, Swap{Label: label, Partition: add(label, "swap", "", s.SwapSizeMiB)})
+		}
+		switch s.Layout {
+		case "zfs":
+			s.PoolDevices = append(s.PoolDevices, add(s.Pool+suffix, "pool", "", 0))
+		case "ext4":
+			s.RootDevice = add("root", "root", "", 0)
+		case "mdadm":
+			s.RAIDMembers = append(s.RAIDMembers, add("raid"+suffix, "raid", "raid", 0))
+		}
+	}
+	if s.Layout == "mdadm" {
+		s.RootDevice = "/dev/md/root"
+	}
+	if s.RootDevice != "" {
+		s.Mounts = append(s.Mounts, Mount{Source: s.RootDevice, Target: "/", FSType: "ext4"})
+	}
+	sortMounts(s.Mounts)
+}
+
+// isDiskLikePoolName: zpool refuses pool names that look like disks (c0...).
+func isDiskLikePoolName(name string) bool {
+	return len(name) > 1 && name[0] == 'c' && name[1] >= '0' && name[1] <= '9'
+}
