@@ -190,6 +190,9 @@ type Provider struct {
 	RebootStep string
 	// EFIBootPathStep tells UEFI servers which EFI file the provider must boot.
 	EFIBootPathStep string
+	// OVHFamily: OVH's network rules apply (IPv4 gateway .254, IPv6 gateway
+	// outside the /64).
+	OVHFamily bool
 }
 
 var ovhRescue = []string{
@@ -219,6 +222,7 @@ var providers = map[string]Provider{
 		RescueSteps: ovhRescue, DiskBootSteps: ovhDiskBoot, KVMSteps: ovhKVM,
 		RebootStep:      "Click **Restart** (⋯ → Restart) in the server's General information tab and confirm.",
 		EFIBootPathStep: ovhEFIStep,
+		OVHFamily:       true,
 	},
 	"kimsufi": {
 		ID: "kimsufi", Name: "Kimsufi (OVHcloud)", Panel: "OVHcloud Control Panel (Kimsufi servers are managed there; the old Kimsufi panel calls rescue NetBoot → Rescue → rescue64-pro)",
@@ -226,6 +230,7 @@ var providers = map[string]Provider{
 		RescueSteps: ovhRescue, DiskBootSteps: ovhDiskBoot, KVMSteps: ovhKVM,
 		RebootStep:      "Click **Restart** in the server's General information tab and confirm.",
 		EFIBootPathStep: ovhEFIStep,
+		OVHFamily:       true,
 	},
 	"soyoustart": {
 		ID: "soyoustart", Name: "So you Start (OVHcloud)", Panel: "So you Start / OVHcloud Control Panel",
@@ -233,6 +238,7 @@ var providers = map[string]Provider{
 		RescueSteps: ovhRescue, DiskBootSteps: ovhDiskBoot, KVMSteps: ovhKVM,
 		RebootStep:      "Click **Restart** in the server's General information tab and confirm.",
 		EFIBootPathStep: ovhEFIStep,
+		OVHFamily:       true,
 	},
 }
 

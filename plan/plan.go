@@ -85,6 +85,11 @@ type Static struct {
 	// on-link host route (NixOS adds it when the default gateway names the
 	// interface).
 	OnLink bool
+	// DHCP: the family is configured by DHCP or router advertisements;
+	// Address is only the address expected.
+	DHCP bool
+	// Derived: Gateway was computed by the provider's rule.
+	Derived bool
 }
 
 // Storage is the disk layout: partitions on each disk, the boot

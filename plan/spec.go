@@ -89,6 +89,13 @@ type IPSpec struct {
 	// GatewayOnLink allows a gateway outside the prefix (OVH's IPv6, Hetzner's
 	// /32): it is reached through an on-link route added before the default route.
 	GatewayOnLink bool `toml:"gateway_on_link"`
+	// DHCP configures the family by DHCP (IPv4) or router advertisements
+	// (IPv6) instead; Address is then the address expected, to reach and
+	// recognise the server, and Prefix and Gateway stay empty.
+	DHCP bool `toml:"dhcp"`
+	// DeriveGateway computes the gateway by the provider's documented rule
+	// (OVH IPv6: the /64's gateway outside it).
+	DeriveGateway bool `toml:"derive_gateway"`
 }
 
 // DisksSpec is the storage layout.

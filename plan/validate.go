@@ -224,12 +224,13 @@ func validateNetwork(ps *problems, spec *Spec, p *Plan) {
 	}
 
 	if n.IPv4 == nil {
-		ps.add("network.ipv4", "add [network.ipv4] with address, prefix and gateway from the provider's panel", "missing; a static IPv4 address is required")
+		ps.add("network.ipv4", "add [network.ipv4] with address, prefix and gateway from the provider's panel (or address and dhcp = true)",
+			"missing; the server's IPv4 address is needed to reach it")
 	} else {
-		p.Network.IPv4 = validateStatic(ps, "network.ipv4", n.IPv4, false)
+		p.Network.IPv4 = validateFamily(ps, "network.ipv4", n.IPv4, false, p.Provider)
 	}
 	if n.IPv6 != nil {
-		v6 := validateStatic(ps, "network.ipv6", n.IPv6, true)
+		v6 := validateFamily(ps, "network.ipv6", n.IPv6, true, p.Provider)
 		p.Network.IPv6 = &v6
 	}
 
@@ -252,6 +253,88 @@ func validateNetwork(ps *problems, spec *Spec, p *Plan) {
 		}
 		seen[ns] = true
 	}
+}
+
+// validateFamily checks one address family: DHCP with the address
+// expected, or a static address, whose gateway may be derived by the
+// provider's rule.
+func validateFamily(ps *problems, key string, spec *IPSpec, v6 bool, prov Provider) Static {
+	if spec.DHCP {
+		for _, k := range []struct {
+			name string
+			set  bool
+		}{{"prefix", spec.Prefix != 0}, {"gateway", spec.Gateway != ""}, {"gateway_on_link", spec.GatewayOnLink}, {"derive_gateway", spec.DeriveGateway}} {
+			if k.set {
+				ps.add(key+"."+k.name, "leave it out: DHCP provides it", "does not go with dhcp = true")
+			}
+		}
+		addr, err := netip.ParseAddr(spec.Address)
+		switch {
+		case spec.Address == "":
+			ps.add(key+".address", "the address the provider's panel shows, to reach and recognise the server", "missing; with DHCP it is the address expected")
+		case err != nil || addr.Is6() != v6 || addr.Is4In6():
+			ps.add(key+".address", "an address of this family", "%q is not an %s address", spec.Address, map[bool]string{false: "IPv4", true: "IPv6"}[v6])
+		}
+		return Static{Address: spec.Address, DHCP: true}
+	}
+	derived := false
+	if spec.DeriveGateway {
+		switch {
+		case spec.Gateway != "":
+			ps.add(key+".gateway", "give gateway or derive_gateway, not both", "is set, and so is derive_gateway")
+		case !v6 || !prov.OVHFamily:
+			ps.add(key+".derive_gateway", "give the gateway from the provider's panel", "nixplan knows a rule only for IPv6 at OVH, Kimsufi and So you Start")
+		default:
+			if gw, ok := OVHIPv6Gateway(spec.Address); ok {
+				spec.Gateway, spec.GatewayOnLink, derived = gw, true, true
+			}
+		}
+	}
+	before := len(ps.list.Errors())
+	st := validateStatic(ps, key, spec, v6)
+	st.Derived = derived
+	if prov.OVHFamily && !spec.DeriveGateway && len(ps.list.Errors()) == before {
+		// A valid gateway that breaks the provider's documented rule is
+		// likely a typo, but the provider may know better: warn.
+		rule, ok := ovhIPv4Gateway(spec.Address)
+		if v6 {
+			rule, ok = OVHIPv6Gateway(spec.Address)
+		}
+		if ok && spec.Gateway != rule && spec.Gateway != "fe80::1" && spec.Prefix <= 64 {
+			ps.warn(key+".gateway", fmt.Sprintf("check the panel; OVH's documented gateway for %s is %s", spec.Address, rule),
+				"%s differs from the gateway OVH's rule gives", spec.Gateway)
+		}
+	}
+	return st
+}
+
+// OVHIPv6Gateway is OVH's documented IPv6 gateway for a server address:
+// outside the server's /64, on the /56 boundary: the fourth group with its
+// low byte set to ff, then ff:ff:ff:ff (2001:41d0:8:e79d::1 →
+// 2001:41d0:8:e7ff:ff:ff:ff:ff).
+func OVHIPv6Gateway(address string) (string, bool) {
+	a, err := netip.ParseAddr(address)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return "", false
+	}
+	b := a.As16()
+	b[7] = 0xff
+	for i := 8; i < 16; i += 2 {
+		b[i], b[i+1] = 0, 0xff
+	}
+	return netip.AddrFrom16(b).String(), true
+}
+
+// ovhIPv4Gateway is OVH's documented IPv4 gateway: the first three octets of
+// the address, then .254.
+func ovhIPv4Gateway(address string) (string, bool) {
+	a, err := netip.ParseAddr(address)
+	if err != nil || !a.Is4() {
+		return "", false
+	}
+	b := a.As4()
+	b[3] = 254
+	return netip.AddrFrom4(b).String(), true
 }
 
 // validateStatic checks a static address, its prefix and its gateway.

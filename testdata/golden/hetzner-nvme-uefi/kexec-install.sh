@@ -27,7 +27,7 @@ readonly PARTITIONS=( /dev/nvme0n1p1 /dev/nvme0n1p2 /dev/nvme1n1p1 /dev/nvme1n1p
 # The tools this layout needs from the installer.
 readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 mkfs.vfat zpool zfs nixos-generate-config nixos-install nix-channel sha256sum ssh-keygen curl)
 readonly CHANNEL_URL=https://nixos.org/channels/nixos-24.11
-readonly CONFIGURATION_SHA256=59042aa843fed9345787bb26e8851712ba0b2558b0797f09a7c67c286cb04b8d
+readonly CONFIGURATION_SHA256=a30dbc9bea5107b3c658bdaa9c6de7fa501ff1cd7cbf4fe5557ad7cd2ebbc1ff
 # 1 when the spec asks for a root password for the console.
 readonly CONSOLE_PASSWORD=0
 readonly PHASES=(preflight partition format mount configure install finish)
@@ -455,7 +455,7 @@ write_configuration() {
 
   networking.hostName = "hz-nvme";
 
-  # Static address from the provider's panel; no DHCP.
+  # The network of eth0: static IPv4 from the provider's panel, static IPv6.
   networking.usePredictableInterfaceNames = false;
   networking.useDHCP = false;
   networking.interfaces."eth0".ipv4.addresses = [

@@ -30,7 +30,7 @@
 
   networking.hostName = "ks-mirror";
 
-  # Static address from the provider's panel; no DHCP.
+  # The network of wan0: static IPv4 from the provider's panel.
   networking.usePredictableInterfaceNames = true;
   networking.useDHCP = false;
   networking.interfaces."wan0".ipv4.addresses = [

@@ -27,7 +27,7 @@ readonly PARTITIONS=( /dev/sda1 /dev/sda2 /dev/sda3 /dev/sda4 /dev/sdb1 /dev/sdb
 # The tools this layout needs from the installer.
 readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 mkswap zpool zfs nixos-generate-config nixos-install nix-channel sha256sum ssh-keygen curl)
 readonly CHANNEL_URL=https://nixos.org/channels/nixos-24.05
-readonly CONFIGURATION_SHA256=f926bc71608e3b8de4a084b7351f82bd8c2f1670e01f8c67a873077c4c7286f4
+readonly CONFIGURATION_SHA256=47eaf22ae18a5d9e67a6e2268eb20832d8c5a74ccc00d977eb184cfddab70642
 # 1 when the spec asks for a root password for the console.
 readonly CONSOLE_PASSWORD=0
 readonly PHASES=(preflight partition format mount configure install finish)
@@ -467,7 +467,7 @@ write_configuration() {
 
   networking.hostName = "ks-mirror";
 
-  # Static address from the provider's panel; no DHCP.
+  # The network of wan0: static IPv4 from the provider's panel.
   networking.usePredictableInterfaceNames = true;
   networking.useDHCP = false;
   networking.interfaces."wan0".ipv4.addresses = [

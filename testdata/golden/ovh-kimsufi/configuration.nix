@@ -21,7 +21,7 @@
 
   networking.hostName = "blog-demo";
 
-  # Static address from the provider's panel; no DHCP.
+  # The network of eth0: static IPv4 from the provider's panel.
   networking.usePredictableInterfaceNames = false;
   networking.useDHCP = false;
   networking.interfaces."eth0".ipv4.addresses = [

@@ -27,7 +27,7 @@ readonly PARTITIONS=( /dev/sda1 /dev/sda2 )
 # The tools this layout needs from the installer.
 readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 zpool zfs nixos-generate-config nixos-install nix-channel sha256sum ssh-keygen curl)
 readonly CHANNEL_URL=https://nixos.org/channels/nixos-24.05
-readonly CONFIGURATION_SHA256=cc40ab3cf201d204bb4f7165efd0ebb42d1e1bcd00218aea6438f2ecbc56bc1d
+readonly CONFIGURATION_SHA256=899b41fbd06ae53a01eb350f791f10dabf47829f652b9fa138af14f1a5768f5d
 # 1 when the spec asks for a root password for the console.
 readonly CONSOLE_PASSWORD=0
 readonly PHASES=(preflight partition format mount configure install finish)
@@ -437,7 +437,7 @@ write_configuration() {
 
   networking.hostName = "blog-demo";
 
-  # Static address from the provider's panel; no DHCP.
+  # The network of eth0: static IPv4 from the provider's panel.
   networking.usePredictableInterfaceNames = false;
   networking.useDHCP = false;
   networking.interfaces."eth0".ipv4.addresses = [

@@ -29,7 +29,7 @@
 
   networking.hostName = "sys-raidz";
 
-  # Static address from the provider's panel; no DHCP.
+  # The network of eth0: static IPv4 from the provider's panel, static IPv6.
   networking.usePredictableInterfaceNames = false;
   networking.useDHCP = false;
   networking.interfaces."eth0".ipv4.addresses = [

@@ -27,7 +27,7 @@ readonly PARTITIONS=( /dev/disk/by-id/ata-HGST_HUS726020ALA610_K5H8DK2A-part1 /d
 # The tools this layout needs from the installer.
 readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 mkswap zpool zfs nixos-generate-config nixos-install nix-channel sha256sum ssh-keygen curl)
 readonly CHANNEL_URL=https://nixos.org/channels/nixos-24.05
-readonly CONFIGURATION_SHA256=727e7f33953a8c08813cf111bfea67e0b6967e02f04f165fa23d23776cd2781c
+readonly CONFIGURATION_SHA256=a3d4e0b8f3e0a618be541c760428d4ddac0a97ae85c25d36fa1504bbdcd652fd
 # 1 when the spec asks for a root password for the console.
 readonly CONSOLE_PASSWORD=0
 readonly PHASES=(preflight partition format mount configure install finish)
@@ -461,7 +461,7 @@ write_configuration() {
 
   networking.hostName = "sys-raidz";
 
-  # Static address from the provider's panel; no DHCP.
+  # The network of eth0: static IPv4 from the provider's panel, static IPv6.
   networking.usePredictableInterfaceNames = false;
   networking.useDHCP = false;
   networking.interfaces."eth0".ipv4.addresses = [
