@@ -6,6 +6,7 @@ import (
 	"path"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -20,8 +21,12 @@ type FakeMachine struct {
 	Machine *Machine `json:"-"`
 	Faults  Faults   `json:"faults"`
 
-	// Relabeled disks have a new partition table with these partitions.
+	// Relabeled disks have a new partition table with these partitions,
+	// by the disk's kernel path.
 	Relabeled map[string][]string `json:"relabeled"`
+	// Labels are the partition tables parted wrote ("msdos", "gpt"), by the
+	// disk's kernel path.
+	Labels map[string]string `json:"labels"`
 	// Pools imported now (the machine's own start imported).
 	Pools map[string]bool `json:"pools"`
 	// Stopped md arrays and device-mapper volumes, by kernel name.
@@ -39,7 +44,7 @@ type Faults struct {
 
 // NewFakeMachine starts a fake from a machine description.
 func NewFakeMachine(m *Machine) *FakeMachine {
-	f := &FakeMachine{Machine: m, Relabeled: map[string][]string{}, Pools: map[string]bool{}, Stopped: map[string]bool{}}
+	f := &FakeMachine{Machine: m, Relabeled: map[string][]string{}, Labels: map[string]string{}, Pools: map[string]bool{}, Stopped: map[string]bool{}}
 	for _, p := range m.ZFSPools {
 		f.Pools[p] = true
 	}
@@ -118,7 +123,7 @@ func (f *FakeMachine) Exec(argv []string, stdout, stderr io.Writer) int {
 	case "zpool":
 		return f.zpool(args, stdout, stderr)
 	case "parted":
-		f.parted(args)
+		return f.parted(args, stderr)
 	case "mdadm":
 		if len(args) == 2 && args[0] == "--stop" {
 			f.Stopped[path.Base(args[1])] = true
@@ -152,7 +157,7 @@ func (f *FakeMachine) Mounted(target string) bool {
 	return slices.ContainsFunc(f.Mounts, func(m Mount) bool { return m.Target == target })
 }
 
-func (f *FakeMachine) parted(args []string) {
+func (f *FakeMachine) parted(args []string, stderr io.Writer) int {
 	// parted --script DISK -- mklabel LABEL | mkpart NAME START END | set N FLAG on
 	var rest []string
 	for _, a := range args {
@@ -161,15 +166,61 @@ func (f *FakeMachine) parted(args []string) {
 		}
 	}
 	if len(rest) < 2 {
-		return
+		return 0
 	}
+	// A disk named by a by-id link is the same disk as its kernel path.
 	disk := rest[0]
+	d := f.Machine.Disk(disk)
+	if d != nil {
+		disk = d.Path
+	}
+	if f.Labels == nil {
+		f.Labels = map[string]string{}
+	}
 	switch rest[1] {
 	case "mklabel":
 		f.Relabeled[disk] = []string{}
+		if len(rest) > 2 {
+			f.Labels[disk] = rest[2]
+		}
 	case "mkpart":
+		// An msdos label addresses 2^32 sectors: parted refuses a partition
+		// beyond that, as on a 3 TB disk.
+		if f.Labels[disk] == "msdos" && d != nil && len(rest) >= 5 {
+			sector := d.LogicalSectorBytes
+			if sector == 0 {
+				sector = 512
+			}
+			start, okStart := partedBytes(rest[3], d.SizeBytes, sector)
+			end, okEnd := partedBytes(rest[4], d.SizeBytes, sector)
+			const maxSectors = 1<<32 - 1
+			if okStart && okEnd && (end-start)/sector > maxSectors {
+				fmt.Fprintf(stderr, "Error: partition length of %d sectors exceeds the msdos-partition-table-imposed maximum of %d\n", (end-start)/sector, int64(maxSectors))
+				return 1
+			}
+		}
 		f.Relabeled[disk] = append(f.Relabeled[disk], PartitionPath(disk, len(f.Relabeled[disk])+1))
 	}
+	return 0
+}
+
+// partedBytes reads a parted position ("1MiB", "100%", "2048s") as bytes.
+func partedBytes(s string, size, sector int64) (int64, bool) {
+	units := []struct {
+		suffix string
+		bytes  int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"kB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}, {"s", sector}}
+	if n, ok := strings.CutSuffix(s, "%"); ok {
+		v, err := strconv.ParseInt(n, 10, 64)
+		return size * v / 100, err == nil
+	}
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			v, err := strconv.ParseInt(n, 10, 64)
+			return v * u.bytes, err == nil
+		}
+	}
+	return 0, false
 }
 
 func (f *FakeMachine) zpool(args []string, stdout, stderr io.Writer) int {
@@ -236,8 +287,27 @@ func (f *FakeMachine) ip(args []string, stdout, stderr io.Writer) int {
 			words = append(words, a)
 		}
 	}
+	if len(words) >= 1 && (words[0] == "route" || words[0] == "r") {
+		// ip [-4|-6] route show default: "default via GW dev IF [onlink]".
+		for _, r := range f.Machine.Routes {
+			if (family == "" || r.Family == family) && r.Destination == "default" {
+				line := "default"
+				if r.Gateway != "" {
+					line += " via " + r.Gateway
+				}
+				if r.Interface != "" {
+					line += " dev " + r.Interface
+				}
+				if r.OnLink {
+					line += " onlink"
+				}
+				fmt.Fprintln(stdout, line)
+			}
+		}
+		return 0
+	}
 	if len(words) < 1 || (words[0] != "addr" && words[0] != "a" && words[0] != "address") {
-		fmt.Fprintf(stderr, "fake ip: only 'ip -o [-4|-6] addr show' is played, not %q\n", strings.Join(args, " "))
+		fmt.Fprintf(stderr, "fake ip: only 'ip -o [-4|-6] addr show' and 'ip [-4|-6] route show default' are played, not %q\n", strings.Join(args, " "))
 		return 1
 	}
 	for i, ifc := range f.Machine.Interfaces {
@@ -356,6 +426,13 @@ func (f *FakeMachine) find(dev string) *blockNode {
 			if slices.Contains(d.ByID, dev) {
 				found = tree[i]
 			}
+			// A partition by its disk's by-id link: "...-part2".
+			for _, id := range d.ByID {
+				n, ok := strings.CutPrefix(dev, id+"-part")
+				if k, err := strconv.Atoi(n); ok && err == nil && k >= 1 && k <= len(tree[i].children) && tree[i].children[k-1].kind == "part" && found == nil {
+					found = tree[i].children[k-1]
+				}
+			}
 		}
 	}
 	return found
@@ -469,6 +546,10 @@ func (f *FakeMachine) FakeFiles() map[string]string {
 	}
 	for _, ifc := range m.Interfaces {
 		files["/sys/class/net/"+ifc.Name+"/address"] = ifc.MAC + "\n"
+		if ifc.Physical {
+			// A NIC backed by hardware has a device link.
+			files["/sys/class/net/"+ifc.Name+"/device/"] = ""
+		}
 	}
 	if m.Firmware.Mode == FirmwareUEFI {
 		files["/sys/firmware/efi/"] = ""

@@ -133,6 +133,10 @@ func TestRescueBootstrapFaults(t *testing.T) {
 			message: "the spec pins no sha256 for the kexec tarball"},
 		{name: "already NixOS", machine: func(m *plan.Machine) { m.OS.ID = "nixos" },
 			message: "this is already NixOS"},
+		{name: "live gateway differs", machine: func(m *plan.Machine) { m.Routes[0].Gateway = "203.0.113.1" },
+			message: "the default route goes through 203.0.113.1, but the spec's gateway is 203.0.113.254"},
+		{name: "3 TB disk with msdos", machine: func(m *plan.Machine) { m.Disks[0].SizeBytes = 3000592982016 },
+			message: "/dev/sda is larger than 2 TiB, which an msdos partition table cannot address"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := newHarness(t, exampleSpec(t, c.spec...), seed(t, c.machine))
@@ -256,6 +260,14 @@ func TestKexecInstallFaults(t *testing.T) {
 		{name: "no answer", stdin: "", message: "no answer; nothing was changed"},
 		{name: "RAID without consent", machine: func(m *plan.Machine) { *m = *loadFixture(t, "kimsufi-raid1") }, stdin: "blog-demo\n",
 			message: "/dev/sda holds RAID, LVM or ZFS members"},
+		{name: "address on the second NIC", machine: func(m *plan.Machine) {
+			second := m.Interfaces[0]
+			second.Name, second.MAC = "eth1", "0c:c4:7a:12:34:57"
+			m.Interfaces[0].Addresses = nil
+			m.Interfaces = append(m.Interfaces, second)
+		}, stdin: "blog-demo\n", message: "203.0.113.10 is on eth1 and this machine has 2 NICs: eth0 may not be the NIC with the address"},
+		{name: "3 TB disk with msdos", machine: func(m *plan.Machine) { m.Disks[0].SizeBytes = 3000592982016 }, stdin: "blog-demo\n",
+			message: "/dev/sda is larger than 2 TiB"},
 		{name: "partition without preflight", args: []string{"--only", "partition"},
 			message: "the partition phase erases data and runs only after the preflight phase"},
 	} {

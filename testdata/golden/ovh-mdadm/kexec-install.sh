@@ -17,7 +17,13 @@ readonly SERVER_MAC=''
 readonly INTERFACE=eth0
 # 1 when the installed system renames the public NIC to INTERFACE by its MAC.
 readonly RENAME_BY_MAC=0
+# How the installed system finds the NIC: by MAC ("mac"), by its predictable
+# name ("predictable"), or by the kernel's name ("kernel", e.g. eth0).
+readonly INTERFACE_NAMING=kernel
 readonly FIRMWARE=bios
+# The static IPv4 gateway, checked against the live default route; empty with DHCP.
+readonly SERVER_GATEWAY4=203.0.113.254
+readonly PARTITION_LABEL=gpt
 readonly DISKS=( /dev/sda /dev/sdb )
 # 1 when the spec allows clearing RAID, LVM and ZFS members on the disks.
 readonly CLEAR_EXISTING=1
@@ -126,6 +132,10 @@ check_disks() {
       die "$disk does not exist on this machine" "lsblk -o NAME,SIZE,MODEL,SERIAL lists the disks; fix disks.devices in the spec"
     # A loop device is accepted too: the tests install onto loop devices.
     [ "$type" = disk ] || [ "$type" = loop ] || die "$disk is a $type, not a whole disk" "name whole disks in disks.devices"
+    # An msdos label cannot address beyond 2 TiB: stop before anything is erased.
+    if [ "$PARTITION_LABEL" = msdos ] && [ "$(lsblk -dbno SIZE "$disk")" -gt 2199023255552 ]; then
+      die "$disk is larger than 2 TiB, which an msdos partition table cannot address" 'set disks.label = "gpt" in the spec and render again'
+    fi
   done
 }
 
@@ -190,6 +200,42 @@ check_address() {
   say "$SERVER_IPV4 is on $PUBLIC_IFACE (MAC ${PUBLIC_MAC:-unknown})"
 }
 
+# check_gateway: the live IPv4 default route goes through the spec's gateway,
+# so the installed system's route will work as this one does.
+check_gateway() {
+  [ -n "$SERVER_GATEWAY4" ] || return 0
+  local live
+  live=$(ip -4 route show default | awk '{ for (i = 1; i < NF; i++) if ($i == "via") { print $(i + 1); exit } }')
+  if [ -n "$live" ] && [ "$live" != "$SERVER_GATEWAY4" ]; then
+    die "the default route goes through $live, but the spec's gateway is $SERVER_GATEWAY4" \
+      "the installed system would be unreachable; fix network.ipv4.gateway in the spec (ip -4 route shows the live route)"
+  fi
+}
+
+# check_interface_name: the installed system will find the address's NIC
+# under the spec's interface name. A name of the spec's own is given by MAC;
+# a predictable name must be the one it has here; a kernel name (eth0) is
+# certain only when there is one NIC.
+check_interface_name() {
+  case "$INTERFACE_NAMING" in
+    mac) return 0 ;;
+    predictable)
+      [ "$PUBLIC_IFACE" = "$INTERFACE" ] ||
+        die "$SERVER_IPV4 is on $PUBLIC_IFACE, but the spec configures $INTERFACE" "fix network.interface, or pin the NIC: network.mac and a name such as wan0"
+      ;;
+    kernel)
+      local nics=0 dev
+      for dev in /sys/class/net/*/device; do
+        [ -e "$dev" ] && nics=$((nics + 1))
+      done
+      if [ "$nics" -gt 1 ] && [ "$PUBLIC_IFACE" != "$INTERFACE" ]; then
+        die "$SERVER_IPV4 is on $PUBLIC_IFACE and this machine has $nics NICs: $INTERFACE may not be the NIC with the address" \
+          "pin the NIC by MAC: set network.mac to $PUBLIC_MAC and network.interface to a name of your own such as wan0"
+      fi
+      ;;
+  esac
+}
+
 # check_firmware: the machine boots the way the spec's boot loader expects,
 # and Secure Boot is off (it makes kexec fail with "Permission denied").
 check_firmware() {
@@ -223,6 +269,8 @@ phase_preflight() {
   done
 
   check_address
+  check_interface_name
+  check_gateway
   check_disks
   check_disks_free
   check_firmware
