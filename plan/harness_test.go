@@ -117,6 +117,23 @@ func fakeTool(name string, args []string) int {
 			fmt.Fprintf(os.Stderr, "fake umount: %v: %s", err, out)
 			return 32
 		}
+	case "curl", "wget":
+		// A download (not curl --head) brings the harness's stand-in tarball.
+		for i, a := range args {
+			if !plan.ChangesMachine(argv) {
+				break
+			}
+			if (a == "--output" || a == "--output-document") && i+1 < len(args) {
+				data, err := os.ReadFile(os.Getenv("NIXPLAN_FAKE_TARBALL"))
+				if err == nil {
+					err = os.WriteFile(args[i+1], data, 0o644)
+				}
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "fake download:", err)
+					return 22
+				}
+			}
+		}
 	case "nixos-generate-config":
 		root := args[len(args)-1]
 		if err := os.MkdirAll(root+"/etc/nixos", 0o755); err == nil {
@@ -178,6 +195,7 @@ type harness struct {
 	dir     string
 	machine *plan.Machine
 	state   harnessState
+	plan    *plan.Plan
 	bundle  *plan.Bundle
 	// premount /mnt as a tmpfs before the script runs (a resumed install).
 	premountMnt bool
@@ -204,7 +222,7 @@ func newHarness(t *testing.T, specText string, m *plan.Machine) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, dir: t.TempDir(), machine: m, bundle: b}
+	h := &harness{t: t, dir: t.TempDir(), machine: m, plan: p, bundle: b}
 	h.state = harnessState{Fake: plan.NewFakeMachine(m), Fail: map[string]int{}}
 	for _, d := range []string{"root", "varlog", "varlib", "bin", "real", "sys/class/net", "sys/firmware"} {
 		if err := os.MkdirAll(filepath.Join(h.dir, d), 0o755); err != nil {
@@ -269,10 +287,13 @@ func (h *harness) setup(loop bool) string {
 			t.Fatal(err)
 		}
 	}
-	tools := []string{"id", "uname", "lsblk", "ip", "lvs", "curl", "zpool", "zfs", "mdadm", "vgchange", "parted", "wipefs",
+	tools := []string{"id", "uname", "lsblk", "ip", "lvs", "curl", "wget", "zpool", "zfs", "mdadm", "vgchange", "parted", "wipefs",
 		"mkfs.ext4", "mkfs.vfat", "mkswap", "mount", "umount", "swapoff", "nixos-generate-config", "nix-channel", "nixos-install",
-		"nixos-enter", "ssh-keygen", "apt-get", "reboot", "kexec"}
+		"nixos-enter", "ssh-keygen", "apt-get", "reboot", "kexec", "udevadm"}
 	for _, name := range tools {
+		if has, listed := h.machine.Tools[name]; listed && !has {
+			continue // the machine lacks it, as its description says
+		}
 		if loop && slices.Contains(loopRead, name) {
 			link(name)
 			continue
@@ -371,6 +392,7 @@ func (h *harness) runMode(loop bool, script string, stdin string, args ...string
 		"NIXPLAN_FAKE_MACHINE=" + filepath.Join(h.dir, "machine.json"),
 		"NIXPLAN_FAKE_STATE=" + filepath.Join(h.dir, "state.json"),
 		"NIXPLAN_RECORD=" + record,
+		"NIXPLAN_FAKE_TARBALL=" + filepath.Join(h.dir, "download.tar.gz"),
 	}
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr strings.Builder

@@ -41,6 +41,16 @@ func seed(t *testing.T, edit func(m *plan.Machine)) *plan.Machine {
 // withTarball puts a fake kexec tarball beside rescue-bootstrap.sh; its
 // kexec/run is a stub that records itself. It returns the tarball's sha256.
 func (h *harness) withTarball() string {
+	hash := h.downloadTarball()
+	if err := os.Rename(filepath.Join(h.dir, "download.tar.gz"), filepath.Join(h.dir, "root", h.plan.Kexec.Tarball)); err != nil {
+		h.t.Fatal(err)
+	}
+	return hash
+}
+
+// downloadTarball makes the fake kexec tarball a download brings (the fake
+// curl copies it to its --output), and returns its sha256.
+func (h *harness) downloadTarball() string {
 	t := h.t
 	src := filepath.Join(h.dir, "tarball-src/kexec")
 	os.MkdirAll(src, 0o755)
@@ -49,12 +59,12 @@ func (h *harness) withTarball() string {
 	if err := os.WriteFile(filepath.Join(src, "run"), []byte(run), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	tarball := filepath.Join(h.dir, "root", h.bundle.Host+".tmp")
+	tarball := filepath.Join(h.dir, "download.tmp")
 	out, err := exec.Command("tar", "-C", filepath.Join(h.dir, "tarball-src"), "--mtime=@0", "--owner=0", "--group=0", "-czf", tarball, "kexec").CombinedOutput()
 	if err != nil {
 		t.Fatalf("tar: %v: %s", err, out)
 	}
-	name := filepath.Join(h.dir, "root", "nixos-kexec-installer-noninteractive-x86_64-linux.tar.gz")
+	name := filepath.Join(h.dir, "download.tar.gz")
 	if err := os.Rename(tarball, name); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,112 @@
+package plan_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nixplan/nixplan/plan"
+)
+
+// TestSimulateMatchesBash runs the same scripts on the same machine
+// descriptions twice, in simulate's interpreter and under real bash with the
+// recording harness, and compares the commands that change the machine and
+// where each run stopped: simulate must not drift from what bash does.
+func TestSimulateMatchesBash(t *testing.T) {
+	type tc struct {
+		name    string
+		spec    string // TOML text
+		machine string // fixture in testdata/machines; "" for the healthy machine the spec describes
+		offline bool
+	}
+	seedSpec := exampleSpec(t)
+	cases := []tc{
+		{name: "seed on ovh-seed", spec: seedSpec, machine: "ovh-seed"},
+		{name: "seed offline", spec: seedSpec, machine: "ovh-seed", offline: true},
+		{name: "seed on kimsufi-raid1", spec: seedSpec, machine: "kimsufi-raid1"},
+		{name: "cleared on kimsufi-raid1", spec: exampleSpec(t, `pool = "rpool"`, "pool = \"rpool\"\nclear_existing = true"), machine: "kimsufi-raid1"},
+		{name: "seed on two-nic", spec: seedSpec, machine: "two-nic"},
+		{name: "pinned on two-nic", spec: exampleSpec(t, `interface = "eth0"`, "interface = \"public\"\nmac = \"0c:c4:7a:ee:ff:11\""), machine: "two-nic"},
+		{name: "seed on big-3tb", spec: seedSpec, machine: "big-3tb"},
+		{name: "gpt on big-3tb", spec: exampleSpec(t, `label = "msdos"`, `label = "gpt"`), machine: "big-3tb"},
+		{name: "seed on small-vps", spec: seedSpec, machine: "small-vps"},
+		{name: "seed on hetzner-uefi", spec: seedSpec, machine: "hetzner-uefi"},
+	}
+	for _, file := range examples(t) {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, tc{name: "example " + filepath.Base(file), spec: string(data)})
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			spec, err := plan.Parse("host.toml", []byte(c.spec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, ps := plan.Validate(spec)
+			if p == nil {
+				t.Fatalf("spec does not validate:\n%v", ps)
+			}
+			b, err := plan.Render(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := plan.HealthyMachine(p)
+			if c.machine != "" {
+				m = loadFixture(t, c.machine)
+			}
+			faults := plan.Faults{Offline: c.offline}
+			sim, err := plan.Simulate(p, b, plan.SimulateOptions{Machine: m, Faults: faults})
+			if err != nil {
+				t.Fatalf("simulate: %v", err)
+			}
+
+			// rescue-bootstrap.sh under bash, downloading like the simulation.
+			h := newHarness(t, c.spec, m)
+			hash := h.downloadTarball()
+			var args []string
+			if p.Kexec.SHA256 == "" {
+				args = []string{"--accept-hash", hash}
+			}
+			rescue := h.run(plan.RescueBootstrapFile, "", args...)
+			compareRun(t, plan.RescueBootstrapFile, sim.Scripts[0], rescue)
+			if len(sim.Scripts) < 2 {
+				if rescue.code == 0 {
+					t.Errorf("simulate stopped in %s but bash went on", plan.RescueBootstrapFile)
+				}
+				return
+			}
+
+			// kexec-install.sh under bash on the installer the kexec boots.
+			h = newHarness(t, c.spec, plan.InstallerMachine(m, p))
+			h.state.Fake.Faults = faults
+			install := h.run(plan.KexecInstallFile, p.Host.Name+"\n")
+			compareRun(t, plan.KexecInstallFile, sim.Scripts[1], install)
+		})
+	}
+}
+
+func compareRun(t *testing.T, script string, sim plan.ScriptRun, bash result) {
+	t.Helper()
+	want := sim.MachineCommands()
+	// A finished install changes the machine many times: the comparison must
+	// not pass on two empty lists.
+	if script == plan.KexecInstallFile && sim.ExitStatus == 0 && len(want) < 10 {
+		t.Errorf("%s: simulate recorded only %d commands for a finished install", script, len(want))
+	}
+	t.Logf("%s: %d commands, exit %d", script, len(want), sim.ExitStatus)
+	if diff := cmp.Diff(want, bash.recorded); diff != "" {
+		t.Errorf("%s: commands that change the machine differ (-simulate +bash):\n%s\nbash output:\n%s", script, diff, bash.output())
+	}
+	if (sim.ExitStatus == 0) != (bash.code == 0) {
+		t.Errorf("%s: simulate exits %d (%s), bash %d:\n%s", script, sim.ExitStatus, sim.Message, bash.code, bash.output())
+	}
+	if sim.ExitStatus != 0 && sim.Message != "" && !strings.Contains(bash.output(), sim.Message) {
+		t.Errorf("%s: bash does not stop with simulate's message %q:\n%s", script, sim.Message, bash.output())
+	}
+}
