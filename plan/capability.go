@@ -121,6 +121,12 @@ func knownReleases() []string {
 	return vs
 }
 
+// minNixFlakes is the first Nix with `nix flake lock` and nixos-install --flake.
+const minNixFlakes = "2.4"
+
+// CanFlake reports whether the image's Nix can lock and install a flake.
+func (img Image) CanFlake() bool { return !versionLess(img.Nix, minNixFlakes) }
+
 // CanInstall reports whether an installer image can install a release, and
 // why not.
 func (img Image) CanInstall(r Release) (bool, string) {

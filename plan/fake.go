@@ -61,7 +61,7 @@ var changeCommands = map[string]bool{
 	"zpool": true, "zfs": true, "mdadm": true, "vgchange": true, "mount": true, "umount": true, "swapoff": true,
 	"nixos-generate-config": true, "nix-channel": true, "nixos-install": true, "nixos-enter": true,
 	"kexec": true, "run": true, "reboot": true, "apt-get": true, "udevadm": true, "partprobe": true,
-	"curl": true, "wget": true, "ssh-keygen": true,
+	"curl": true, "wget": true, "ssh-keygen": true, "nix": true,
 }
 
 // ChangesMachine reports whether a command changes the machine, given its

@@ -21,8 +21,11 @@ package plan_test
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,9 +52,43 @@ type harnessState struct {
 	Fail map[string]int `json:"fail"`
 	// Loop: real disk tools are in use; mounts other than ZFS are real.
 	Loop bool `json:"loop"`
+	// StandIns maps the sha256 of a download's stand-in to the sha256 it
+	// stands for (a pinned channel's nixexprs.tar.xz), as simulate does.
+	StandIns map[string]string `json:"stand_ins"`
 }
 
 // fakeTool is the stub side: one command, answered or played by the fake.
+// standIn is what the harness downloads in place of a URL other than the
+// kexec tarball.
+func standIn(url string) []byte { return []byte("nixplan harness: a stand-in for " + url + "\n") }
+
+// sha256Tool is sha256sum reading stdin, with a stand-in reporting the sum
+// it stands for; any other use runs the real sha256sum.
+func sha256Tool(args []string, standIns map[string]string) int {
+	if len(args) > 0 {
+		cmd := exec.Command(loopRealPath("sha256sum"), args...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			if ee, ok := err.(*exec.ExitError); ok {
+				return ee.ExitCode()
+			}
+			return 99
+		}
+		return 0
+	}
+	data, err := io.ReadAll(os.Stdin)
+	if err != nil {
+		return 99
+	}
+	sum := sha256.Sum256(data)
+	hash := hex.EncodeToString(sum[:])
+	if pinned, ok := standIns[hash]; ok {
+		hash = pinned
+	}
+	fmt.Printf("%s  -\n", hash)
+	return 0
+}
+
 func fakeTool(name string, args []string) int {
 	m, err := plan.LoadMachine(os.Getenv("NIXPLAN_FAKE_MACHINE"))
 	if err != nil {
@@ -70,6 +107,9 @@ func fakeTool(name string, args []string) int {
 		return 99
 	}
 	st.Fake.Machine = m
+	if name == "sha256sum" {
+		return sha256Tool(args, st.StandIns)
+	}
 	argv := append([]string{name}, args...)
 	if plan.ChangesMachine(argv) {
 		line, _ := json.Marshal(argv)
@@ -118,12 +158,21 @@ func fakeTool(name string, args []string) int {
 			return 32
 		}
 	case "curl", "wget":
-		// A download (not curl --head) brings the harness's stand-in tarball.
+		// A download (not curl --head) brings the harness's stand-in tarball
+		// for a .tar.gz, else a stand-in for the URL.
 		for i, a := range args {
 			if !plan.ChangesMachine(argv) {
 				break
 			}
 			if (a == "--output" || a == "--output-document") && i+1 < len(args) {
+				url := args[len(args)-1]
+				if !strings.HasSuffix(url, ".tar.gz") {
+					if err := os.WriteFile(args[i+1], standIn(url), 0o644); err != nil {
+						fmt.Fprintln(os.Stderr, "fake download:", err)
+						return 22
+					}
+					break
+				}
 				data, err := os.ReadFile(os.Getenv("NIXPLAN_FAKE_TARBALL"))
 				if err == nil {
 					err = os.WriteFile(args[i+1], data, 0o644)
@@ -155,7 +204,7 @@ func fakeTool(name string, args []string) int {
 
 // realTools are the utilities the scripts may run for real under the harness.
 var realTools = []string{"bash", "sh", "grep", "awk", "sed", "cut", "tr", "sort", "tail", "head", "tee", "cat",
-	"mkdir", "cp", "mv", "chmod", "od", "sha256sum", "dirname", "basename", "sleep", "rm", "env", "ls"}
+	"mkdir", "cp", "mv", "chmod", "od", "dirname", "basename", "sleep", "rm", "env", "ls"}
 
 // machineTools are real on a rescue system or installer only when the
 // machine description lists them.
@@ -223,7 +272,11 @@ func newHarness(t *testing.T, specText string, m *plan.Machine) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, dir: t.TempDir(), machine: m, plan: p, bundle: b}
-	h.state = harnessState{Fake: plan.NewFakeMachine(m), Fail: map[string]int{}}
+	h.state = harnessState{Fake: plan.NewFakeMachine(m), Fail: map[string]int{}, StandIns: map[string]string{}}
+	if p.Nixpkgs.Pinned {
+		sum := sha256.Sum256(standIn(p.Nixpkgs.ChannelURL + "/nixexprs.tar.xz"))
+		h.state.StandIns[hex.EncodeToString(sum[:])] = p.Nixpkgs.SHA256
+	}
 	for _, d := range []string{"root", "varlog", "varlib", "bin", "real", "sys/class/net", "sys/firmware"} {
 		if err := os.MkdirAll(filepath.Join(h.dir, d), 0o755); err != nil {
 			t.Fatal(err)
@@ -289,7 +342,7 @@ func (h *harness) setup(loop bool) string {
 	}
 	tools := []string{"id", "uname", "lsblk", "ip", "lvs", "curl", "wget", "zpool", "zfs", "mdadm", "vgchange", "parted", "wipefs",
 		"mkfs.ext4", "mkfs.vfat", "mkswap", "mount", "umount", "swapoff", "nixos-generate-config", "nix-channel", "nixos-install",
-		"nixos-enter", "ssh-keygen", "apt-get", "reboot", "kexec", "udevadm"}
+		"nixos-enter", "ssh-keygen", "apt-get", "reboot", "kexec", "udevadm", "nix", "sha256sum"}
 	for _, name := range tools {
 		if has, listed := h.machine.Tools[name]; listed && !has {
 			continue // the machine lacks it, as its description says

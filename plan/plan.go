@@ -30,6 +30,35 @@ type Plan struct {
 	AuthorizedKeys []string
 	// ConsolePassword: the install asks for a root password for the console.
 	ConsolePassword bool
+	// Nixpkgs says where the installed system's nixpkgs comes from.
+	Nixpkgs Nixpkgs
+}
+
+// Nixpkgs is where the installed system's nixpkgs comes from: the release's
+// channel, a pinned release (Pinned), or a flake input pinned to a revision
+// (FlakeRev).
+type Nixpkgs struct {
+	// ChannelURL is the channel nix-channel adds (not used with a flake).
+	ChannelURL string
+	// Pinned: ChannelURL is one release; its nixexprs.tar.xz must have SHA256.
+	Pinned bool
+	SHA256 string
+	// FlakeRev is the nixpkgs revision of flake.nix; empty without a flake.
+	FlakeRev string
+}
+
+// FlakeURL is the flake reference of the pinned nixpkgs.
+func (n Nixpkgs) FlakeURL() string { return "github:NixOS/nixpkgs/" + n.FlakeRev }
+
+// Describe says in a few words what the bundle installs from.
+func (n Nixpkgs) Describe() string {
+	switch {
+	case n.FlakeRev != "":
+		return "flake, nixpkgs pinned to " + n.FlakeRev
+	case n.Pinned:
+		return "channel pinned to " + n.ChannelURL + " (nixexprs.tar.xz sha256 " + n.SHA256 + ")"
+	}
+	return "channel " + n.ChannelURL + ", following the release"
 }
 
 // Host names the machine.

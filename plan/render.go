@@ -46,9 +46,19 @@ const (
 	SumsFile            = "SHA256SUMS"
 )
 
-// ConfigHeredocDelimiter ends the heredoc that carries configuration.nix
-// inside kexec-install.sh; Check makes sure no line of the file equals it.
-const ConfigHeredocDelimiter = "NIXPLAN_CONFIGURATION_NIX"
+// ConfigHeredocDelimiter and FlakeHeredocDelimiter end the heredocs that
+// carry configuration.nix and flake.nix inside kexec-install.sh; Check makes
+// sure no line of the files equals them.
+const (
+	ConfigHeredocDelimiter = "NIXPLAN_CONFIGURATION_NIX"
+	FlakeHeredocDelimiter  = "NIXPLAN_FLAKE_NIX"
+)
+
+// FlakeFile is the flake of a bundle in flake mode.
+const FlakeFile = "flake.nix"
+
+// embedded maps each file embedded in kexec-install.sh to its heredoc delimiter.
+var embedded = map[string]string{ConfigurationFile: ConfigHeredocDelimiter, FlakeFile: FlakeHeredocDelimiter}
 
 // Header is the generated-by sentence every bundle file starts with, in the
 // file's own comment syntax.
@@ -63,6 +73,10 @@ type renderData struct {
 	ConfigurationNix       string
 	ConfigurationNixSHA256 string
 	ConfigHeredocDelimiter string
+	// FlakeNix is flake.nix in flake mode, else empty.
+	FlakeNix              string
+	FlakeNixSHA256        string
+	FlakeHeredocDelimiter string
 }
 
 // funcs is sprig's hermetic function map without anything random, time- or
@@ -89,7 +103,7 @@ var tmpl = template.Must(template.New("").Option("missingkey=error").Funcs(funcs
 // Render executes the templates for a Plan into an in-memory bundle (without
 // SHA256SUMS; Write adds it) and checks the result.
 func Render(p *Plan) (*Bundle, error) {
-	data := &renderData{Plan: p, ConfigHeredocDelimiter: ConfigHeredocDelimiter}
+	data := &renderData{Plan: p, ConfigHeredocDelimiter: ConfigHeredocDelimiter, FlakeHeredocDelimiter: FlakeHeredocDelimiter}
 	b := &Bundle{Host: p.Host.Name}
 	config, err := execute(ConfigurationFile, data)
 	if err != nil {
@@ -99,6 +113,15 @@ func Render(p *Plan) (*Bundle, error) {
 	data.ConfigurationNix = string(config)
 	data.ConfigurationNixSHA256 = hex.EncodeToString(sum[:])
 	b.Files = append(b.Files, File{Name: ConfigurationFile, Data: config, Mode: 0o644})
+	if p.Nixpkgs.FlakeRev != "" {
+		flake, err := execute(FlakeFile, data)
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(flake)
+		data.FlakeNix, data.FlakeNixSHA256 = string(flake), hex.EncodeToString(sum[:])
+		b.Files = append(b.Files, File{Name: FlakeFile, Data: flake, Mode: 0o644})
+	}
 	for _, f := range []struct {
 		name string
 		mode uint32

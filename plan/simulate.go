@@ -144,6 +144,11 @@ func Simulate(p *Plan, b *Bundle, opts SimulateOptions) (*Simulation, error) {
 		sim.Notes = append(sim.Notes, "the spec pins no kexec.sha256: the downloaded tarball is a stand-in, and simulate accepts its sha256 with --accept-hash as the operator would after comparing it")
 	}
 	s.tarball = tarball
+	// A pinned channel's nixexprs.tar.xz is a stand-in with the pinned hash.
+	if p.Nixpkgs.Pinned {
+		s.standIns[sha256Hex(standInFor(p.Nixpkgs.ChannelURL+"/nixexprs.tar.xz"))] = p.Nixpkgs.SHA256
+		sim.Notes = append(sim.Notes, "the pinned channel's nixexprs.tar.xz is a stand-in with the sha256 the spec pins")
+	}
 
 	rescue := NewFakeMachine(m)
 	rescue.Faults = opts.Faults
@@ -722,12 +727,17 @@ func (ss *scriptSim) sideEffects(hc interp.HandlerContext, args []string) error 
 			return nil
 		}
 		p := abs(hc.Dir, out)
-		if err := ss.fs.write(p, slices.Clone(ss.tarball), 0o644); err != nil {
+		// The kexec tarball's stand-in, or one made for the URL.
+		data := slices.Clone(ss.tarball)
+		if url := args[len(args)-1]; url != ss.plan.Kexec.URL {
+			data = standInFor(url)
+		}
+		if err := ss.fs.write(p, data, 0o644); err != nil {
 			fmt.Fprintf(hc.Stderr, "%s: %v\n", name, err)
 			return nil
 		}
 		ss.mu.Lock()
-		ss.addStep(Step{Wrote: &WrittenFile{Path: p, Size: int64(len(ss.tarball)), SHA256: ss.sha256Of(ss.tarball), Note: "a stand-in for the download"}})
+		ss.addStep(Step{Wrote: &WrittenFile{Path: p, Size: int64(len(data)), SHA256: ss.sha256Of(data), Note: "a stand-in for the download"}})
 		ss.mu.Unlock()
 	case "ssh-keygen":
 		key := optionValue(args, "-f")
@@ -849,4 +859,9 @@ func phaseName(name string) string {
 		return "no phase"
 	}
 	return "the " + name + " phase"
+}
+
+// standInFor is what simulate downloads in place of a URL's contents.
+func standInFor(url string) []byte {
+	return []byte("nixplan simulate: a stand-in for " + url + "\n")
 }

@@ -30,6 +30,8 @@ type Spec struct {
 	Network  NetworkSpec `toml:"network"`
 	Disks    DisksSpec   `toml:"disks"`
 	SSH      SSHSpec     `toml:"ssh"`
+	Channel  ChannelSpec `toml:"channel"`
+	Flake    FlakeSpec   `toml:"flake"`
 
 	// File is the spec's path as given. SHA256 is the sha256 of its bytes
 	// when it includes nothing; with includes, the sha256 of a SHA256SUMS-style
@@ -139,6 +141,23 @@ type DiskIdentitySpec struct {
 type DatasetSpec struct {
 	Name       string `toml:"name"`
 	Mountpoint string `toml:"mountpoint"`
+}
+
+// ChannelSpec pins the nixos channel to one release's nixexprs.tar.xz, so
+// the bundle installs the same system next month.
+type ChannelSpec struct {
+	// URL is a release folder, e.g.
+	// https://releases.nixos.org/nixos/24.05/nixos-24.05.7376.b134951a4c9f
+	URL string `toml:"url"`
+	// SHA256 is the sha256 of URL/nixexprs.tar.xz.
+	SHA256 string `toml:"sha256"`
+}
+
+// FlakeSpec installs from a flake whose nixpkgs input is pinned to a
+// revision instead of from a channel.
+type FlakeSpec struct {
+	// NixpkgsRev is the nixpkgs commit, 40 hex digits.
+	NixpkgsRev string `toml:"nixpkgs_rev"`
 }
 
 // SSHSpec holds the public keys that may log in as root.

@@ -22,6 +22,7 @@ var (
 	hostIDRE     = regexp.MustCompile(`^[0-9a-f]{8}$`)
 	releaseRE    = regexp.MustCompile(`^[0-9]{2}\.(05|11)$`)
 	sha256RE     = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	gitRevRE     = regexp.MustCompile(`^[0-9a-f]{40}$`)
 	ifaceRE      = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
 	macRE        = regexp.MustCompile(`^([0-9a-f]{2}:){5}[0-9a-f]{2}$`)
 	serialRE     = regexp.MustCompile(`^[\x21-\x7e]{1,64}$`)
@@ -49,6 +50,7 @@ func Validate(spec *Spec) (*Plan, Problems) {
 	validateNetwork(ps, spec, p)
 	validateDisks(ps, spec, p)
 	validateKeys(ps, spec, p)
+	validateNixpkgs(ps, spec, p)
 	validateCombinations(ps, spec, p)
 	if len(ps.list.Errors()) > 0 {
 		return nil, ps.list
@@ -639,6 +641,10 @@ func validateCombinations(ps *problems, spec *Spec, p *Plan) {
 			ps.add("disks.layout", "use an image that carries it, e.g. nixos-24.05", "the %s image has no %s, which this layout needs", img.Tag, tool)
 		}
 	}
+	if p.Nixpkgs.FlakeRev != "" && !img.CanFlake() {
+		ps.add("flake.nixpkgs_rev", "use a channel (leave [flake] out), or an image with Nix >= "+minNixFlakes+" such as nixos-24.05",
+			"the %s image ships Nix %s, which cannot lock or install a flake", img.Tag, img.Nix)
+	}
 	if p.Kexec.ExtraFlags != "" && !img.ExtraFlags {
 		ps.add("kexec.extra_flags", "leave extra_flags out, or use the nixos-24.05 image, whose kexec/run has --kexec-extra-flags",
 			"the %s image's kexec/run ignores --kexec-extra-flags (added June 2024)", img.Tag)
@@ -658,5 +664,42 @@ func validateCombinations(ps *problems, spec *Spec, p *Plan) {
 		ps.add("ssh.authorized_keys", "add an ssh-ed25519 or ssh-rsa key, or use the nixos-24.05 image",
 			"the %s image copies only %s keys into the installer; with these keys you would be locked out after kexec",
 			img.Tag, strings.Join(img.KeyPrefixes, "*, ")+"*")
+	}
+}
+
+// validateNixpkgs resolves where nixpkgs comes from: the release's channel, a
+// pinned release, or a flake pinned to a revision.
+func validateNixpkgs(ps *problems, spec *Spec, p *Plan) {
+	ch, fl := spec.Channel, spec.Flake
+	p.Nixpkgs.ChannelURL = p.Release.ChannelURL()
+	if ch.URL != "" && fl.NixpkgsRev != "" {
+		ps.add("flake.nixpkgs_rev", "a flake pins nixpkgs itself: leave [channel] out", "cannot go with a pinned [channel]: install from one or the other")
+	}
+	if ch.URL != "" || ch.SHA256 != "" {
+		u, err := url.Parse(ch.URL)
+		switch {
+		case ch.URL == "":
+			ps.add("channel.url", "the release folder, e.g. https://releases.nixos.org/nixos/24.05/nixos-24.05.7376.b134951a4c9f", "missing; channel.sha256 pins a release only with its url")
+		case err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "":
+			ps.add("channel.url", "an https:// release folder, e.g. https://releases.nixos.org/nixos/24.05/nixos-24.05.7376.b134951a4c9f", "%q is not a plain https URL", ch.URL)
+		case p.Release.Version != "" && !strings.Contains(path.Base(u.Path), "nixos-"+p.Release.Version+"."):
+			ps.add("channel.url", fmt.Sprintf("a release folder of NixOS %s (its name starts with nixos-%s.)", p.Release.Version, p.Release.Version),
+				"%q is not a release of NixOS %s, the release host.nixos installs", ch.URL, p.Release.Version)
+		}
+		switch {
+		case ch.SHA256 == "":
+			ps.add("channel.sha256", "the sha256 of the release's nixexprs.tar.xz (sha256sum nixexprs.tar.xz)", "missing; a pinned channel is checked against it before the install")
+		case !sha256RE.MatchString(ch.SHA256):
+			ps.add("channel.sha256", "64 lowercase hex digits, as printed by sha256sum", "%q is not a sha256 hash", ch.SHA256)
+		}
+		p.Nixpkgs.ChannelURL = strings.TrimSuffix(ch.URL, "/")
+		p.Nixpkgs.Pinned, p.Nixpkgs.SHA256 = true, ch.SHA256
+	}
+	if fl.NixpkgsRev != "" {
+		if !gitRevRE.MatchString(fl.NixpkgsRev) {
+			ps.add("flake.nixpkgs_rev", "the full 40-hex-digit nixpkgs commit of the release branch, e.g. from https://status.nixos.org", "%q is not a git revision", fl.NixpkgsRev)
+		} else {
+			p.Nixpkgs.FlakeRev = fl.NixpkgsRev
+		}
 	}
 }
