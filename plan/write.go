@@ -53,6 +53,10 @@ func Write(b *Bundle, dir string) error {
 	return os.Rename(tmp, dir)
 }
 
+// Replaceable returns why Write would refuse to replace dir, or nil: a
+// fleet's folders can all be checked before any is written.
+func Replaceable(dir string) error { return replaceable(filepath.Clean(dir)) }
+
 // replaceable says whether dir may be replaced by a new bundle.
 func replaceable(dir string) error {
 	fi, err := os.Lstat(dir)

@@ -1,0 +1,170 @@
+package plan_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/nixplan/nixplan/plan"
+)
+
+// The benchmarks measure one host through the pipeline, stage by stage and
+// whole; they assert nothing about time. Run them with
+//
+//	go test ./plan -run '^$' -bench . -benchmem
+//
+// cmd/nixplan's benchmarks measure a fleet of 1,000 specs.
+
+const benchSpecFile = "../examples/ovh-kimsufi.toml"
+
+func BenchmarkHost(b *testing.B) {
+	spec, err := plan.Load(benchSpecFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, ps := plan.Validate(spec)
+	if p == nil {
+		b.Fatal(ps)
+	}
+	bundle, err := plan.Render(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := filepath.Join(b.TempDir(), "bundle")
+	if err := plan.Write(bundle, dir); err != nil {
+		b.Fatal(err)
+	}
+
+	b.Run("load", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := plan.Load(benchSpecFile); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("validate", func(b *testing.B) {
+		for b.Loop() {
+			if p, ps := plan.Validate(spec); p == nil {
+				b.Fatal(ps)
+			}
+		}
+	})
+	// Render includes Check; check alone is the bash parsing and invariants.
+	// Both forget the script bodies that parsed, as in a process that renders
+	// one host: render-fleet below is a host among others.
+	b.Run("render", func(b *testing.B) {
+		for b.Loop() {
+			plan.ForgetParsedBodies()
+			if _, err := plan.Render(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("check", func(b *testing.B) {
+		for b.Loop() {
+			plan.ForgetParsedBodies()
+			if err := plan.Check(bundle); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// Hosts of a fleet alternate, so only what is the same for every host
+	// (facts.sh's body) is parsed once.
+	other := *p
+	other.Host.Name = "web2"
+	b.Run("render-fleet", func(b *testing.B) {
+		plan.ForgetParsedBodies()
+		i := 0
+		for b.Loop() {
+			q := p
+			if i++; i%2 == 0 {
+				q = &other
+			}
+			if _, err := plan.Render(q); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// What nixplan diff does per host once rendered: read and compare.
+	b.Run("compare", func(b *testing.B) {
+		for b.Loop() {
+			if d, err := plan.CompareBundle(bundle, dir, "bundle", "rendered"); err != nil || len(d) > 0 {
+				b.Fatal(d, err)
+			}
+		}
+	})
+	// load, validate, render and check: what nixplan check or render costs
+	// per host before writing.
+	b.Run("all", func(b *testing.B) {
+		for b.Loop() {
+			plan.ForgetParsedBodies()
+			spec, err := plan.Load(benchSpecFile)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p, ps := plan.Validate(spec)
+			if p == nil {
+				b.Fatal(ps)
+			}
+			if _, err := plan.Render(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkHostSimulate is one host through everything the operator runs
+// before copying a bundle: load, validate, render and check, then simulate
+// both scripts against the healthy machine the spec describes.
+func BenchmarkHostSimulate(b *testing.B) {
+	spec, err := plan.Load(benchSpecFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, ps := plan.Validate(spec)
+	if p == nil {
+		b.Fatal(ps)
+	}
+	bundle, err := plan.Render(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("simulate", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := plan.Simulate(p, bundle, plan.SimulateOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("all", func(b *testing.B) {
+		for b.Loop() {
+			plan.ForgetParsedBodies()
+			spec, err := plan.Load(benchSpecFile)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p, ps := plan.Validate(spec)
+			if p == nil {
+				b.Fatal(ps)
+			}
+			bundle, err := plan.Render(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := plan.Simulate(p, bundle, plan.SimulateOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkUnifiedDiff diffs two unrelated scripts of the bundle: the worst
+// case of a drifted file, every line changed.
+func BenchmarkUnifiedDiff(b *testing.B) {
+	bundle := diffTestBundle(b)
+	old, new := bundle.File(plan.RescueBootstrapFile).Data, bundle.File(plan.KexecInstallFile).Data
+	for b.Loop() {
+		if plan.UnifiedDiff("a", old, "b", new) == nil {
+			b.Fatal("no diff")
+		}
+	}
+}

@@ -1,0 +1,50 @@
+package plan_test
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/nixplan/nixplan/plan"
+)
+
+// TestCheckRemembersOnlyBodies: Check skips parsing a script whose body (the
+// text after its leading comment lines) parsed before, and only that.
+func TestCheckRemembersOnlyBodies(t *testing.T) {
+	good := diffTestBundle(t)
+	if err := plan.Check(good); err != nil {
+		t.Fatal(err)
+	}
+	edit := func(f func([]byte) []byte) *plan.Bundle {
+		b := &plan.Bundle{Host: good.Host}
+		for _, file := range good.Files {
+			if file.Name == plan.FactsFile {
+				file.Data = f(bytes.Clone(file.Data))
+			}
+			b.Files = append(b.Files, file)
+		}
+		return b
+	}
+	// Another header comment, the same body: still valid.
+	reheaded := edit(func(d []byte) []byte {
+		return bytes.Replace(d, []byte("# Code generated"), []byte("# Also generated"), 1)
+	})
+	if err := plan.Check(reheaded); err != nil {
+		t.Errorf("a new header comment: %v", err)
+	}
+	// A broken body after the same header is parsed, and refused.
+	broken := edit(func(d []byte) []byte { return append(d, "\nif then fi\n"...) })
+	var ce *plan.CheckError
+	if err := plan.Check(broken); !errors.As(err, &ce) || ce.File != plan.FactsFile {
+		t.Errorf("a broken facts.sh: err %v, want a CheckError for %s", err, plan.FactsFile)
+	}
+	// A header line that swallows the body's first line changes the body.
+	joined := edit(func(d []byte) []byte {
+		i := bytes.Index(d, []byte("\n# Code generated"))
+		j := bytes.IndexByte(d[i+1:], '\n') + i + 1
+		return append(d[:j:j], append([]byte(" \\\n)"), d[j:]...)...)
+	})
+	if err := plan.Check(joined); !errors.As(err, &ce) {
+		t.Errorf("a stray ) after the header: err %v, want a CheckError", err)
+	}
+}
