@@ -127,6 +127,44 @@ is_phase() {
   return 1
 }
 
+# The helpers below read with bash's own read, not grep or awk: the scripts
+# need nothing beyond bash and the tools they name, and nixplan simulate
+# runs them without starting a process.
+
+# os_is_nixos: /etc/os-release says NixOS.
+os_is_nixos() {
+  local line
+  [ -r /etc/os-release ] || return 1
+  while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in
+      ID=nixos | 'ID="nixos"') return 0 ;;
+    esac
+  done </etc/os-release
+  return 1
+}
+
+# is_mounted PATH: something is mounted at PATH.
+is_mounted() {
+  local _dev mp _rest
+  while read -r _dev mp _rest; do
+    if [ "$mp" = "$1" ]; then
+      return 0
+    fi
+  done </proc/mounts
+  return 1
+}
+
+# has_line FILE LINE: FILE has LINE as one of its lines.
+has_line() {
+  local line
+  [ -f "$1" ] || return 1
+  while IFS= read -r line || [ -n "$line" ]; do
+    if [ "$line" = "$2" ]; then
+      return 0
+    fi
+  done <"$1"
+  return 1
+}
 # check_disks: every disk exists as a whole disk, with the identity the spec
 # gives (serial, size), so the wrong disk is never touched.
 check_disks() {
@@ -161,10 +199,15 @@ check_identity() {
 # check_disks_free: nothing on the disks is mounted or used as swap; RAID,
 # LVM or ZFS members are allowed only when the spec consents to clearing them.
 check_disks_free() {
-  local disk mounted members
+  local disk mounted members name mountpoint
   for disk in "${DISKS[@]}"; do
-    mounted=$(lsblk -nrpo NAME,MOUNTPOINT "$disk" | awk '$2 != "" { print $1 " on " $2 }')
-    [ -z "$mounted" ] || die "$disk is in use: ${mounted//$'\n'/, }" "unmount it (umount, swapoff) and run again; nothing was changed"
+    mounted=
+    while read -r name mountpoint; do
+      if [ -n "$mountpoint" ]; then
+        mounted+="${mounted:+, }$name on $mountpoint"
+      fi
+    done <<<"$(lsblk -nrpo NAME,MOUNTPOINT "$disk")"
+    [ -z "$mounted" ] || die "$disk is in use: $mounted" "unmount it (umount, swapoff) and run again; nothing was changed"
     members=$(disk_members "$disk")
     if [ -n "$members" ]; then
       if [ "$CLEAR_EXISTING" = 1 ]; then
@@ -179,17 +222,31 @@ check_disks_free() {
 
 # disk_members DISK prints the md, LVM and ZFS members and arrays on a disk.
 disk_members() {
-  {
-    lsblk -nrpo NAME,FSTYPE "$1" | awk '$2 == "linux_raid_member" || $2 == "LVM2_member" || $2 == "zfs_member" { print $1 "(" $2 ")" }'
-    lsblk -nrpo NAME,TYPE "$1" | awk '$2 ~ /^raid/ || $2 == "lvm" { print $1 "(" $2 ")" }'
-  } | sort -u
+  local name kind
+  while read -r name kind; do
+    case "$kind" in
+      raid* | lvm) printf '%s(%s)\n' "$name" "$kind" ;;
+    esac
+  done <<<"$(lsblk -nrpo NAME,TYPE "$1")"
+  while read -r name kind; do
+    case "$kind" in
+      linux_raid_member | LVM2_member | zfs_member) printf '%s(%s)\n' "$name" "$kind" ;;
+    esac
+  done <<<"$(lsblk -nrpo NAME,FSTYPE "$1")"
 }
 
 # check_address: the spec's address is on an interface of this machine, and
 # that interface has the spec's MAC when the spec pins one. Sets PUBLIC_IFACE
 # and PUBLIC_MAC.
 check_address() {
-  PUBLIC_IFACE=$(ip -o -4 addr show | awk -v want="$SERVER_IPV4" '{ split($4, a, "/"); if (a[1] == want) { print $2; exit } }')
+  local _index name _family cidr _rest
+  PUBLIC_IFACE=
+  while read -r _index name _family cidr _rest; do
+    if [ "${cidr%/*}" = "$SERVER_IPV4" ]; then
+      PUBLIC_IFACE=$name
+      break
+    fi
+  done <<<"$(ip -o -4 addr show)"
   [ -n "$PUBLIC_IFACE" ] ||
     die "no interface of this machine has $SERVER_IPV4, the address in the spec of $HOST_NAME" \
       "check that you are logged in to the right server; ip -4 addr shows this machine's addresses"
@@ -208,8 +265,14 @@ check_address() {
 # so the installed system's route will work as this one does.
 check_gateway() {
   [ -n "$SERVER_GATEWAY4" ] || return 0
-  local live
-  live=$(ip -4 route show default | awk '{ for (i = 1; i < NF; i++) if ($i == "via") { print $(i + 1); exit } }')
+  local live='' route i
+  read -r -a route <<<"$(ip -4 route show default)"
+  for ((i = 0; i + 1 < ${#route[@]}; i++)); do
+    if [ "${route[i]}" = via ]; then
+      live=${route[i + 1]}
+      break
+    fi
+  done
   if [ -n "$live" ] && [ "$live" != "$SERVER_GATEWAY4" ]; then
     die "the default route goes through $live, but the spec's gateway is $SERVER_GATEWAY4" \
       "the installed system would be unreachable; fix network.ipv4.gateway in the spec (ip -4 route shows the live route)"
@@ -263,7 +326,7 @@ check_firmware() {
 # and asks for consent.
 phase_preflight() {
   [ "$(id -u)" = 0 ] || die "run this as root"
-  if ! [ -r /etc/os-release ] || ! grep -q '^ID=nixos' </etc/os-release; then
+  if ! os_is_nixos; then
     die "this is not the NixOS installer" "run rescue-bootstrap.sh in the rescue system first; it boots the installer"
   fi
 
@@ -279,7 +342,7 @@ phase_preflight() {
   check_disks_free
   check_firmware
 
-  if grep -q ' /mnt ' </proc/mounts; then
+  if is_mounted /mnt; then
     die "/mnt is already mounted" \
       "a previous run got past the mount phase: resume with --from configure" \
       "or start over: umount -R /mnt; zpool export $POOL"
@@ -341,26 +404,30 @@ wait_for_partition() {
 # pool or filesystem is found at boot. Then write the new partition table.
 phase_partition() {
   require_consent partition
-  local disk dev kind holders members parts
+  local disk dev kind stopped=' '
   for disk in "${DISKS[@]}"; do
-    holders=$(lsblk -nrpo NAME,TYPE "$disk" | awk '$2 ~ /^raid/ || $2 == "lvm"' | sort -u)
+    # Arrays and volume groups first (each once, though it shows under
+    # every member), then the members' own signatures, then the partitions.
     while read -r dev kind; do
+      case "$stopped" in *" $dev "*) continue ;; esac
       case "$kind" in
         raid*) run mdadm --stop "$dev" ;;
         lvm) run vgchange -an "$(lvs --noheadings -o vg_name "$dev" | tr -d ' ')" ;;
+        *) continue ;;
       esac
-    done <<<"$holders"
-    members=$(lsblk -nrpo NAME,FSTYPE "$disk" | awk '$2 == "linux_raid_member" || $2 == "zfs_member"')
+      stopped+="$dev "
+    done <<<"$(lsblk -nrpo NAME,TYPE "$disk")"
     while read -r dev kind; do
       case "$kind" in
         linux_raid_member) run mdadm --zero-superblock "$dev" ;;
         zfs_member) run zpool labelclear -f "$dev" ;;
       esac
-    done <<<"$members"
-    parts=$(lsblk -nrpo NAME,TYPE "$disk" | awk '$2 == "part" { print $1 }')
-    while read -r dev; do
-      [ -z "$dev" ] || run wipefs --all "$dev"
-    done <<<"$parts"
+    done <<<"$(lsblk -nrpo NAME,FSTYPE "$disk")"
+    while read -r dev kind; do
+      if [ "$kind" = part ]; then
+        run wipefs --all "$dev"
+      fi
+    done <<<"$(lsblk -nrpo NAME,TYPE "$disk")"
     run wipefs --all "$disk"
     run parted --script "$disk" -- mklabel gpt
   done
@@ -405,7 +472,7 @@ phase_mount() {
 }
 
 require_mnt() {
-  grep -q ' /mnt ' </proc/mounts || [ "$DRY_RUN" = 1 ] ||
+  is_mounted /mnt || [ "$DRY_RUN" = 1 ] ||
     die "/mnt is not mounted" "run the mount phase first: --from mount"
 }
 

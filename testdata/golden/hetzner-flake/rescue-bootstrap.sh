@@ -102,6 +102,44 @@ script_dir() {
 }
 
 
+# The helpers below read with bash's own read, not grep or awk: the scripts
+# need nothing beyond bash and the tools they name, and nixplan simulate
+# runs them without starting a process.
+
+# os_is_nixos: /etc/os-release says NixOS.
+os_is_nixos() {
+  local line
+  [ -r /etc/os-release ] || return 1
+  while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in
+      ID=nixos | 'ID="nixos"') return 0 ;;
+    esac
+  done </etc/os-release
+  return 1
+}
+
+# is_mounted PATH: something is mounted at PATH.
+is_mounted() {
+  local _dev mp _rest
+  while read -r _dev mp _rest; do
+    if [ "$mp" = "$1" ]; then
+      return 0
+    fi
+  done </proc/mounts
+  return 1
+}
+
+# has_line FILE LINE: FILE has LINE as one of its lines.
+has_line() {
+  local line
+  [ -f "$1" ] || return 1
+  while IFS= read -r line || [ -n "$line" ]; do
+    if [ "$line" = "$2" ]; then
+      return 0
+    fi
+  done <"$1"
+  return 1
+}
 # check_disks: every disk exists as a whole disk, with the identity the spec
 # gives (serial, size), so the wrong disk is never touched.
 check_disks() {
@@ -136,10 +174,15 @@ check_identity() {
 # check_disks_free: nothing on the disks is mounted or used as swap; RAID,
 # LVM or ZFS members are allowed only when the spec consents to clearing them.
 check_disks_free() {
-  local disk mounted members
+  local disk mounted members name mountpoint
   for disk in "${DISKS[@]}"; do
-    mounted=$(lsblk -nrpo NAME,MOUNTPOINT "$disk" | awk '$2 != "" { print $1 " on " $2 }')
-    [ -z "$mounted" ] || die "$disk is in use: ${mounted//$'\n'/, }" "unmount it (umount, swapoff) and run again; nothing was changed"
+    mounted=
+    while read -r name mountpoint; do
+      if [ -n "$mountpoint" ]; then
+        mounted+="${mounted:+, }$name on $mountpoint"
+      fi
+    done <<<"$(lsblk -nrpo NAME,MOUNTPOINT "$disk")"
+    [ -z "$mounted" ] || die "$disk is in use: $mounted" "unmount it (umount, swapoff) and run again; nothing was changed"
     members=$(disk_members "$disk")
     if [ -n "$members" ]; then
       if [ "$CLEAR_EXISTING" = 1 ]; then
@@ -154,17 +197,31 @@ check_disks_free() {
 
 # disk_members DISK prints the md, LVM and ZFS members and arrays on a disk.
 disk_members() {
-  {
-    lsblk -nrpo NAME,FSTYPE "$1" | awk '$2 == "linux_raid_member" || $2 == "LVM2_member" || $2 == "zfs_member" { print $1 "(" $2 ")" }'
-    lsblk -nrpo NAME,TYPE "$1" | awk '$2 ~ /^raid/ || $2 == "lvm" { print $1 "(" $2 ")" }'
-  } | sort -u
+  local name kind
+  while read -r name kind; do
+    case "$kind" in
+      raid* | lvm) printf '%s(%s)\n' "$name" "$kind" ;;
+    esac
+  done <<<"$(lsblk -nrpo NAME,TYPE "$1")"
+  while read -r name kind; do
+    case "$kind" in
+      linux_raid_member | LVM2_member | zfs_member) printf '%s(%s)\n' "$name" "$kind" ;;
+    esac
+  done <<<"$(lsblk -nrpo NAME,FSTYPE "$1")"
 }
 
 # check_address: the spec's address is on an interface of this machine, and
 # that interface has the spec's MAC when the spec pins one. Sets PUBLIC_IFACE
 # and PUBLIC_MAC.
 check_address() {
-  PUBLIC_IFACE=$(ip -o -4 addr show | awk -v want="$SERVER_IPV4" '{ split($4, a, "/"); if (a[1] == want) { print $2; exit } }')
+  local _index name _family cidr _rest
+  PUBLIC_IFACE=
+  while read -r _index name _family cidr _rest; do
+    if [ "${cidr%/*}" = "$SERVER_IPV4" ]; then
+      PUBLIC_IFACE=$name
+      break
+    fi
+  done <<<"$(ip -o -4 addr show)"
   [ -n "$PUBLIC_IFACE" ] ||
     die "no interface of this machine has $SERVER_IPV4, the address in the spec of $HOST_NAME" \
       "check that you are logged in to the right server; ip -4 addr shows this machine's addresses"
@@ -183,8 +240,14 @@ check_address() {
 # so the installed system's route will work as this one does.
 check_gateway() {
   [ -n "$SERVER_GATEWAY4" ] || return 0
-  local live
-  live=$(ip -4 route show default | awk '{ for (i = 1; i < NF; i++) if ($i == "via") { print $(i + 1); exit } }')
+  local live='' route i
+  read -r -a route <<<"$(ip -4 route show default)"
+  for ((i = 0; i + 1 < ${#route[@]}; i++)); do
+    if [ "${route[i]}" = via ]; then
+      live=${route[i + 1]}
+      break
+    fi
+  done
   if [ -n "$live" ] && [ "$live" != "$SERVER_GATEWAY4" ]; then
     die "the default route goes through $live, but the spec's gateway is $SERVER_GATEWAY4" \
       "the installed system would be unreachable; fix network.ipv4.gateway in the spec (ip -4 route shows the live route)"
@@ -240,7 +303,7 @@ check_firmware() {
 preflight() {
   [ "$(id -u)" = 0 ] || die "run this as root" "ssh root@$SERVER_IPV4, then: bash rescue-bootstrap.sh"
   [ "$(uname -s)" = Linux ] || die "this is not Linux; boot the provider's Debian rescue system"
-  if [ -r /etc/os-release ] && grep -q '^ID=nixos' </etc/os-release; then
+  if os_is_nixos; then
     die "this is already NixOS, probably the kexec installer" "run kexec-install.sh here instead"
   fi
 
@@ -268,7 +331,13 @@ preflight() {
 
   if [ "$MIN_RAM_MIB" -gt 0 ]; then
     local mem_kib
-    mem_kib=$(awk '/^MemTotal:/ { print $2 }' </proc/meminfo)
+    local key value _unit
+    mem_kib=0
+    while read -r key value _unit; do
+      if [ "$key" = MemTotal: ]; then
+        mem_kib=$value
+      fi
+    done </proc/meminfo
     if [ "$((mem_kib / 1024))" -lt "$MIN_RAM_MIB" ]; then
       die "this machine has $((mem_kib / 1024)) MiB of memory; the kexec installer needs $MIN_RAM_MIB MiB" \
         "choose a newer installer image in the spec (kexec.url), or a server with more memory"
@@ -306,7 +375,7 @@ install_keys() {
     run append_line "$file" "" || die "cannot write $file" "$why"
   fi
   for key in "${AUTHORIZED_KEYS[@]}"; do
-    if [ -f "$file" ] && grep -qxF -- "$key" <"$file"; then
+    if has_line "$file" "$key"; then
       say "key already in $file: ${key:0:40}…"
     else
       say "adding key to $file: ${key:0:40}…"
@@ -316,7 +385,7 @@ install_keys() {
   run chmod 600 "$file" || die "cannot set the mode of $file" "$why"
   [ "$DRY_RUN" = 0 ] || return 0
   for key in "${COPIED_KEYS[@]}"; do
-    if grep -qxF -- "$key" <"$file"; then
+    if has_line "$file" "$key"; then
       return 0
     fi
   done
