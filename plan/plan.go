@@ -77,6 +77,8 @@ type Kexec struct {
 	// downloads to.
 	Tarball string
 	Tag     string // the nixos-images release tag in URL, if any
+	// Shipped: the tarball travels in the bundle (render --kexec-tarball).
+	Shipped bool
 	// CopiedKeys are the spec's keys of a type the image's kexec/run carries
 	// into the installer (all of them when the image is not in the table).
 	CopiedKeys []string

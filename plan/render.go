@@ -25,6 +25,8 @@ type File struct {
 type Bundle struct {
 	Host  string
 	Files []File
+	// Shipped is the kexec tarball Write copies into the bundle, or nil.
+	Shipped *Shipped
 }
 
 // File returns the named file, or nil.
@@ -102,9 +104,11 @@ var tmpl = template.Must(template.New("").Option("missingkey=error").Funcs(funcs
 
 // Render executes the templates for a Plan into an in-memory bundle (without
 // SHA256SUMS; Write adds it) and checks the result.
-func Render(p *Plan) (*Bundle, error) {
+func Render(p *Plan) (*Bundle, error) { return render(p, nil) }
+
+func render(p *Plan, shipped *Shipped) (*Bundle, error) {
 	data := &renderData{Plan: p, ConfigHeredocDelimiter: ConfigHeredocDelimiter, FlakeHeredocDelimiter: FlakeHeredocDelimiter}
-	b := &Bundle{Host: p.Host.Name}
+	b := &Bundle{Host: p.Host.Name, Shipped: shipped}
 	config, err := execute(ConfigurationFile, data)
 	if err != nil {
 		return nil, err
@@ -137,8 +141,11 @@ func Render(p *Plan) (*Bundle, error) {
 	shebang, body, _ := strings.Cut(FactsScript(), "\n")
 	facts := shebang + "\n# " + p.Header() + "\n" + body
 	b.Files = append(b.Files, File{Name: FactsFile, Data: []byte(facts), Mode: 0o755})
+	if shipped != nil {
+		b.Files = append(b.Files, File{Name: GitignoreFile, Data: gitignore(p, shipped.Name), Mode: 0o644})
+	}
 	sort.Slice(b.Files, func(i, j int) bool { return b.Files[i].Name < b.Files[j].Name })
-	b.Files = append(b.Files, File{Name: SumsFile, Data: sums(p, b.Files), Mode: 0o644})
+	b.Files = append(b.Files, File{Name: SumsFile, Data: sums(p, b.Files, shipped), Mode: 0o644})
 	if err := Check(b); err != nil {
 		return nil, err
 	}
@@ -156,12 +163,15 @@ func execute(name string, data *renderData) ([]byte, error) {
 
 // sums is SHA256SUMS in `sha256sum -c` format, with the header as a comment
 // (sha256sum ignores lines that start with #).
-func sums(p *Plan, files []File) []byte {
+func sums(p *Plan, files []File, shipped *Shipped) []byte {
 	var b strings.Builder
 	b.WriteString("# " + p.Header() + "\n")
 	for _, f := range files {
 		sum := sha256.Sum256(f.Data)
 		fmt.Fprintf(&b, "%s  %s\n", hex.EncodeToString(sum[:]), f.Name)
+	}
+	if shipped != nil {
+		fmt.Fprintf(&b, "%s  %s\n", shipped.SHA256, shipped.Name)
 	}
 	return []byte(b.String())
 }

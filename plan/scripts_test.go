@@ -365,3 +365,34 @@ func TestKexecInstallDryRun(t *testing.T) {
 		}
 	}
 }
+
+// TestRescueBootstrapShippedTarball: with the tarball in the bundle (render
+// --kexec-tarball), rescue-bootstrap.sh verifies it against the pinned hash
+// and boots it without downloading and without --accept-hash.
+func TestRescueBootstrapShippedTarball(t *testing.T) {
+	h := newHarness(t, exampleSpec(t), seed(t, nil))
+	h.downloadTarball()
+	b, err := plan.ShipTarball(h.plan, filepath.Join(h.dir, "download.tar.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plan.Write(b, filepath.Join(h.dir, "shipped")); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Join(h.dir, "root"))
+	if err := os.Rename(filepath.Join(h.dir, "shipped"), filepath.Join(h.dir, "root")); err != nil {
+		t.Fatal(err)
+	}
+	r := h.run(plan.RescueBootstrapFile, "")
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.output())
+	}
+	if got := r.commands(); len(got) != 1 || got[0] != "/root/kexec/run" {
+		t.Errorf("recorded %q, want only /root/kexec/run (no download)", got)
+	}
+	for _, want := range []string{"using the kexec tarball beside this script", "kexec tarball sha256 matches the spec", "bundle files beside this script match SHA256SUMS"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}

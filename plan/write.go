@@ -36,6 +36,11 @@ func Write(b *Bundle, dir string) error {
 			return err
 		}
 	}
+	if b.Shipped != nil {
+		if err := copyShipped(b.Shipped, tmp); err != nil {
+			return err
+		}
+	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}

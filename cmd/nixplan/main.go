@@ -18,7 +18,7 @@ import (
 )
 
 const usage = `Usage:
-    nixplan render SPEC... -o DIR
+    nixplan render SPEC... -o DIR [--kexec-tarball FILE]
     nixplan check SPEC... [--facts FACTS]
     nixplan simulate SPEC [--machine FACTS] [--format text|json]
     nixplan diff SPEC... DIR
@@ -176,8 +176,9 @@ func (c *cli) report(ps plan.Problems) {
 }
 
 func (c *cli) render(args []string) int {
-	fs := c.flags("render", "nixplan render SPEC... -o DIR")
+	fs := c.flags("render", "nixplan render SPEC... -o DIR [--kexec-tarball FILE]")
 	out := fs.StringP("output", "o", "", "the bundle folder (required)")
+	tarball := fs.String("kexec-tarball", "", "put this kexec installer tarball in the bundle and pin its sha256 (one spec)")
 	if code, done := c.parse(fs, args); done {
 		return code
 	}
@@ -186,6 +187,9 @@ func (c *cli) render(args []string) int {
 	}
 	if *out == "" {
 		return c.usageError("render: -o DIR is required")
+	}
+	if *tarball != "" && fs.NArg() > 1 {
+		return c.usageError("render: --kexec-tarball takes one spec, not %d", fs.NArg())
 	}
 	// Render everything in memory first, concurrently: nothing is written
 	// unless all specs render and every folder may be replaced.
@@ -198,6 +202,14 @@ func (c *cli) render(args []string) int {
 	specs, ok := c.renderAll(fs.Args(), nil)
 	if !ok {
 		return exitProblem
+	}
+	if *tarball != "" {
+		b, err := plan.ShipTarball(specs[0].plan, *tarball)
+		if err != nil {
+			c.errorf("%s: --kexec-tarball: %v", specs[0].file, err)
+			return exitProblem
+		}
+		specs[0].bundle = b
 	}
 	dirs := make([]string, len(specs))
 	for i, s := range specs {
@@ -223,7 +235,11 @@ func (c *cli) render(args []string) int {
 			code = exitProblem
 			continue
 		}
-		fmt.Fprintf(c.stdout, "%s: wrote %d files to %s\n", s.file, len(s.bundle.Files), dirs[i])
+		n := len(s.bundle.Files)
+		if s.bundle.Shipped != nil {
+			n++
+		}
+		fmt.Fprintf(c.stdout, "%s: wrote %d files to %s\n", s.file, n, dirs[i])
 	}
 	return code
 }

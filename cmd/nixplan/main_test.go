@@ -37,7 +37,8 @@ func TestScript(t *testing.T) {
 }
 
 // cmdReplace edits a file in place: replace OLD NEW FILE replaces every OLD
-// with NEW and fails if OLD does not occur, so a test cannot silently edit nothing.
+// with NEW and fails if OLD does not occur, so a test cannot silently edit
+// nothing. A \n in NEW is a line break (testscript arguments are one line).
 func cmdReplace(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 3 {
 		ts.Fatalf("usage: replace OLD NEW FILE")
@@ -47,7 +48,7 @@ func cmdReplace(ts *testscript.TestScript, neg bool, args []string) {
 	if !strings.Contains(data, args[0]) {
 		ts.Fatalf("replace: %q does not occur in %s", args[0], args[2])
 	}
-	ts.Check(os.WriteFile(file, []byte(strings.ReplaceAll(data, args[0], args[1])), 0o644))
+	ts.Check(os.WriteFile(file, []byte(strings.ReplaceAll(data, args[0], strings.ReplaceAll(args[1], `\n`, "\n"))), 0o644))
 }
 
 func copyDir(from, to string) error {
