@@ -44,18 +44,7 @@ func TestSimulateMatchesBash(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			spec, err := plan.Parse("host.toml", []byte(c.spec))
-			if err != nil {
-				t.Fatal(err)
-			}
-			p, ps := plan.Validate(spec)
-			if p == nil {
-				t.Fatalf("spec does not validate:\n%v", ps)
-			}
-			b, err := plan.Render(p)
-			if err != nil {
-				t.Fatal(err)
-			}
+			p, b := renderText(t, "host.toml", c.spec)
 			m := plan.HealthyMachine(p)
 			if c.machine != "" {
 				m = loadFixture(t, c.machine)

@@ -3,7 +3,6 @@ package plan
 import (
 	"fmt"
 	"net/netip"
-	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -18,14 +17,12 @@ const FactsFile = "facts.sh"
 // description (see [Machine]) and changes nothing on the machine.
 func FactsScript() string { return templates.FactsScript }
 
-// Spec keys that check --facts and init --facts use once the spec has them.
-// Until then they are looked up by name (see specValue), so adding a field
-// with one of these toml names to Spec is all it takes to wire them in.
+// Spec keys that check --facts and init --facts name in their messages.
 const (
-	keyNetworkMAC     = "network.mac"          // string: the public interface's MAC
-	keyDiskIdentity   = "disks.identity"       // [[disks.identity]] device, serial, size_bytes
-	keyDisksClearBusy = "disks.clear_existing" // bool: stop md/LVM/ZFS holders and wipe
-	keyHostFirmware   = "host.firmware"        // string: "bios" or "uefi"
+	keyNetworkMAC     = "network.mac"
+	keyDiskIdentity   = "disks.identity"
+	keyDisksClearBusy = "disks.clear_existing"
+	keyHostFirmware   = "host.firmware"
 )
 
 const (
@@ -35,81 +32,13 @@ const (
 	msdosMaxSectors = int64(1) << 32 // an msdos label counts sectors in 32 bits
 )
 
-// specHasKey says whether the spec format has a key (dotted toml path).
-func specHasKey(key string) bool {
-	i := sort.SearchStrings(knownKeys, key)
-	return i < len(knownKeys) && knownKeys[i] == key
-}
-
-// specValue returns the value of a spec key by its toml path, and false when
-// the spec format has no such key or the value is the zero value.
-func specValue(spec *Spec, key string) (reflect.Value, bool) {
-	v := reflect.ValueOf(spec).Elem()
-	for _, name := range strings.Split(key, ".") {
-		for v.Kind() == reflect.Pointer {
-			if v.IsNil() {
-				return reflect.Value{}, false
-			}
-			v = v.Elem()
-		}
-		if v.Kind() != reflect.Struct {
-			return reflect.Value{}, false
-		}
-		found := false
-		for i := 0; i < v.NumField(); i++ {
-			if v.Type().Field(i).Tag.Get("toml") == name {
-				v, found = v.Field(i), true
-				break
-			}
-		}
-		if !found {
-			return reflect.Value{}, false
-		}
-	}
-	if v.IsZero() {
-		return reflect.Value{}, false
-	}
-	return v, true
-}
-
-func specString(spec *Spec, key string) string {
-	if v, ok := specValue(spec, key); ok && v.Kind() == reflect.String {
-		return v.String()
-	}
-	return ""
-}
-
-func specBool(spec *Spec, key string) bool {
-	v, ok := specValue(spec, key)
-	return ok && v.Kind() == reflect.Bool && v.Bool()
-}
-
 // specIdentity returns the serial and size the spec's [[disks.identity]]
 // gives for a device ("" and 0 when it gives none), and the entry's index.
 func specIdentity(spec *Spec, device string) (serial string, size int64, index int) {
-	v, ok := specValue(spec, keyDiskIdentity)
-	if !ok || v.Kind() != reflect.Slice {
-		return "", 0, -1
-	}
-	for i := 0; i < v.Len(); i++ {
-		e := reflect.Indirect(v.Index(i))
-		if e.Kind() != reflect.Struct {
-			continue
+	for i, id := range spec.Disks.Identity {
+		if id.Device == device {
+			return id.Serial, id.SizeBytes, i
 		}
-		fields := map[string]reflect.Value{}
-		for j := 0; j < e.NumField(); j++ {
-			fields[e.Type().Field(j).Tag.Get("toml")] = e.Field(j)
-		}
-		if d := fields["device"]; !d.IsValid() || d.Kind() != reflect.String || d.String() != device {
-			continue
-		}
-		if f := fields["serial"]; f.IsValid() && f.Kind() == reflect.String {
-			serial = f.String()
-		}
-		if f := fields["size_bytes"]; f.IsValid() && f.CanInt() {
-			size = f.Int()
-		}
-		return serial, size, i
 	}
 	return "", 0, -1
 }
@@ -184,14 +113,8 @@ func imagesByRAM() []string {
 
 func (c *machineCheck) firmware() {
 	fw := c.m.Firmware
-	want := specString(c.spec, keyHostFirmware)
-	if want == "" {
-		want = FirmwareBIOS // the bundle's GRUB boots legacy BIOS unless the spec says otherwise
-	}
+	want := c.plan.Firmware
 	key := keyHostFirmware
-	if !specHasKey(keyHostFirmware) {
-		key = "disks.layout"
-	}
 	if fw.Mode != want {
 		hint := fmt.Sprintf("firmware = %q, or switch the server's boot mode in its firmware setup or the provider's panel", fw.Mode)
 		if want == FirmwareBIOS && fw.Mode == FirmwareUEFI {
@@ -335,14 +258,10 @@ func FormatTiB(n int64) string { return fmt.Sprintf("%d TiB", n>>40) }
 func (c *machineCheck) busy(key, dev string, d *Disk) {
 	if why := d.HeldBy(); len(why) > 0 {
 		msg := fmt.Sprintf("%s is busy on %s: %s", dev, c.facts, strings.Join(why, "; "))
-		switch {
-		case specBool(c.spec, keyDisksClearBusy):
+		if c.spec.Disks.ClearExisting {
 			c.ps.warn(key, "", "%s; the spec says to clear it", msg)
-		case specHasKey(keyDisksClearBusy):
+		} else {
 			c.ps.add(key, "if wiping it is intended, set "+keyDisksClearBusy+" = true", "%s", msg)
-		default:
-			c.ps.add(key, "stop it and clear its superblocks in the rescue system first (mdadm --stop, mdadm --zero-superblock; vgchange -an), then collect the facts again",
-				"%s; the installer assembles it again and the wipe would fail", msg)
 		}
 	}
 	if why := d.MountedAt(); len(why) > 0 {
@@ -381,7 +300,7 @@ func (c *machineCheck) network() {
 			"the spec says %s and %s routes by default via %s (on %s)", v4.Gateway, c.facts, gw.Gateway, gw.Interface)
 	}
 
-	if mac := specString(c.spec, keyNetworkMAC); mac != "" {
+	if mac := c.spec.Network.MAC; mac != "" {
 		if !strings.EqualFold(mac, ifc.MAC) {
 			c.ps.add(keyNetworkMAC, fmt.Sprintf("mac = %q", ifc.MAC),
 				"the spec pins the interface with MAC %s and %s has %s on %s, MAC %s", mac, c.facts, addr, ifc.Name, ifc.MAC)
@@ -394,10 +313,7 @@ func (c *machineCheck) network() {
 	name := c.plan.Network.Interface
 	sameKind := ethRE.MatchString(name) == ethRE.MatchString(ifc.Name)
 	phys := c.m.PhysicalInterfaces()
-	hint := "pin the interface by its MAC, " + ifc.MAC
-	if specHasKey(keyNetworkMAC) {
-		hint = fmt.Sprintf("pin it: mac = %q", ifc.MAC)
-	}
+	hint := fmt.Sprintf("pin it: mac = %q", ifc.MAC)
 	switch {
 	case sameKind && name != ifc.Name:
 		c.ps.add("network.interface", fmt.Sprintf("interface = %q; better, %s", ifc.Name, hint),
@@ -574,11 +490,7 @@ func SpecFromMachine(m *Machine, opts InitOptions) (string, Problems) {
 		line("name = %s  # CHANGE ME: the rescue system's host name is not the server's", tomlString(name))
 	}
 	line("nixos = %s", tomlString(release.Version))
-	if specHasKey(keyHostFirmware) {
-		line("firmware = %s  # %s says the machine booted %s", tomlString(m.Firmware.Mode), src, strings.ToUpper(m.Firmware.Mode))
-	} else {
-		comment(fmt.Sprintf("firmware: %s (the bundle's GRUB boots legacy BIOS)", strings.ToUpper(m.Firmware.Mode)))
-	}
+	line("firmware = %s  # %s says the machine booted %s", tomlString(m.Firmware.Mode), src, strings.ToUpper(m.Firmware.Mode))
 	if m.Firmware.Mode == FirmwareUEFI {
 		comment("UEFI: GRUB goes on an EFI system partition as the removable boot loader; no EFI variable is written.")
 	}
@@ -589,8 +501,6 @@ func SpecFromMachine(m *Machine, opts InitOptions) (string, Problems) {
 	line("")
 	line("[network]")
 	switch {
-	case !specHasKey(keyNetworkMAC):
-		line("interface = %s", tomlString(ifc.Name))
 	case ethRE.MatchString(ifc.Name):
 		// A kernel name belongs to whichever card the kernel finds first; a
 		// MAC-pinned interface gets a name of its own.
@@ -598,11 +508,7 @@ func SpecFromMachine(m *Machine, opts InitOptions) (string, Problems) {
 	default:
 		line("interface = %s", tomlString(ifc.Name))
 	}
-	if specHasKey(keyNetworkMAC) {
-		line("mac = %s", tomlString(strings.ToLower(ifc.MAC)))
-	} else {
-		comment(fmt.Sprintf("the public interface's MAC: %s", ifc.MAC))
-	}
+	line("mac = %s", tomlString(strings.ToLower(ifc.MAC)))
 	if phys := m.PhysicalInterfaces(); len(phys) > 1 {
 		var others []string
 		for _, p := range phys {
@@ -632,9 +538,6 @@ func SpecFromMachine(m *Machine, opts InitOptions) (string, Problems) {
 	}
 	comment(fmt.Sprintf("ERASED by the install: %s", boot.Identity()))
 	line("devices = [%s]", tomlString(dev))
-	if !specHasKey(keyDiskIdentity + ".serial") {
-		comment(fmt.Sprintf("its identity: %d bytes, serial %s", boot.SizeBytes, orUnknown(boot.Serial)))
-	}
 	for _, d := range disks[1:] {
 		id := d.StableID()
 		if id == "" {
@@ -649,9 +552,7 @@ func SpecFromMachine(m *Machine, opts InitOptions) (string, Problems) {
 	}
 	if why := boot.HeldBy(); len(why) > 0 {
 		comment("BUSY now: " + strings.Join(why, "; "))
-		if specHasKey(keyDisksClearBusy) {
-			comment(lastKey(keyDisksClearBusy) + " = true  # uncomment to consent: stop what holds the disk and wipe it")
-		}
+		comment(lastKey(keyDisksClearBusy) + " = true  # uncomment to consent: stop what holds the disk and wipe it")
 	}
 	if why := boot.MountedAt(); len(why) > 0 {
 		comment("in use now: " + strings.Join(why, "; "))
@@ -661,15 +562,13 @@ func SpecFromMachine(m *Machine, opts InitOptions) (string, Problems) {
 	}
 	line("boot_size = \"512MiB\"")
 	line("pool = \"rpool\"")
-	if specHasKey(keyDiskIdentity + ".serial") {
-		line("")
-		line("[[disks.identity]]  # the install refuses a disk that is not this one")
-		line("device = %s", tomlString(dev))
-		if boot.Serial != "" {
-			line("serial = %s", tomlString(boot.Serial))
-		}
-		line("size_bytes = %d  # %s", boot.SizeBytes, FormatBytes(boot.SizeBytes))
+	line("")
+	line("[[disks.identity]]  # the install refuses a disk that is not this one")
+	line("device = %s", tomlString(dev))
+	if boot.Serial != "" {
+		line("serial = %s", tomlString(boot.Serial))
 	}
+	line("size_bytes = %d  # %s", boot.SizeBytes, FormatBytes(boot.SizeBytes))
 	line("")
 	line("[ssh]")
 	if len(opts.AuthorizedKeys) == 0 {

@@ -35,15 +35,31 @@ func renderFile(t testing.TB, file string) *plan.Bundle {
 	if err != nil {
 		t.Fatalf("load %s: %v", file, err)
 	}
+	_, b := validateAndRender(t, spec)
+	return b
+}
+
+// renderText parses, validates and renders spec text named name.
+func renderText(t testing.TB, name, text string) (*plan.Plan, *plan.Bundle) {
+	t.Helper()
+	spec, err := plan.Parse(name, []byte(text))
+	if err != nil {
+		t.Fatalf("parse %s: %v", name, err)
+	}
+	return validateAndRender(t, spec)
+}
+
+func validateAndRender(t testing.TB, spec *plan.Spec) (*plan.Plan, *plan.Bundle) {
+	t.Helper()
 	p, ps := plan.Validate(spec)
 	if p == nil {
-		t.Fatalf("validate %s:\n%v", file, ps)
+		t.Fatalf("validate %s:\n%v", spec.File, ps)
 	}
 	b, err := plan.Render(p)
 	if err != nil {
-		t.Fatalf("render %s: %v", file, err)
+		t.Fatalf("render %s: %v", spec.File, err)
 	}
-	return b
+	return p, b
 }
 
 // TestGolden compares every example's bundle with testdata/golden/NAME/.

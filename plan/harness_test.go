@@ -259,18 +259,7 @@ func newHarness(t *testing.T, specText string, m *plan.Machine) *harness {
 	if _, err := exec.LookPath("unshare"); err != nil {
 		requireOrSkip(t, "unshare is not installed (Debian package util-linux)")
 	}
-	spec, err := plan.Parse("host.toml", []byte(specText))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, ps := plan.Validate(spec)
-	if p == nil {
-		t.Fatalf("spec does not validate:\n%v", ps)
-	}
-	b, err := plan.Render(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, b := renderText(t, "host.toml", specText)
 	h := &harness{t: t, dir: t.TempDir(), machine: m, plan: p, bundle: b}
 	h.state = harnessState{Fake: plan.NewFakeMachine(m), Fail: map[string]int{}, StandIns: map[string]string{}}
 	if p.Nixpkgs.Pinned {

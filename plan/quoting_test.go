@@ -85,18 +85,7 @@ func hostileSpec(t *testing.T) (spec []byte, keys []string) {
 func renderHostile(t *testing.T) (*plan.Bundle, []string) {
 	t.Helper()
 	data, keys := hostileSpec(t)
-	spec, err := plan.Parse("hostile.toml", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, ps := plan.Validate(spec)
-	if p == nil {
-		t.Fatalf("hostile spec does not validate:\n%v", ps)
-	}
-	b, err := plan.Render(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, b := renderText(t, "hostile.toml", string(data))
 	return b, keys
 }
 

@@ -24,19 +24,7 @@ func TestOpenSSHOptionsPerRelease(t *testing.T) {
 		{"24.05", []string{"services.openssh.settings.PermitRootLogin = \"prohibit-password\";", "services.openssh.settings.PasswordAuthentication = false;"},
 			[]string{"services.openssh.permitRootLogin", "services.openssh.passwordAuthentication"}},
 	} {
-		spec := exampleSpec(t, `nixos = "24.05"`, `nixos = "`+c.release+`"`)
-		parsed, err := plan.Parse("host.toml", []byte(spec))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, ps := plan.Validate(parsed)
-		if p == nil {
-			t.Fatalf("%s: %v", c.release, ps)
-		}
-		b, err := plan.Render(p)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, b := renderText(t, "host.toml", exampleSpec(t, `nixos = "24.05"`, `nixos = "`+c.release+`"`))
 		config := string(b.File(plan.ConfigurationFile).Data)
 		for _, w := range c.want {
 			if !strings.Contains(config, w) {

@@ -20,18 +20,7 @@ import (
 // machine description (nil for the healthy machine the spec describes).
 func simulateSpec(t *testing.T, name string, text []byte, machine string, faults plan.Faults) *plan.Simulation {
 	t.Helper()
-	spec, err := plan.Parse(name, text)
-	if err != nil {
-		t.Fatalf("parse %s: %v", name, err)
-	}
-	p, ps := plan.Validate(spec)
-	if p == nil {
-		t.Fatalf("validate %s:\n%v", name, ps)
-	}
-	b, err := plan.Render(p)
-	if err != nil {
-		t.Fatalf("render %s: %v", name, err)
-	}
+	p, b := renderText(t, name, string(text))
 	opts := plan.SimulateOptions{Faults: faults}
 	if machine != "" {
 		m, err := plan.LoadMachine("../testdata/machines/" + machine + ".json")
