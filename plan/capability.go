@@ -239,6 +239,35 @@ var providers = map[string]Provider{
 	"kimsufi": ovhFamily("kimsufi", "Kimsufi (OVHcloud)",
 		"OVHcloud Control Panel (Kimsufi servers are managed there; the old Kimsufi panel calls rescue NetBoot → Rescue → rescue64-pro)"),
 	"soyoustart": ovhFamily("soyoustart", "So you Start (OVHcloud)", "So you Start / OVHcloud Control Panel"),
+	"hetzner": {
+		ID: "hetzner", Name: "Hetzner", Panel: "Hetzner Robot",
+		Nameservers: []string{"185.12.64.1", "185.12.64.2"},
+		RescueSteps: []string{
+			"In Robot open **Server** → your server → **Rescue**, choose operating system **Linux**, architecture **64 bit**, select your SSH key, and click **Activate rescue system**.",
+			"The rescue system is armed for the next boot only and expires after 60 minutes: do the reset now.",
+		},
+		RebootStep: "Open the **Reset** tab, choose **Execute an automatic hardware reset**, and click **Send**.",
+		DiskBootSteps: []string{
+			"Nothing to switch back: the rescue system was armed for one boot only, so the next reset boots from the disks.",
+		},
+		KVMSteps: []string{
+			"Hetzner has no Java applet: request a KVM console (LARA) in Robot → **Support** → **Remote console**; it is connected for a few hours at no cost.",
+			"Ask for it before you start: the install takes longer than the rescue's 60 minutes to arrange a console otherwise.",
+		},
+	},
+	"generic": {
+		ID: "generic", Name: "the provider", Panel: "the provider's control panel",
+		RescueSteps: []string{
+			"Boot the server into the provider's Debian-like rescue system with your SSH key for root (the control panel's rescue or recovery mode).",
+		},
+		RebootStep: "Restart the server from the control panel.",
+		DiskBootSteps: []string{
+			"Set the server to boot from its disks again, if the control panel keeps the rescue system for more than one boot.",
+		},
+		KVMSteps: []string{
+			"Open the provider's remote console (KVM, IPMI, serial or HTML5 console), so you can watch the reboots.",
+		},
+	},
 }
 
 // LookupProvider returns a provider preset.
