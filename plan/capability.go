@@ -196,6 +196,8 @@ type Provider struct {
 	RebootStep string
 	// EFIBootPathStep tells UEFI servers which EFI file the provider must boot.
 	EFIBootPathStep string
+	// RescuePrompt is what the rescue system's shell prompt looks like.
+	RescuePrompt string
 	// OVHFamily: OVH's network rules apply (IPv4 gateway .254, IPv6 gateway
 	// outside the /64).
 	OVHFamily bool
@@ -231,6 +233,7 @@ func ovhFamily(id, name, panel string) Provider {
 		RebootStep:      "Click **Restart** (⋯ → Restart) in the server's General information tab and confirm.",
 		EFIBootPathStep: ovhEFIStep,
 		OVHFamily:       true,
+		RescuePrompt:    "root@rescue-customer-eu",
 	}
 }
 
@@ -240,7 +243,7 @@ var providers = map[string]Provider{
 		"OVHcloud Control Panel (Kimsufi servers are managed there; the old Kimsufi panel calls rescue NetBoot → Rescue → rescue64-pro)"),
 	"soyoustart": ovhFamily("soyoustart", "So you Start (OVHcloud)", "So you Start / OVHcloud Control Panel"),
 	"hetzner": {
-		ID: "hetzner", Name: "Hetzner", Panel: "Hetzner Robot",
+		ID: "hetzner", Name: "Hetzner", Panel: "Hetzner Robot", RescuePrompt: "root@rescue",
 		Nameservers: []string{"185.12.64.1", "185.12.64.2"},
 		RescueSteps: []string{
 			"In Robot open **Server** → your server → **Rescue**, choose operating system **Linux**, architecture **64 bit**, select your SSH key, and click **Activate rescue system**.",

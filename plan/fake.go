@@ -332,9 +332,9 @@ func (f *FakeMachine) ip(args []string, stdout, stderr io.Writer) int {
 
 // blockNode is one line of lsblk.
 type blockNode struct {
-	path, kind, fstype, mountpoint, serial, model string
-	size                                          int64
-	children                                      []*blockNode
+	path, kind, fstype, label, mountpoint, serial, model string
+	size                                                 int64
+	children                                             []*blockNode
 }
 
 func (f *FakeMachine) blockTree() []*blockNode {
@@ -375,7 +375,7 @@ func (f *FakeMachine) blockTree() []*blockNode {
 			}
 		} else {
 			for _, p := range d.Partitions {
-				pn := &blockNode{path: p.Path, kind: "part", fstype: firstSig(p.Signatures), mountpoint: first(p.Mountpoints), size: p.SizeBytes}
+				pn := &blockNode{path: p.Path, kind: "part", fstype: firstSig(p.Signatures), label: firstLabel(p.Signatures), mountpoint: first(p.Mountpoints), size: p.SizeBytes}
 				pn.children = holders(p.Holders)
 				n.children = append(n.children, pn)
 			}
@@ -398,6 +398,13 @@ func first(s []string) string {
 		return ""
 	}
 	return s[0]
+}
+
+func firstLabel(s []Signature) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0].Label
 }
 
 func firstSig(s []Signature) string {
@@ -503,6 +510,8 @@ func (f *FakeMachine) lsblk(args []string, stdout, stderr io.Writer) int {
 				v = n.kind
 			case "FSTYPE":
 				v = n.fstype
+			case "LABEL":
+				v = n.label
 			case "MOUNTPOINT", "MOUNTPOINTS":
 				v = n.mountpoint
 			case "SERIAL":

@@ -396,3 +396,92 @@ func TestRescueBootstrapShippedTarball(t *testing.T) {
 		}
 	}
 }
+
+// withPool puts the members of a ZFS pool named pool on the seed's disk.
+func withPool(pool string) func(m *plan.Machine) {
+	return func(m *plan.Machine) {
+		m.Disks[0].Partitions[1].Signatures = []plan.Signature{{Type: "zfs_member", Label: pool}}
+	}
+}
+
+// TestRepairPath: the checklist's repair (rescue again, then kexec-install.sh
+// --only mount) works on a disk that holds the spec's own pool, while a
+// foreign pool still stops the rescue system before the kexec.
+func TestRepairPath(t *testing.T) {
+	h := newHarness(t, exampleSpec(t), seed(t, withPool("rpool")))
+	hash := h.withTarball()
+	if r := h.run(plan.RescueBootstrapFile, "", "--accept-hash", hash); r.code != 0 {
+		t.Errorf("rescue-bootstrap.sh refuses the spec's own pool: exit %d\n%s", r.code, r.output())
+	}
+	h = newHarness(t, exampleSpec(t), seed(t, withPool("tank")))
+	hash = h.withTarball()
+	expectStop(t, h.run(plan.RescueBootstrapFile, "", "--accept-hash", hash), "/dev/sda holds RAID, LVM or ZFS members: /dev/sda2(zfs_member)")
+
+	h = installerHarness(t, exampleSpec(t), withPool("rpool"))
+	r := h.run(plan.KexecInstallFile, "", "--only", "mount")
+	if r.code != 0 {
+		t.Fatalf("--only mount: exit %d\n%s", r.code, r.output())
+	}
+	if got := r.commands(); len(got) == 0 || got[0] != "zpool import -f -N rpool" {
+		t.Errorf("--only mount should import the installed system's pool with -f first: %q", got)
+	}
+}
+
+// TestKexecInstallRestartsBeforeDisksAreReady: a run that stopped after
+// preflight but before the disks were ready starts again at preflight, which
+// asks again, rather than telling the operator to do what they just did.
+func TestKexecInstallRestartsBeforeDisksAreReady(t *testing.T) {
+	h := installerHarness(t, exampleSpec(t), nil)
+	os.MkdirAll(filepath.Join(h.dir, "varlib/nixplan"), 0o755)
+	os.WriteFile(filepath.Join(h.dir, "varlib/nixplan/progress"), []byte("preflight\n"), 0o644)
+	r := h.run(plan.KexecInstallFile, "blog-demo\n")
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.output())
+	}
+	if !strings.Contains(r.stdout, "starting again at preflight") || !strings.Contains(r.stdout, "Type the host name") {
+		t.Errorf("did not start again at preflight with the question:\n%s", r.stdout)
+	}
+	if r.firstIndex("parted") < 0 {
+		t.Errorf("the restarted run did not partition: %q", r.commands())
+	}
+}
+
+// TestKexecInstallChecksBundle: a changed file beside kexec-install.sh stops
+// it in preflight.
+func TestKexecInstallChecksBundle(t *testing.T) {
+	h := installerHarness(t, exampleSpec(t), nil)
+	if err := os.WriteFile(filepath.Join(h.dir, "root", plan.ConfigurationFile), []byte("{ }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	expectStop(t, h.run(plan.KexecInstallFile, "blog-demo\n"), "the bundle beside this script does not match its SHA256SUMS")
+}
+
+// TestPinnedChannelCheckedBeforeWipe: a nixexprs.tar.xz that does not match
+// the pin stops the install in preflight, before anything is erased.
+func TestPinnedChannelCheckedBeforeWipe(t *testing.T) {
+	data, err := os.ReadFile("../examples/ovh-pinned-channel.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, string(data), installer(*seed(t, func(m *plan.Machine) { m.Interfaces[0].Addresses[0].Address = "203.0.113.50" })))
+	h.state.StandIns = nil // the download is not the pinned release
+	r := h.run(plan.KexecInstallFile, "pinned-demo\n")
+	if r.code == 0 || !strings.Contains(r.output(), "but the spec pins") {
+		t.Fatalf("a wrong nixexprs.tar.xz did not stop the install: exit %d\n%s", r.code, r.output())
+	}
+	for _, bad := range []string{"wipefs", "parted", "mkfs", "zpool"} {
+		if r.firstIndex(bad) >= 0 {
+			t.Errorf("%s ran before the pin was checked: %q", bad, r.commands())
+		}
+	}
+}
+
+// TestKexecInstallDryRunAsksNothing: --dry-run without --yes runs through
+// with no answer on stdin.
+func TestKexecInstallDryRunAsksNothing(t *testing.T) {
+	h := installerHarness(t, exampleSpec(t), nil)
+	r := h.run(plan.KexecInstallFile, "", "--dry-run")
+	if r.code != 0 || len(r.recorded) > 0 || !strings.Contains(r.stdout, "--dry-run: not asking") {
+		t.Errorf("exit %d, recorded %q:\n%s", r.code, r.commands(), r.output())
+	}
+}

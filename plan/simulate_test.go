@@ -239,7 +239,7 @@ func TestSimulateMachines(t *testing.T) {
 			script: plan.RescueBootstrapFile, phase: "preflight", message: "no interface of this machine has 203.0.113.10"},
 		{name: "small VPS without cpio", machine: "small-vps",
 			spec: edit(t, example, `address = "203.0.113.10"`, `address = "192.0.2.20"`, `gateway = "203.0.113.254"`, `gateway = "192.0.2.1"`,
-				`interface = "eth0"`, `interface = "ens3"`, `"/dev/sda"`, `"/dev/vda"`, "nixos-22.11", "nixos-24.05"),
+				`interface = "eth0"`, `interface = "ens3"`, `"/dev/sda"`, `"/dev/vda"`, "download/nixos-22.11/", "download/nixos-24.05/"),
 			script: plan.RescueBootstrapFile, phase: "preflight", message: "cpio is missing; kexec/run needs it"},
 		{name: "two NICs, wrong MAC pinned", machine: "two-nic",
 			spec:   edit(t, example, `interface = "eth0"`, `interface = "public"`+"\n"+`mac = "0c:c4:7a:ee:ff:10"`),

@@ -24,6 +24,8 @@ readonly PARTITION_LABEL=gpt
 readonly DISKS=( /dev/vda )
 # 1 when the spec allows clearing RAID, LVM and ZFS members on the disks.
 readonly CLEAR_EXISTING=0
+# The pool this spec creates; its members on the disks are an earlier install.
+readonly OWN_POOL=
 readonly KEXEC_URL=https://github.com/nix-community/nixos-images/releases/download/nixos-24.05/nixos-kexec-installer-noninteractive-x86_64-linux.tar.gz
 readonly KEXEC_TARBALL=nixos-kexec-installer-noninteractive-x86_64-linux.tar.gz
 # The tarball's sha256 as pinned in the spec; empty when it pins none.
@@ -171,8 +173,10 @@ check_identity() {
   fi
 }
 
-# check_disks_free: nothing on the disks is mounted or used as swap; RAID,
-# LVM or ZFS members are allowed only when the spec consents to clearing them.
+# check_disks_free look|clear: nothing on the disks is mounted or used as
+# swap; RAID, LVM or ZFS members are allowed only when the spec consents to
+# clearing them, and with "clear" (the installer, which clears them) the
+# tools to clear them must be here.
 check_disks_free() {
   local disk mounted members name mountpoint
   for disk in "${DISKS[@]}"; do
@@ -187,6 +191,9 @@ check_disks_free() {
     if [ -n "$members" ]; then
       if [ "$CLEAR_EXISTING" = 1 ]; then
         say "$disk holds ${members//$'\n'/, }; the spec allows clearing them (disks.clear_existing)"
+        if [ "$1" = clear ]; then
+          need_clearing_tools "$members"
+        fi
       else
         die "$disk holds RAID, LVM or ZFS members: ${members//$'\n'/, }" \
           "the provider's default install is often an md RAID1; to stop and erase it during the install set disks.clear_existing = true in the spec and render again"
@@ -195,7 +202,9 @@ check_disks_free() {
   done
 }
 
-# disk_members DISK prints the md, LVM and ZFS members and arrays on a disk.
+# disk_members DISK prints the md, LVM and ZFS members and arrays on a disk,
+# except the members of the pool this spec creates (OWN_POOL): those are an
+# earlier install of this bundle, which a repair or a new start may meet.
 disk_members() {
   local name kind
   while read -r name kind; do
@@ -203,11 +212,29 @@ disk_members() {
       raid* | lvm) printf '%s(%s)\n' "$name" "$kind" ;;
     esac
   done <<<"$(lsblk -nrpo NAME,TYPE "$1")"
-  while read -r name kind; do
+  local label
+  while read -r name kind label; do
+    if [ "$kind" = zfs_member ] && [ -n "$OWN_POOL" ] && [ "$label" = "$OWN_POOL" ]; then
+      continue
+    fi
     case "$kind" in
       linux_raid_member | LVM2_member | zfs_member) printf '%s(%s)\n' "$name" "$kind" ;;
     esac
-  done <<<"$(lsblk -nrpo NAME,FSTYPE "$1")"
+  done <<<"$(lsblk -nrpo NAME,FSTYPE,LABEL "$1")"
+}
+
+# need_clearing_tools MEMBERS: the tools that stop and clear these members
+# are here, checked before anything is erased.
+need_clearing_tools() {
+  local tool tools=()
+  case "$1" in *'(raid'* | *'(linux_raid_member)'*) tools+=(mdadm) ;; esac
+  case "$1" in *'(lvm)'* | *'(LVM2_member)'*) tools+=(lvs vgchange) ;; esac
+  case "$1" in *'(zfs_member)'*) tools+=(zpool) ;; esac
+  for tool in "${tools[@]}"; do
+    command -v "$tool" >/dev/null ||
+      die "$tool is missing, and it is needed to clear what holds the disks" \
+        "clear them from the provider's rescue system first (mdadm --stop, mdadm --zero-superblock; vgchange -an), or use an installer image that has $tool"
+  done
 }
 
 # check_address: the spec's address is on an interface of this machine, and
@@ -310,25 +337,13 @@ preflight() {
   check_address
   check_gateway
   check_disks
-  check_disks_free
+  check_disks_free look
   check_firmware
 
   local tool
   for tool in tar gzip sha256sum; do
     command -v "$tool" >/dev/null || die "$tool is missing" "apt-get update && apt-get install -y $tool"
   done
-  # kexec/run appends a cpio archive to the installer's initrd; without cpio
-  # the server boots to a black screen.
-  if ! command -v cpio >/dev/null; then
-    if command -v apt-get >/dev/null && [ "$DRY_RUN" = 0 ] && ask "cpio is missing; kexec/run needs it. Install it with apt-get now?"; then
-      run apt-get update
-      run apt-get install -y cpio
-    else
-      die "cpio is missing; kexec/run needs it (without it the server hangs on a black screen)" \
-        "apt-get update && apt-get install -y cpio, then run this script again"
-    fi
-  fi
-
   if [ "$MIN_RAM_MIB" -gt 0 ]; then
     local mem_kib
     local key value _unit
@@ -352,6 +367,20 @@ preflight() {
     say "bundle files beside this script match SHA256SUMS"
   else
     say "note: no SHA256SUMS beside this script, so the bundle's integrity is not checked"
+  fi
+
+  # Last, after every check that could stop the run: the only change
+  # preflight may make.
+  # kexec/run appends a cpio archive to the installer's initrd; without cpio
+  # the server boots to a black screen.
+  if ! command -v cpio >/dev/null; then
+    if command -v apt-get >/dev/null && [ "$DRY_RUN" = 0 ] && ask "cpio is missing; kexec/run needs it. Install it with apt-get now?"; then
+      run apt-get update
+      run apt-get install -y cpio
+    else
+      die "cpio is missing; kexec/run needs it (without it the server hangs on a black screen)" \
+        "apt-get update && apt-get install -y cpio, then run this script again"
+    fi
   fi
 }
 

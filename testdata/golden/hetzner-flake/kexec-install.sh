@@ -28,6 +28,8 @@ readonly PARTITION_LABEL=gpt
 readonly DISKS=( /dev/nvme0n1 )
 # 1 when the spec allows clearing RAID, LVM and ZFS members on the disks.
 readonly CLEAR_EXISTING=0
+# The pool this spec creates; its members on the disks are an earlier install.
+readonly OWN_POOL=rpool
 readonly POOL=rpool
 readonly POOL_DEVICES=( /dev/nvme0n1p3 )
 readonly PARTITIONS=( /dev/nvme0n1p1 /dev/nvme0n1p2 /dev/nvme0n1p3 )
@@ -35,7 +37,7 @@ readonly PARTITIONS=( /dev/nvme0n1p1 /dev/nvme0n1p2 /dev/nvme0n1p3 )
 readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 zpool zfs nixos-generate-config nixos-install nix-channel sha256sum ssh-keygen curl)
 # Where nixpkgs comes from: flake, nixpkgs pinned to 5e4fbfb6b3de1aa2872b76d49fafc942626e2add.
 readonly FLAKE_SHA256=c6a4e061627db3498a2517ac0915489676ef5733721786d1f511503c11f20808
-readonly CONFIGURATION_SHA256=3a8beede2893098741ac1fb773bc2ac8d056620d57957d7878ef3a9c5c5c5af2
+readonly CONFIGURATION_SHA256=f7087e9ce8f79b77aff134c3f70d0435a9fd1f40766bfe41e2f03b85660a99c2
 # 1 when the spec asks for a root password for the console.
 readonly CONSOLE_PASSWORD=0
 readonly PHASES=(preflight partition format mount configure install finish)
@@ -196,8 +198,10 @@ check_identity() {
   fi
 }
 
-# check_disks_free: nothing on the disks is mounted or used as swap; RAID,
-# LVM or ZFS members are allowed only when the spec consents to clearing them.
+# check_disks_free look|clear: nothing on the disks is mounted or used as
+# swap; RAID, LVM or ZFS members are allowed only when the spec consents to
+# clearing them, and with "clear" (the installer, which clears them) the
+# tools to clear them must be here.
 check_disks_free() {
   local disk mounted members name mountpoint
   for disk in "${DISKS[@]}"; do
@@ -212,6 +216,9 @@ check_disks_free() {
     if [ -n "$members" ]; then
       if [ "$CLEAR_EXISTING" = 1 ]; then
         say "$disk holds ${members//$'\n'/, }; the spec allows clearing them (disks.clear_existing)"
+        if [ "$1" = clear ]; then
+          need_clearing_tools "$members"
+        fi
       else
         die "$disk holds RAID, LVM or ZFS members: ${members//$'\n'/, }" \
           "the provider's default install is often an md RAID1; to stop and erase it during the install set disks.clear_existing = true in the spec and render again"
@@ -220,7 +227,9 @@ check_disks_free() {
   done
 }
 
-# disk_members DISK prints the md, LVM and ZFS members and arrays on a disk.
+# disk_members DISK prints the md, LVM and ZFS members and arrays on a disk,
+# except the members of the pool this spec creates (OWN_POOL): those are an
+# earlier install of this bundle, which a repair or a new start may meet.
 disk_members() {
   local name kind
   while read -r name kind; do
@@ -228,11 +237,29 @@ disk_members() {
       raid* | lvm) printf '%s(%s)\n' "$name" "$kind" ;;
     esac
   done <<<"$(lsblk -nrpo NAME,TYPE "$1")"
-  while read -r name kind; do
+  local label
+  while read -r name kind label; do
+    if [ "$kind" = zfs_member ] && [ -n "$OWN_POOL" ] && [ "$label" = "$OWN_POOL" ]; then
+      continue
+    fi
     case "$kind" in
       linux_raid_member | LVM2_member | zfs_member) printf '%s(%s)\n' "$name" "$kind" ;;
     esac
-  done <<<"$(lsblk -nrpo NAME,FSTYPE "$1")"
+  done <<<"$(lsblk -nrpo NAME,FSTYPE,LABEL "$1")"
+}
+
+# need_clearing_tools MEMBERS: the tools that stop and clear these members
+# are here, checked before anything is erased.
+need_clearing_tools() {
+  local tool tools=()
+  case "$1" in *'(raid'* | *'(linux_raid_member)'*) tools+=(mdadm) ;; esac
+  case "$1" in *'(lvm)'* | *'(LVM2_member)'*) tools+=(lvs vgchange) ;; esac
+  case "$1" in *'(zfs_member)'*) tools+=(zpool) ;; esac
+  for tool in "${tools[@]}"; do
+    command -v "$tool" >/dev/null ||
+      die "$tool is missing, and it is needed to clear what holds the disks" \
+        "clear them from the provider's rescue system first (mdadm --stop, mdadm --zero-superblock; vgchange -an), or use an installer image that has $tool"
+  done
 }
 
 # check_address: the spec's address is on an interface of this machine, and
@@ -335,22 +362,34 @@ phase_preflight() {
     command -v "$tool" >/dev/null || die "$tool is missing from this installer" "use the installer image named in the spec"
   done
 
-  check_address
-  check_interface_name
-  check_gateway
-  check_disks
-  check_disks_free
-  check_firmware
-
+  # A run that got further before: say how to resume, before the disk checks
+  # report its mounts as "in use".
   if is_mounted /mnt; then
     die "/mnt is already mounted" \
       "a previous run got past the mount phase: resume with --from configure" \
-      "or start over: umount -R /mnt; zpool export $POOL"
+      "or start over: umount -R /mnt; zpool export $POOL; bash kexec-install.sh --from preflight"
   fi
   if zpool list -H -o name "$POOL" >/dev/null 2>&1; then
     die "a pool named $POOL is already imported" "zpool export $POOL, then run this again"
   fi
 
+  check_address
+  check_interface_name
+  check_gateway
+  check_disks
+  check_disks_free clear
+  check_firmware
+
+  # The bundle beside this script must be the reviewed one.
+  local dir
+  dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  if [ -f "$dir/SHA256SUMS" ]; then
+    (cd "$dir" && sha256sum --quiet --check --ignore-missing SHA256SUMS) ||
+      die "the bundle beside this script does not match its SHA256SUMS" "copy the bundle again from the reviewed commit"
+    say "bundle files beside this script match SHA256SUMS"
+  else
+    say "note: no SHA256SUMS beside this script, so the bundle's integrity is not checked"
+  fi
   # nixos-install downloads from the channel and the binary cache: do not
   # erase a disk for an install that cannot download anything.
   local url
@@ -370,7 +409,9 @@ phase_preflight() {
       say "  will be stopped and cleared first: ${members//$'\n'/, }"
     fi
   done
-  if [ "$YES" = 1 ]; then
+  if [ "$DRY_RUN" = 1 ]; then
+    say "--dry-run: not asking; nothing will be changed"
+  elif [ "$YES" = 1 ]; then
     say "--yes given: not asking"
   else
     local answer
@@ -386,7 +427,7 @@ phase_preflight() {
 require_consent() {
   [ "$CONSENTED" = 1 ] ||
     die "the $1 phase erases data and runs only after the preflight phase in the same run" \
-      "run the script without --from/--only, or with --from preflight"
+      "run it with --from preflight: it checks the machine and asks again before erasing"
 }
 
 # waits until the kernel shows a partition.
@@ -408,11 +449,19 @@ phase_partition() {
   for disk in "${DISKS[@]}"; do
     # Arrays and volume groups first (each once, though it shows under
     # every member), then the members' own signatures, then the partitions.
+    # Volume groups first (they may sit on an array), then the arrays.
+    while read -r dev kind; do
+      case "$stopped" in *" $dev "*) continue ;; esac
+      [ "$kind" = lvm ] || continue
+      local vg
+      vg=$(lvs --noheadings -o vg_name "$dev") || die "lvs cannot name the volume group of $dev" "vgchange -an it by hand, then resume with --from preflight"
+      run vgchange -an "${vg// /}"
+      stopped+="$dev "
+    done <<<"$(lsblk -nrpo NAME,TYPE "$disk")"
     while read -r dev kind; do
       case "$stopped" in *" $dev "*) continue ;; esac
       case "$kind" in
         raid*) run mdadm --stop "$dev" ;;
-        lvm) run vgchange -an "$(lvs --noheadings -o vg_name "$dev" | tr -d ' ')" ;;
         *) continue ;;
       esac
       stopped+="$dev "
@@ -462,7 +511,8 @@ phase_format() {
 # Mount the new system under /mnt, parents first. Imports the pool when a
 # resumed run finds it exported.
 phase_mount() {
-  zpool list -H -o name "$POOL" >/dev/null 2>&1 || run zpool import -N "$POOL"
+  # -f: a pool the installed system used was never exported (a repair).
+  zpool list -H -o name "$POOL" >/dev/null 2>&1 || run zpool import -f -N "$POOL"
   run mkdir -p /mnt
   run mount -t zfs rpool/root/nixos /mnt
   run mkdir -p /mnt/boot
@@ -595,8 +645,10 @@ write_configuration() {
   users.users.root.openssh.authorizedKeys.keys = [
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHeVFQr7aj20GWUgd2JVHzu4yywDf+VA4xTtVkmOS+Rt operator@laptop"
   ];
+  # Installed from a flake: keep flakes on for nixos-rebuild --flake.
+  nix.settings.experimental-features = [ "nix-command" "flakes" ];
 
-  # The release this machine was first installed with. Never change it on an
+# The release this machine was first installed with. Never change it on an
   # upgrade: it keeps state formats stable (see `man configuration.nix`).
   system.stateVersion = "24.11";
 }
@@ -707,7 +759,14 @@ main() {
         [ "$p" = "$last" ] && found=1
       done
       [ -n "$next" ] || die "a previous run finished every phase" "rm $PROGRESS to start over (it erases the disks again)"
-      say "a previous run finished the $last phase; resuming at $next (--from preflight starts over)"
+      case "$next" in
+        partition | format)
+          # Erasing needs the consent of this run: start again at preflight.
+          say "a previous run stopped before the disks were ready; starting again at preflight"
+          next=preflight
+          ;;
+        *) say "a previous run finished the $last phase; resuming at $next (--from preflight starts over)" ;;
+      esac
       FROM=$next
     fi
   fi

@@ -28,6 +28,8 @@ readonly PARTITION_LABEL=gpt
 readonly DISKS=( /dev/sda )
 # 1 when the spec allows clearing RAID, LVM and ZFS members on the disks.
 readonly CLEAR_EXISTING=0
+# The pool this spec creates; its members on the disks are an earlier install.
+readonly OWN_POOL=rpool
 readonly POOL=rpool
 readonly POOL_DEVICES=( /dev/sda3 )
 readonly PARTITIONS=( /dev/sda1 /dev/sda2 /dev/sda3 )
@@ -36,7 +38,7 @@ readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 zpool zfs nixos-generate-co
 # Where nixpkgs comes from: channel pinned to https://releases.nixos.org/nixos/24.05/nixos-24.05.7376.b134951a4c9f (nixexprs.tar.xz sha256 6f1c2b4e9d8a7c3b5e0f1a2d4c6b8e9f0a1b3c5d7e9f1a2b4c6d8e0f2a4b6c8d).
 readonly CHANNEL_URL=https://releases.nixos.org/nixos/24.05/nixos-24.05.7376.b134951a4c9f
 readonly NIXEXPRS_SHA256=6f1c2b4e9d8a7c3b5e0f1a2d4c6b8e9f0a1b3c5d7e9f1a2b4c6d8e0f2a4b6c8d
-readonly CONFIGURATION_SHA256=108f766e694c47b0c862f86d7c87db183582c3169816db67b169d06c55abde4a
+readonly CONFIGURATION_SHA256=a0d30136c772d73a8ef406c07aacbea234ec3b7ae3aa57924b18605b85aa0287
 # 1 when the spec asks for a root password for the console.
 readonly CONSOLE_PASSWORD=0
 readonly PHASES=(preflight partition format mount configure install finish)
@@ -197,8 +199,10 @@ check_identity() {
   fi
 }
 
-# check_disks_free: nothing on the disks is mounted or used as swap; RAID,
-# LVM or ZFS members are allowed only when the spec consents to clearing them.
+# check_disks_free look|clear: nothing on the disks is mounted or used as
+# swap; RAID, LVM or ZFS members are allowed only when the spec consents to
+# clearing them, and with "clear" (the installer, which clears them) the
+# tools to clear them must be here.
 check_disks_free() {
   local disk mounted members name mountpoint
   for disk in "${DISKS[@]}"; do
@@ -213,6 +217,9 @@ check_disks_free() {
     if [ -n "$members" ]; then
       if [ "$CLEAR_EXISTING" = 1 ]; then
         say "$disk holds ${members//$'\n'/, }; the spec allows clearing them (disks.clear_existing)"
+        if [ "$1" = clear ]; then
+          need_clearing_tools "$members"
+        fi
       else
         die "$disk holds RAID, LVM or ZFS members: ${members//$'\n'/, }" \
           "the provider's default install is often an md RAID1; to stop and erase it during the install set disks.clear_existing = true in the spec and render again"
@@ -221,7 +228,9 @@ check_disks_free() {
   done
 }
 
-# disk_members DISK prints the md, LVM and ZFS members and arrays on a disk.
+# disk_members DISK prints the md, LVM and ZFS members and arrays on a disk,
+# except the members of the pool this spec creates (OWN_POOL): those are an
+# earlier install of this bundle, which a repair or a new start may meet.
 disk_members() {
   local name kind
   while read -r name kind; do
@@ -229,11 +238,29 @@ disk_members() {
       raid* | lvm) printf '%s(%s)\n' "$name" "$kind" ;;
     esac
   done <<<"$(lsblk -nrpo NAME,TYPE "$1")"
-  while read -r name kind; do
+  local label
+  while read -r name kind label; do
+    if [ "$kind" = zfs_member ] && [ -n "$OWN_POOL" ] && [ "$label" = "$OWN_POOL" ]; then
+      continue
+    fi
     case "$kind" in
       linux_raid_member | LVM2_member | zfs_member) printf '%s(%s)\n' "$name" "$kind" ;;
     esac
-  done <<<"$(lsblk -nrpo NAME,FSTYPE "$1")"
+  done <<<"$(lsblk -nrpo NAME,FSTYPE,LABEL "$1")"
+}
+
+# need_clearing_tools MEMBERS: the tools that stop and clear these members
+# are here, checked before anything is erased.
+need_clearing_tools() {
+  local tool tools=()
+  case "$1" in *'(raid'* | *'(linux_raid_member)'*) tools+=(mdadm) ;; esac
+  case "$1" in *'(lvm)'* | *'(LVM2_member)'*) tools+=(lvs vgchange) ;; esac
+  case "$1" in *'(zfs_member)'*) tools+=(zpool) ;; esac
+  for tool in "${tools[@]}"; do
+    command -v "$tool" >/dev/null ||
+      die "$tool is missing, and it is needed to clear what holds the disks" \
+        "clear them from the provider's rescue system first (mdadm --stop, mdadm --zero-superblock; vgchange -an), or use an installer image that has $tool"
+  done
 }
 
 # check_address: the spec's address is on an interface of this machine, and
@@ -336,22 +363,34 @@ phase_preflight() {
     command -v "$tool" >/dev/null || die "$tool is missing from this installer" "use the installer image named in the spec"
   done
 
-  check_address
-  check_interface_name
-  check_gateway
-  check_disks
-  check_disks_free
-  check_firmware
-
+  # A run that got further before: say how to resume, before the disk checks
+  # report its mounts as "in use".
   if is_mounted /mnt; then
     die "/mnt is already mounted" \
       "a previous run got past the mount phase: resume with --from configure" \
-      "or start over: umount -R /mnt; zpool export $POOL"
+      "or start over: umount -R /mnt; zpool export $POOL; bash kexec-install.sh --from preflight"
   fi
   if zpool list -H -o name "$POOL" >/dev/null 2>&1; then
     die "a pool named $POOL is already imported" "zpool export $POOL, then run this again"
   fi
 
+  check_address
+  check_interface_name
+  check_gateway
+  check_disks
+  check_disks_free clear
+  check_firmware
+
+  # The bundle beside this script must be the reviewed one.
+  local dir
+  dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  if [ -f "$dir/SHA256SUMS" ]; then
+    (cd "$dir" && sha256sum --quiet --check --ignore-missing SHA256SUMS) ||
+      die "the bundle beside this script does not match its SHA256SUMS" "copy the bundle again from the reviewed commit"
+    say "bundle files beside this script match SHA256SUMS"
+  else
+    say "note: no SHA256SUMS beside this script, so the bundle's integrity is not checked"
+  fi
   # nixos-install downloads from the channel and the binary cache: do not
   # erase a disk for an install that cannot download anything.
   local url
@@ -360,6 +399,18 @@ phase_preflight() {
       die "cannot reach $url; nixos-install would fail after the erase" \
         "check the network (ip route, /etc/resolv.conf); nothing was changed"
   done
+
+  # The pinned release must be the one reviewed: checked now, before anything
+  # is erased (nix-channel then fetches the same immutable release folder).
+  run curl --fail --location --proto '=https' --retry 3 --output /root/nixexprs.tar.xz "$CHANNEL_URL/nixexprs.tar.xz"
+  if [ "$DRY_RUN" = 0 ]; then
+    local actual
+    actual=$(sha256sum </root/nixexprs.tar.xz | cut -d ' ' -f 1)
+    [ "$actual" = "$NIXEXPRS_SHA256" ] ||
+      die "$CHANNEL_URL/nixexprs.tar.xz has sha256 $actual, but the spec pins $NIXEXPRS_SHA256" \
+        "the pin or the download is wrong; nothing was changed"
+    say "nixexprs.tar.xz of $CHANNEL_URL matches the pinned sha256"
+  fi
 
   say ""
   say "These disks will be ERASED, with every partition, filesystem, RAID and pool on them:"
@@ -371,7 +422,9 @@ phase_preflight() {
       say "  will be stopped and cleared first: ${members//$'\n'/, }"
     fi
   done
-  if [ "$YES" = 1 ]; then
+  if [ "$DRY_RUN" = 1 ]; then
+    say "--dry-run: not asking; nothing will be changed"
+  elif [ "$YES" = 1 ]; then
     say "--yes given: not asking"
   else
     local answer
@@ -387,7 +440,7 @@ phase_preflight() {
 require_consent() {
   [ "$CONSENTED" = 1 ] ||
     die "the $1 phase erases data and runs only after the preflight phase in the same run" \
-      "run the script without --from/--only, or with --from preflight"
+      "run it with --from preflight: it checks the machine and asks again before erasing"
 }
 
 # waits until the kernel shows a partition.
@@ -409,11 +462,19 @@ phase_partition() {
   for disk in "${DISKS[@]}"; do
     # Arrays and volume groups first (each once, though it shows under
     # every member), then the members' own signatures, then the partitions.
+    # Volume groups first (they may sit on an array), then the arrays.
+    while read -r dev kind; do
+      case "$stopped" in *" $dev "*) continue ;; esac
+      [ "$kind" = lvm ] || continue
+      local vg
+      vg=$(lvs --noheadings -o vg_name "$dev") || die "lvs cannot name the volume group of $dev" "vgchange -an it by hand, then resume with --from preflight"
+      run vgchange -an "${vg// /}"
+      stopped+="$dev "
+    done <<<"$(lsblk -nrpo NAME,TYPE "$disk")"
     while read -r dev kind; do
       case "$stopped" in *" $dev "*) continue ;; esac
       case "$kind" in
         raid*) run mdadm --stop "$dev" ;;
-        lvm) run vgchange -an "$(lvs --noheadings -o vg_name "$dev" | tr -d ' ')" ;;
         *) continue ;;
       esac
       stopped+="$dev "
@@ -463,7 +524,8 @@ phase_format() {
 # Mount the new system under /mnt, parents first. Imports the pool when a
 # resumed run finds it exported.
 phase_mount() {
-  zpool list -H -o name "$POOL" >/dev/null 2>&1 || run zpool import -N "$POOL"
+  # -f: a pool the installed system used was never exported (a repair).
+  zpool list -H -o name "$POOL" >/dev/null 2>&1 || run zpool import -f -N "$POOL"
   run mkdir -p /mnt
   run mount -t zfs rpool/root/nixos /mnt
   run mkdir -p /mnt/boot
@@ -580,17 +642,15 @@ write_configuration() {
   services.openssh.settings.KbdInteractiveAuthentication = false;
   users.users.root.openssh.authorizedKeys.keys = [
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHeVFQr7aj20GWUgd2JVHzu4yywDf+VA4xTtVkmOS+Rt operator@laptop"
-  ];
-
-  # The release this machine was first installed with. Never change it on an
+  ];# The release this machine was first installed with. Never change it on an
   # upgrade: it keeps state formats stable (see `man configuration.nix`).
   system.stateVersion = "24.05";
 }
 NIXPLAN_CONFIGURATION_NIX
 }
 
-# The installer has no channel: add the pinned release, checked against the
-# spec's sha256 first, then install. SSH host
+# The installer has no channel: add the pinned release (its sha256 was checked in
+# preflight), then install. SSH host
 # keys are made here so their fingerprints can be checked at the first login.
 # Root gets no password unless the spec asks for one for the console.
 phase_install() {
@@ -602,15 +662,6 @@ phase_install() {
       run ssh-keygen -q -t "$type" -N '' -C "root@$HOST_NAME" -f "/mnt/etc/ssh/ssh_host_${type}_key"
     fi
   done
-  run curl --fail --location --proto '=https' --retry 3 --output /root/nixexprs.tar.xz "$CHANNEL_URL/nixexprs.tar.xz"
-  if [ "$DRY_RUN" = 0 ]; then
-    local actual
-    actual=$(sha256sum </root/nixexprs.tar.xz | cut -d ' ' -f 1)
-    [ "$actual" = "$NIXEXPRS_SHA256" ] ||
-      die "$CHANNEL_URL/nixexprs.tar.xz has sha256 $actual, but the spec pins $NIXEXPRS_SHA256" \
-        "the pin or the download is wrong; nothing was installed (resume with --from install)"
-    say "nixexprs.tar.xz of $CHANNEL_URL matches the pinned sha256"
-  fi
   run nix-channel --add "$CHANNEL_URL" nixos
   run nix-channel --update
   run nixos-install --root /mnt --no-root-passwd
@@ -676,7 +727,14 @@ main() {
         [ "$p" = "$last" ] && found=1
       done
       [ -n "$next" ] || die "a previous run finished every phase" "rm $PROGRESS to start over (it erases the disks again)"
-      say "a previous run finished the $last phase; resuming at $next (--from preflight starts over)"
+      case "$next" in
+        partition | format)
+          # Erasing needs the consent of this run: start again at preflight.
+          say "a previous run stopped before the disks were ready; starting again at preflight"
+          next=preflight
+          ;;
+        *) say "a previous run finished the $last phase; resuming at $next (--from preflight starts over)" ;;
+      esac
       FROM=$next
     fi
   fi
