@@ -573,7 +573,7 @@ func (f *FakeMachine) FakeFiles() map[string]string {
 	return files
 }
 
-// SortedNames returns a map's keys in order, for stable output.
+// sortedNames returns a map's keys in order, for stable output.
 func sortedNames[V any](m map[string]V) []string {
 	names := make([]string, 0, len(m))
 	for k := range m {

@@ -157,9 +157,8 @@ type Storage struct {
 	// not find the pool: disks without a by-id link, such as virtio disks
 	// without a serial.
 	DevNodes string
-	// PoolCompatibility is `zpool create -o compatibility=`; empty to leave it out.
-	PoolCompatibility string
-	// PoolOptions are `zpool create -o` settings, in order.
+	// PoolOptions are `zpool create -o` settings, in order (ashift, and
+	// compatibility when the installer's ZFS is newer than the release's).
 	PoolOptions []string
 	// Datasets are created in order (parents first), all with mountpoint=legacy.
 	Datasets []Dataset

@@ -113,12 +113,6 @@ func (v *simFS) write(p string, data []byte, mode fs.FileMode) error {
 	return nil
 }
 
-func (v *simFS) remove(p string) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	delete(v.files, p)
-}
-
 func (v *simFS) rename(from, to string) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()

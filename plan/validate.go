@@ -617,9 +617,8 @@ func validateCombinations(ps *problems, spec *Spec, p *Plan) {
 		}
 		ps.add("host.nixos", hint, "the kexec image cannot install this release: %s", why)
 	}
-	p.Storage.PoolCompatibility = img.PoolCompatibility(p.Release)
-	if p.Storage.PoolCompatibility != "" {
-		p.Storage.PoolOptions = append(p.Storage.PoolOptions, "compatibility="+p.Storage.PoolCompatibility)
+	if compat := img.PoolCompatibility(p.Release); compat != "" {
+		p.Storage.PoolOptions = append(p.Storage.PoolOptions, "compatibility="+compat)
 	}
 
 	// The layout needs tools from the installer image.

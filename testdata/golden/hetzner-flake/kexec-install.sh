@@ -306,6 +306,25 @@ check_gateway() {
   fi
 }
 
+# check_firmware: the machine boots the way the spec's boot loader expects,
+# and Secure Boot is off (it makes kexec fail with "Permission denied").
+check_firmware() {
+  local sb value
+  if [ -d /sys/firmware/efi ]; then
+    [ "$FIRMWARE" = uefi ] ||
+      die "this machine booted UEFI, but the spec installs a legacy BIOS boot loader" \
+        "set the server to legacy (BIOS) boot in the provider's panel, or describe it with host.firmware"
+    for sb in /sys/firmware/efi/efivars/SecureBoot-*; do
+      [ -r "$sb" ] || continue
+      value=$(od -An -tu1 -j4 -N1 <"$sb" | tr -d ' ')
+      [ "$value" != 1 ] || die "Secure Boot is on; kexec cannot load the installer" "turn Secure Boot off in the firmware setup (KVM console)"
+    done
+  else
+    [ "$FIRMWARE" = bios ] ||
+      die "this machine booted legacy BIOS, but the spec installs a UEFI boot loader" "fix host.firmware in the spec"
+  fi
+}
+
 # check_interface_name: the installed system will find the address's NIC
 # under the spec's interface name. A name of the spec's own is given by MAC;
 # a predictable name must be the one it has here; a kernel name (eth0) is
@@ -328,25 +347,6 @@ check_interface_name() {
       fi
       ;;
   esac
-}
-
-# check_firmware: the machine boots the way the spec's boot loader expects,
-# and Secure Boot is off (it makes kexec fail with "Permission denied").
-check_firmware() {
-  local sb value
-  if [ -d /sys/firmware/efi ]; then
-    [ "$FIRMWARE" = uefi ] ||
-      die "this machine booted UEFI, but the spec installs a legacy BIOS boot loader" \
-        "set the server to legacy (BIOS) boot in the provider's panel, or describe it with host.firmware"
-    for sb in /sys/firmware/efi/efivars/SecureBoot-*; do
-      [ -r "$sb" ] || continue
-      value=$(od -An -tu1 -j4 -N1 <"$sb" | tr -d ' ')
-      [ "$value" != 1 ] || die "Secure Boot is on; kexec cannot load the installer" "turn Secure Boot off in the firmware setup (KVM console)"
-    done
-  else
-    [ "$FIRMWARE" = bios ] ||
-      die "this machine booted legacy BIOS, but the spec installs a UEFI boot loader" "fix host.firmware in the spec"
-  fi
 }
 
 # Checks that stop before anything changes, then shows what will be erased

@@ -281,30 +281,6 @@ check_gateway() {
   fi
 }
 
-# check_interface_name: the installed system will find the address's NIC
-# under the spec's interface name. A name of the spec's own is given by MAC;
-# a predictable name must be the one it has here; a kernel name (eth0) is
-# certain only when there is one NIC.
-check_interface_name() {
-  case "$INTERFACE_NAMING" in
-    mac) return 0 ;;
-    predictable)
-      [ "$PUBLIC_IFACE" = "$INTERFACE" ] ||
-        die "$SERVER_IPV4 is on $PUBLIC_IFACE, but the spec configures $INTERFACE" "fix network.interface, or pin the NIC: network.mac and a name such as wan0"
-      ;;
-    kernel)
-      local nics=0 dev
-      for dev in /sys/class/net/*/device; do
-        [ -e "$dev" ] && nics=$((nics + 1))
-      done
-      if [ "$nics" -gt 1 ] && [ "$PUBLIC_IFACE" != "$INTERFACE" ]; then
-        die "$SERVER_IPV4 is on $PUBLIC_IFACE and this machine has $nics NICs: $INTERFACE may not be the NIC with the address" \
-          "pin the NIC by MAC: set network.mac to $PUBLIC_MAC and network.interface to a name of your own such as wan0"
-      fi
-      ;;
-  esac
-}
-
 # check_firmware: the machine boots the way the spec's boot loader expects,
 # and Secure Boot is off (it makes kexec fail with "Permission denied").
 check_firmware() {
