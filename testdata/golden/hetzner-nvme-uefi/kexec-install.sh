@@ -117,7 +117,7 @@ parse_args() {
     shift
   done
   if [ -n "$FROM" ] && [ -n "$ONLY" ]; then
-    die "--from and --only exclude each other"
+    die "--from and --only exclude each other" "give one of them; bash kexec-install.sh --list-phases lists the phases"
   fi
 }
 
@@ -352,7 +352,7 @@ check_interface_name() {
 # Checks that stop before anything changes, then shows what will be erased
 # and asks for consent.
 phase_preflight() {
-  [ "$(id -u)" = 0 ] || die "run this as root"
+  [ "$(id -u)" = 0 ] || die "run this as root" "ssh root@$SERVER_IPV4, then: bash /root/kexec-install.sh"
   if ! os_is_nixos; then
     die "this is not the NixOS installer" "run rescue-bootstrap.sh in the rescue system first; it boots the installer"
   fi
@@ -419,7 +419,8 @@ phase_preflight() {
     if ! read -r answer; then
       die "no answer; nothing was changed" "run it in a terminal, or pass --yes"
     fi
-    [ "$answer" = "$HOST_NAME" ] || die "you typed '$answer', not '$HOST_NAME'; nothing was changed"
+    [ "$answer" = "$HOST_NAME" ] || die "you typed '$answer', not '$HOST_NAME'; nothing was changed" \
+      "run it again and type $HOST_NAME exactly to erase the disks listed above"
   fi
   CONSENTED=1
 }

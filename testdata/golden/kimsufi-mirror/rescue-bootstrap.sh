@@ -85,7 +85,7 @@ parse_args() {
     case "$1" in
       --dry-run) DRY_RUN=1 ;;
       --accept-hash)
-        [ $# -ge 2 ] || die "--accept-hash needs a sha256"
+        [ $# -ge 2 ] || die "--accept-hash needs a sha256" "run the script once without it: it prints the tarball's sha256 to compare"
         ACCEPT_HASH=$2
         shift
         ;;
