@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -70,7 +71,7 @@ func (v *simFS) isDir(p string) bool {
 	return v.dirs[p]
 }
 
-// read returns a copy of a file's bytes.
+// read returns a file's bytes, which callers must not modify.
 func (v *simFS) read(p string) ([]byte, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -84,7 +85,9 @@ func (v *simFS) read(p string) ([]byte, error) {
 	if !ok {
 		return nil, &os.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
 	}
-	return bytes.Clone(f.data), nil
+	// Shared, not copied: writers only append or replace, and the capacity
+	// is clipped so that an append to a copy never writes into this one.
+	return slices.Clip(f.data), nil
 }
 
 // growing reports whether a file is open for writing.
