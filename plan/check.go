@@ -40,20 +40,33 @@ func Check(b *Bundle) error {
 			}
 		}
 	}
-	// Parsing is most of a render's time: each script is parsed once, and
-	// not at all when its body already parsed (see parsedBodies).
-	for _, f := range b.Files {
-		if strings.HasSuffix(f.Name, ".sh") && f.Name != KexecInstallFile {
-			if err := checkParses(f.Name, f.Data); err != nil {
-				return err
-			}
+	// Parsing is most of a render's time: the scripts are parsed at once,
+	// each once, and not at all when its body already parsed (see
+	// parsedBodies). The trees of the scripts simulate runs are kept for it
+	// (see lastTrees). The first error in file order is reported.
+	errs := make([]error, len(b.Files))
+	var wg sync.WaitGroup
+	for i, f := range b.Files {
+		if !strings.HasSuffix(f.Name, ".sh") {
+			continue
 		}
+		wg.Go(func() {
+			if simulated[f.Name] {
+				_, errs[i] = parseKept(f.Name, f.Data)
+			} else {
+				errs[i] = checkParses(f.Name, f.Data)
+			}
+		})
+	}
+	wg.Wait()
+	if err := firstError(errs); err != nil {
+		return err
 	}
 	kexecInstall := b.File(KexecInstallFile)
 	if kexecInstall == nil {
 		return &CheckError{File: KexecInstallFile, Msg: "missing from the bundle"}
 	}
-	parsed, err := ParseScript(KexecInstallFile, kexecInstall.Data)
+	parsed, err := parseKept(KexecInstallFile, kexecInstall.Data)
 	if err != nil {
 		return err
 	}
@@ -78,22 +91,29 @@ func Check(b *Bundle) error {
 // but for its header comment (facts.sh) is then parsed once per process, not
 // once per host. Whole comment lines cannot change how the text after them
 // parses, so a body that parsed once parses behind any header.
+//
+// A process starts knowing facts.sh's body, which is embedded in nixplan and
+// the same for every host: TestEmbeddedFactsScriptParses parses it.
 var parsedBodies = struct {
 	sync.Mutex
 	last map[string]string
-}{last: map[string]string{}}
+}{last: map[string]string{FactsFile: string(scriptBody([]byte(FactsScript())))}}
+
+// scriptBody is a script without its leading comment lines.
+func scriptBody(data []byte) []byte {
+	for len(data) > 0 && data[0] == '#' {
+		_, rest, ok := bytes.Cut(data, []byte("\n"))
+		if !ok {
+			return nil
+		}
+		data = rest
+	}
+	return data
+}
 
 // checkParses is ParseScript without the tree, remembering bodies that parsed.
 func checkParses(name string, data []byte) error {
-	body := data
-	for len(body) > 0 && body[0] == '#' {
-		i := bytes.IndexByte(body, '\n')
-		if i < 0 {
-			body = nil
-			break
-		}
-		body = body[i+1:]
-	}
+	body := scriptBody(data)
 	parsedBodies.Lock()
 	last, ok := parsedBodies.last[name]
 	parsedBodies.Unlock()
@@ -107,6 +127,55 @@ func checkParses(name string, data []byte) error {
 	parsedBodies.last[name] = string(body)
 	parsedBodies.Unlock()
 	return nil
+}
+
+// firstError is the first non-nil error of errs.
+func firstError(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// simulated names the scripts Simulate runs, whose trees parseKept keeps.
+var simulated = map[string]bool{RescueBootstrapFile: true, KexecInstallFile: true}
+
+// lastTrees holds, per script name, the last script parseKept parsed and its
+// tree: the one rendered just before, which Simulate runs next, so a
+// rendered and simulated host parses each script once. One tree per name,
+// so a fleet holds no more than one host's trees. The interpreter only reads
+// a tree, so runs may share it.
+var lastTrees = struct {
+	sync.Mutex
+	last map[string]keptTree
+}{last: map[string]keptTree{}}
+
+// keptTree holds the script's bytes as given, not a copy: a bundle's files
+// do not change once rendered.
+type keptTree struct {
+	data []byte
+	tree *syntax.File
+}
+
+// parseKept is ParseScript, answered from lastTrees when the script is the
+// same, byte for byte, as the one parsed last under its name.
+func parseKept(name string, data []byte) (*syntax.File, error) {
+	lastTrees.Lock()
+	kept, ok := lastTrees.last[name]
+	lastTrees.Unlock()
+	if ok && bytes.Equal(kept.data, data) {
+		return kept.tree, nil
+	}
+	tree, err := ParseScript(name, data)
+	if err != nil {
+		return nil, err
+	}
+	lastTrees.Lock()
+	lastTrees.last[name] = keptTree{data: data, tree: tree}
+	lastTrees.Unlock()
+	return tree, nil
 }
 
 // ParseScript parses a bundle script as bash.

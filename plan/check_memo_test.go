@@ -48,3 +48,37 @@ func TestCheckRemembersOnlyBodies(t *testing.T) {
 		t.Errorf("a stray ) after the header: err %v, want a CheckError", err)
 	}
 }
+
+// TestEmbeddedFactsScriptParses: a process takes facts.sh's embedded body as
+// parsed without parsing it (see parsedBodies in check.go); this is where it
+// is parsed, with the parser Check uses.
+func TestEmbeddedFactsScriptParses(t *testing.T) {
+	if _, err := plan.ParseScript(plan.FactsFile, []byte(plan.FactsScript())); err != nil {
+		t.Fatalf("the embedded facts.sh does not parse: %v", err)
+	}
+}
+
+// TestCheckKeepsTreesOfTheSameScriptOnly: the trees Check keeps for simulate
+// answer only for the very same script; a changed one is parsed again.
+func TestCheckKeepsTreesOfTheSameScriptOnly(t *testing.T) {
+	good := diffTestBundle(t)
+	if err := plan.Check(good); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{plan.RescueBootstrapFile, plan.KexecInstallFile} {
+		b := &plan.Bundle{Host: good.Host}
+		for _, file := range good.Files {
+			if file.Name == name {
+				file.Data = append(bytes.Clone(file.Data), "\nif then fi\n"...)
+			}
+			b.Files = append(b.Files, file)
+		}
+		var ce *plan.CheckError
+		if err := plan.Check(b); !errors.As(err, &ce) || ce.File != name {
+			t.Errorf("a broken %s after a good one: err %v, want a CheckError for it", name, err)
+		}
+	}
+	if err := plan.Check(good); err != nil {
+		t.Errorf("the good bundle again: %v", err)
+	}
+}

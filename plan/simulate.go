@@ -451,7 +451,7 @@ func (s *simulator) runScript(name, system string, fake *FakeMachine, v *simFS, 
 	if file == nil {
 		return nil, fmt.Errorf("the bundle has no %s", name)
 	}
-	prog, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(bytes.NewReader(file.Data), name)
+	prog, err := parseKept(name, file.Data)
 	if err != nil {
 		return nil, err
 	}
@@ -460,12 +460,15 @@ func (s *simulator) runScript(name, system string, fake *FakeMachine, v *simFS, 
 	if ss.run.Args == nil {
 		ss.run.Args = []string{}
 	}
-	syntax.Walk(prog, func(n syntax.Node) bool {
-		if fn, ok := n.(*syntax.FuncDecl); ok && fn.Name.Value == "run" {
+	// The scripts define run at the top level (templates.go).
+	for _, st := range prog.Stmts {
+		if fn, ok := st.Cmd.(*syntax.FuncDecl); ok && fn.Name.Value == "run" {
 			ss.runFn = [2]uint{fn.Pos().Line(), fn.End().Line()}
 		}
-		return true
-	})
+	}
+	if ss.runFn[0] == 0 {
+		return nil, &SimulationError{Script: name, Line: 1, Msg: "no run function at the top level: commands that change the machine could not be told apart"}
+	}
 	v.wrote = func(p string, data []byte, note string) {
 		ss.mu.Lock()
 		defer ss.mu.Unlock()

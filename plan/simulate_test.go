@@ -366,3 +366,17 @@ func TestHealthyMachineMatchesSpec(t *testing.T) {
 		}
 	}
 }
+
+// TestSimulateNeedsTopLevelRun: simulate tells the commands that change the
+// machine apart by the script's run function; a script without one is
+// refused, not played with every command counted as outside run.
+func TestSimulateNeedsTopLevelRun(t *testing.T) {
+	p, b := renderText(t, "ovh-kimsufi.toml", string(readExample(t, "ovh-kimsufi")))
+	f := b.File(plan.RescueBootstrapFile)
+	f.Data = bytes.Replace(f.Data, []byte("\nrun() {"), []byte("\nrun_here() {"), 1)
+	_, err := plan.Simulate(p, b, plan.SimulateOptions{})
+	var se *plan.SimulationError
+	if !errors.As(err, &se) || se.Script != plan.RescueBootstrapFile || !strings.Contains(se.Msg, "no run function") {
+		t.Fatalf("err %v, want a SimulationError for %s naming the missing run function", err, plan.RescueBootstrapFile)
+	}
+}

@@ -7,8 +7,8 @@
 // mvdan.cc/sh's interpreter against a machine description, and the tests can
 // run them under bash with a recording PATH:
 //   - bash only; file descriptors 0–2 only; traps on EXIT and ERR only;
-//   - every command that changes the machine goes through `run`, so that
-//     --dry-run shows it;
+//   - every command that changes the machine goes through `run`, a function
+//     defined at the top level of the script, so that --dry-run shows it;
 //   - the machine is read only through the commands plan.FakeMachine answers
 //     (lsblk, ip, id, uname, zpool list, lvs, curl --head) and through files
 //     opened by redirection or tested with [ ] (/etc/os-release, /proc/meminfo,
