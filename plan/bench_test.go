@@ -67,8 +67,8 @@ func BenchmarkHost(b *testing.B) {
 			}
 		}
 	})
-	// Hosts of a fleet alternate, so only what is the same for every host
-	// (facts.sh's body) is parsed once.
+	// Hosts of a fleet alternate, so every host's scripts are parsed; only
+	// facts.sh, the same for every host, is not.
 	other := *p
 	other.Host.Name = "web2"
 	b.Run("render-fleet", func(b *testing.B) {
@@ -128,6 +128,8 @@ func BenchmarkHostSimulate(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// simulate alone runs the trees Render's check kept, as after a render;
+	// all parses them again each time, as a process does once.
 	b.Run("simulate", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := plan.Simulate(p, bundle, plan.SimulateOptions{}); err != nil {

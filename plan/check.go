@@ -88,12 +88,13 @@ func Check(b *Bundle) error {
 
 // parsedBodies holds, per script name, the last body that parsed: the text
 // after the script's leading comment lines. A script the same for every host
-// but for its header comment (facts.sh) is then parsed once per process, not
-// once per host. Whole comment lines cannot change how the text after them
-// parses, so a body that parsed once parses behind any header.
+// but for its header comment is then parsed once per process, not once per
+// host. Whole comment lines cannot change how the text after them parses, so
+// a body that parsed once parses behind any header.
 //
 // A process starts knowing facts.sh's body, which is embedded in nixplan and
-// the same for every host: TestEmbeddedFactsScriptParses parses it.
+// the same for every host, so facts.sh is parsed only when it differs from
+// that: TestEmbeddedFactsScriptParses parses the embedded body.
 var parsedBodies = struct {
 	sync.Mutex
 	last map[string]string
