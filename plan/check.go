@@ -153,10 +153,10 @@ var lastTrees = struct {
 	last map[string]keptTree
 }{last: map[string]keptTree{}}
 
-// keptTree holds the script's bytes as given, not a copy: a bundle's files
-// do not change once rendered.
+// keptTree holds a copy of the script's bytes, so that a bundle changed in
+// place is parsed again.
 type keptTree struct {
-	data []byte
+	data string
 	tree *syntax.File
 }
 
@@ -166,7 +166,7 @@ func parseKept(name string, data []byte) (*syntax.File, error) {
 	lastTrees.Lock()
 	kept, ok := lastTrees.last[name]
 	lastTrees.Unlock()
-	if ok && bytes.Equal(kept.data, data) {
+	if ok && kept.data == string(data) {
 		return kept.tree, nil
 	}
 	tree, err := ParseScript(name, data)
@@ -174,7 +174,7 @@ func parseKept(name string, data []byte) (*syntax.File, error) {
 		return nil, err
 	}
 	lastTrees.Lock()
-	lastTrees.last[name] = keptTree{data: data, tree: tree}
+	lastTrees.last[name] = keptTree{data: string(data), tree: tree}
 	lastTrees.Unlock()
 	return tree, nil
 }

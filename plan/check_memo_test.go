@@ -81,4 +81,12 @@ func TestCheckKeepsTreesOfTheSameScriptOnly(t *testing.T) {
 	if err := plan.Check(good); err != nil {
 		t.Errorf("the good bundle again: %v", err)
 	}
+	// A bundle changed in place, after Check kept its trees.
+	f := good.File(plan.KexecInstallFile)
+	i := bytes.Index(f.Data, []byte("\nrun() {"))
+	copy(f.Data[i+1:], "if() {")
+	var ce *plan.CheckError
+	if err := plan.Check(good); !errors.As(err, &ce) || ce.File != plan.KexecInstallFile {
+		t.Errorf("kexec-install.sh broken in place: err %v, want a CheckError for it", err)
+	}
 }
