@@ -98,7 +98,12 @@ func Check(b *Bundle) error {
 var parsedBodies = struct {
 	sync.Mutex
 	last map[string]string
-}{last: map[string]string{FactsFile: string(scriptBody([]byte(FactsScript())))}}
+}{last: startingBodies()}
+
+// startingBodies is what parsedBodies holds when a process starts.
+func startingBodies() map[string]string {
+	return map[string]string{FactsFile: string(scriptBody([]byte(FactsScript())))}
+}
 
 // scriptBody is a script without its leading comment lines.
 func scriptBody(data []byte) []byte {

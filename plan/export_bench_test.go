@@ -5,8 +5,7 @@ package plan
 // process.
 func ForgetParsedBodies() {
 	parsedBodies.Lock()
-	clear(parsedBodies.last)
-	parsedBodies.last[FactsFile] = string(scriptBody([]byte(FactsScript())))
+	parsedBodies.last = startingBodies()
 	parsedBodies.Unlock()
 	lastTrees.Lock()
 	clear(lastTrees.last)

@@ -64,7 +64,9 @@ func (v *simFS) put(p string, data []byte, mode fs.FileMode) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.mkdirAll(path.Dir(p))
-	v.files[p] = &simFile{data: data, mode: mode}
+	// Clipped, as in read: an append reallocates instead of writing into
+	// the caller's array (the bundle's, shared by simulations).
+	v.files[p] = &simFile{data: slices.Clip(data), mode: mode}
 }
 
 func (v *simFS) isDir(p string) bool {
