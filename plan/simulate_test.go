@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -120,6 +121,39 @@ func TestSimulateDeterministic(t *testing.T) {
 			first = js
 		} else if !bytes.Equal(first, js) {
 			t.Fatalf("run %d differs from the first:\n%s", i, cmp.Diff(string(first), string(js)))
+		}
+	}
+}
+
+// TestSimulateSharesABundle: simulations of one bundle at once share its
+// bytes and the parsed trees Check kept, and each gives what one alone gives
+// (run with -race, they also show that nothing they share is written).
+func TestSimulateSharesABundle(t *testing.T) {
+	p, b := renderText(t, "ovh-kimsufi.toml", string(readExample(t, "ovh-kimsufi")))
+	simulate := func() ([]byte, error) {
+		sim, err := plan.Simulate(p, b, plan.SimulateOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(sim)
+	}
+	alone, err := simulate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := make([][]byte, 4)
+	errs := make([]error, len(results))
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() { results[i], errs[i] = simulate() })
+	}
+	wg.Wait()
+	for i, js := range results {
+		if errs[i] != nil {
+			t.Fatalf("simulation %d: %v", i, errs[i])
+		}
+		if !bytes.Equal(alone, js) {
+			t.Fatalf("simulation %d differs from one alone:\n%s", i, cmp.Diff(string(alone), string(js)))
 		}
 	}
 }
