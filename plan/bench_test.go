@@ -16,7 +16,9 @@ import (
 
 const benchSpecFile = "../examples/ovh-kimsufi.toml"
 
-func BenchmarkHost(b *testing.B) {
+// renderHost loads, validates and renders the benchmarks' spec.
+func renderHost(b *testing.B) (*plan.Spec, *plan.Plan, *plan.Bundle) {
+	b.Helper()
 	spec, err := plan.Load(benchSpecFile)
 	if err != nil {
 		b.Fatal(err)
@@ -29,6 +31,11 @@ func BenchmarkHost(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return spec, p, bundle
+}
+
+func BenchmarkHost(b *testing.B) {
+	spec, p, bundle := renderHost(b)
 	dir := filepath.Join(b.TempDir(), "bundle")
 	if err := plan.Write(bundle, dir); err != nil {
 		b.Fatal(err)
@@ -97,17 +104,7 @@ func BenchmarkHost(b *testing.B) {
 	b.Run("all", func(b *testing.B) {
 		for b.Loop() {
 			plan.ForgetParsedBodies()
-			spec, err := plan.Load(benchSpecFile)
-			if err != nil {
-				b.Fatal(err)
-			}
-			p, ps := plan.Validate(spec)
-			if p == nil {
-				b.Fatal(ps)
-			}
-			if _, err := plan.Render(p); err != nil {
-				b.Fatal(err)
-			}
+			renderHost(b)
 		}
 	})
 }
@@ -116,18 +113,7 @@ func BenchmarkHost(b *testing.B) {
 // before copying a bundle: load, validate, render and check, then simulate
 // both scripts against the healthy machine the spec describes.
 func BenchmarkHostSimulate(b *testing.B) {
-	spec, err := plan.Load(benchSpecFile)
-	if err != nil {
-		b.Fatal(err)
-	}
-	p, ps := plan.Validate(spec)
-	if p == nil {
-		b.Fatal(ps)
-	}
-	bundle, err := plan.Render(p)
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, p, bundle := renderHost(b)
 	// simulate alone runs the trees Render's check kept, as after a render;
 	// all parses them again each time, as a process does once.
 	b.Run("simulate", func(b *testing.B) {
@@ -140,18 +126,7 @@ func BenchmarkHostSimulate(b *testing.B) {
 	b.Run("all", func(b *testing.B) {
 		for b.Loop() {
 			plan.ForgetParsedBodies()
-			spec, err := plan.Load(benchSpecFile)
-			if err != nil {
-				b.Fatal(err)
-			}
-			p, ps := plan.Validate(spec)
-			if p == nil {
-				b.Fatal(ps)
-			}
-			bundle, err := plan.Render(p)
-			if err != nil {
-				b.Fatal(err)
-			}
+			_, p, bundle := renderHost(b)
 			if _, err := plan.Simulate(p, bundle, plan.SimulateOptions{}); err != nil {
 				b.Fatal(err)
 			}
