@@ -29,7 +29,8 @@ func (e *CheckError) Error() string {
 // flake mode) contains no line equal to its heredoc's delimiter and is
 // embedded byte for byte.
 func Check(b *Bundle) error {
-	for name, delim := range embedded {
+	for _, e := range embedded {
+		name, delim := e.name, e.delim
 		f := b.File(name)
 		if f == nil {
 			continue
@@ -70,7 +71,8 @@ func Check(b *Bundle) error {
 	if err != nil {
 		return err
 	}
-	for name, delim := range embedded {
+	for _, e := range embedded {
+		name, delim := e.name, e.delim
 		f := b.File(name)
 		if f == nil {
 			continue

@@ -59,8 +59,12 @@ const (
 // FlakeFile is the flake of a bundle in flake mode.
 const FlakeFile = "flake.nix"
 
-// embedded maps each file embedded in kexec-install.sh to its heredoc delimiter.
-var embedded = map[string]string{ConfigurationFile: ConfigHeredocDelimiter, FlakeFile: FlakeHeredocDelimiter}
+// embedded lists, in the order Check reports them, the files embedded in
+// kexec-install.sh and their heredoc delimiters.
+var embedded = []struct{ name, delim string }{
+	{ConfigurationFile, ConfigHeredocDelimiter},
+	{FlakeFile, FlakeHeredocDelimiter},
+}
 
 // Header is the generated-by sentence every bundle file starts with, in the
 // file's own comment syntax.
