@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/nixplan/nixplan/plan"
+	"github.com/nixplan/nixplan/plan/simulate"
 )
 
 // The benchmarks measure one host through the pipeline, stage by stage and
@@ -118,7 +119,7 @@ func BenchmarkHostSimulate(b *testing.B) {
 	// all parses them again each time, as a process does once.
 	b.Run("simulate", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := plan.Simulate(p, bundle, plan.SimulateOptions{}); err != nil {
+			if _, err := simulate.Run(p, bundle, simulate.Options{}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -127,7 +128,7 @@ func BenchmarkHostSimulate(b *testing.B) {
 		for b.Loop() {
 			plan.ForgetParsedBodies()
 			_, p, bundle := renderHost(b)
-			if _, err := plan.Simulate(p, bundle, plan.SimulateOptions{}); err != nil {
+			if _, err := simulate.Run(p, bundle, simulate.Options{}); err != nil {
 				b.Fatal(err)
 			}
 		}

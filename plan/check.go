@@ -53,7 +53,7 @@ func Check(b *Bundle) error {
 		}
 		wg.Go(func() {
 			if simulated[f.Name] {
-				_, errs[i] = parseKept(f.Name, f.Data)
+				_, errs[i] = ScriptTree(f.Name, f.Data)
 			} else {
 				errs[i] = checkParses(f.Name, f.Data)
 			}
@@ -67,7 +67,7 @@ func Check(b *Bundle) error {
 	if kexecInstall == nil {
 		return &CheckError{File: KexecInstallFile, Msg: "missing from the bundle"}
 	}
-	parsed, err := parseKept(KexecInstallFile, kexecInstall.Data)
+	parsed, err := ScriptTree(KexecInstallFile, kexecInstall.Data)
 	if err != nil {
 		return err
 	}
@@ -147,11 +147,12 @@ func firstError(errs []error) error {
 	return nil
 }
 
-// simulated names the scripts Simulate runs, whose trees parseKept keeps.
+// simulated names the scripts package simulate runs, whose trees ScriptTree
+// keeps.
 var simulated = map[string]bool{RescueBootstrapFile: true, KexecInstallFile: true}
 
-// lastTrees holds, per script name, the last script parseKept parsed and its
-// tree: the one rendered just before, which Simulate runs next, so a
+// lastTrees holds, per script name, the last script ScriptTree parsed and its
+// tree: the one rendered just before, which simulate runs next, so a
 // rendered and simulated host parses each script once. One tree per name,
 // so a fleet holds no more than one host's trees. The interpreter only reads
 // a tree, so runs may share it.
@@ -167,9 +168,12 @@ type keptTree struct {
 	tree *syntax.File
 }
 
-// parseKept is ParseScript, answered from lastTrees when the script is the
-// same, byte for byte, as the one parsed last under its name.
-func parseKept(name string, data []byte) (*syntax.File, error) {
+// ScriptTree is ParseScript, answered from lastTrees when the script is the
+// same, byte for byte, as the one parsed last under its name. Check parses
+// the bundle's scripts through it and package simulate runs the trees it
+// returns, so a host that is rendered, checked and simulated parses each
+// script once. The tree is shared: callers only read it.
+func ScriptTree(name string, data []byte) (*syntax.File, error) {
 	lastTrees.Lock()
 	kept, ok := lastTrees.last[name]
 	lastTrees.Unlock()

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nixplan/nixplan/plan"
+	"github.com/nixplan/nixplan/plan/simulate"
 )
 
 // TestSimulateMatchesBash runs the same scripts on the same machine
@@ -45,12 +46,12 @@ func TestSimulateMatchesBash(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			p, b := renderText(t, "host.toml", c.spec)
-			m := plan.HealthyMachine(p)
+			m := simulate.HealthyMachine(p)
 			if c.machine != "" {
 				m = loadFixture(t, c.machine)
 			}
-			faults := plan.Faults{Offline: c.offline}
-			sim, err := plan.Simulate(p, b, plan.SimulateOptions{Machine: m, Faults: faults})
+			faults := simulate.Faults{Offline: c.offline}
+			sim, err := simulate.Run(p, b, simulate.Options{Machine: m, Faults: faults})
 			if err != nil {
 				t.Fatalf("simulate: %v", err)
 			}
@@ -72,7 +73,7 @@ func TestSimulateMatchesBash(t *testing.T) {
 			}
 
 			// kexec-install.sh under bash on the installer the kexec boots.
-			h = newHarness(t, c.spec, plan.InstallerMachine(m, p))
+			h = newHarness(t, c.spec, simulate.InstallerMachine(m, p))
 			h.state.Fake.Faults = faults
 			install := h.run(plan.KexecInstallFile, p.Host.Name+"\n")
 			compareRun(t, plan.KexecInstallFile, sim.Scripts[1], install)
@@ -80,7 +81,7 @@ func TestSimulateMatchesBash(t *testing.T) {
 	}
 }
 
-func compareRun(t *testing.T, script string, sim plan.ScriptRun, bash result) {
+func compareRun(t *testing.T, script string, sim simulate.ScriptRun, bash result) {
 	t.Helper()
 	want := sim.MachineCommands()
 	// A finished install changes the machine many times: the comparison must

@@ -15,6 +15,17 @@
 // Nothing in this package prints or touches the network. Every value that
 // reaches a shell script passes through [ShellQuote]; every value that reaches
 // Nix passes through [NixString].
+//
+// Two parts with rules of their own live in packages beside it:
+// plan/machine reads machine descriptions (facts.sh's output) and imports
+// nothing from this project; plan/simulate runs a bundle's scripts against a
+// machine and imports this package's public API and plan/machine. The checks
+// of a spec against a machine ([CheckMachine], `check --facts`) and the spec
+// written from one ([SpecFromMachine], `init --facts`) read the spec, the
+// capability table and the providers' rules, so they live here, in facts.go,
+// the one file of this package that imports plan/machine. Spec loading,
+// validation and rendering read no machine, and nothing here imports
+// plan/simulate; TestPackageRooms holds these rules.
 package plan
 
 // Version is the nixplan version named in every generated file's header.

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nixplan/nixplan/plan/machine"
 	"github.com/nixplan/nixplan/templates"
 )
 
@@ -50,7 +51,7 @@ func specIdentity(spec *Spec, device string) (serial string, size int64, index i
 // firmware and memory suit the installer image, and root's authorized_keys
 // holds one of the spec's keys. Problems name the spec file and the spec key;
 // their message names both the spec's value and the machine's.
-func CheckMachine(spec *Spec, p *Plan, m *Machine) Problems {
+func CheckMachine(spec *Spec, p *Plan, m *machine.Machine) Problems {
 	c := &machineCheck{ps: &problems{file: spec.File}, spec: spec, plan: p, m: m, facts: m.File}
 	if c.facts == "" {
 		c.facts = "the machine"
@@ -68,7 +69,7 @@ type machineCheck struct {
 	ps    *problems
 	spec  *Spec
 	plan  *Plan
-	m     *Machine
+	m     *machine.Machine
 	facts string // the machine description's file name, for messages
 }
 
@@ -117,7 +118,7 @@ func (c *machineCheck) firmware() {
 	key := keyHostFirmware
 	if fw.Mode != want {
 		hint := fmt.Sprintf("firmware = %q, or switch the server's boot mode in its firmware setup or the provider's panel", fw.Mode)
-		if want == FirmwareBIOS && fw.Mode == FirmwareUEFI {
+		if want == machine.FirmwareBIOS && fw.Mode == machine.FirmwareUEFI {
 			hint = `set host.firmware = "uefi" (GRUB on an EFI system partition), or switch the server to legacy (CSM) boot`
 		}
 		c.ps.add(key, hint, "the spec installs a boot loader for %s and %s says this machine booted %s",
@@ -166,7 +167,7 @@ func (c *machineCheck) disks() {
 	for _, md := range c.m.MDArrays {
 		var ours, others []string
 		for _, member := range md.Members {
-			if disk := c.m.diskOf(member); disk != nil {
+			if disk := c.m.DiskOf(member); disk != nil {
 				if inSpec[disk.Name] {
 					ours = append(ours, member)
 				} else {
@@ -180,22 +181,6 @@ func (c *machineCheck) disks() {
 				md.Name, md.Level, strings.Join(ours, ", "), strings.Join(others, ", "), strings.Join(ours, ", "), strings.Join(others, ", "))
 		}
 	}
-}
-
-// diskOf returns the disk a kernel device name (a disk or a partition) is on.
-func (m *Machine) diskOf(name string) *Disk {
-	for i := range m.Disks {
-		d := &m.Disks[i]
-		if d.Name == name {
-			return d
-		}
-		for _, p := range d.Partitions {
-			if p.Name == name {
-				return d
-			}
-		}
-	}
-	return nil
 }
 
 // diskList is a hint that lists the machine's disks by their best path.
@@ -216,7 +201,7 @@ func (c *machineCheck) diskList() string {
 
 // identity compares the serial and size the spec gives for disk i, if any,
 // with the disk's.
-func (c *machineCheck) identity(i int, dev string, d *Disk) {
+func (c *machineCheck) identity(i int, dev string, d *machine.Disk) {
 	serial, size, n := specIdentity(c.spec, dev)
 	key := fmt.Sprintf("%s[%d]", keyDiskIdentity, n)
 	if serial != "" && serial != d.Serial {
@@ -225,13 +210,13 @@ func (c *machineCheck) identity(i int, dev string, d *Disk) {
 	}
 	if size != 0 && size != d.SizeBytes {
 		c.ps.add(key+".size_bytes", c.diskList(),
-			"the spec says %s has %d bytes and %s says it has %d (%s)", dev, size, c.facts, d.SizeBytes, FormatBytes(d.SizeBytes))
+			"the spec says %s has %d bytes and %s says it has %d (%s)", dev, size, c.facts, d.SizeBytes, machine.FormatBytes(d.SizeBytes))
 	}
 }
 
 // label checks that the boot disk's partition table can address all of it
 // and that the pool gets room.
-func (c *machineCheck) label(d *Disk) {
+func (c *machineCheck) label(d *machine.Disk) {
 	s := c.plan.Storage
 	sector := d.LogicalSectorBytes
 	if sector == 0 {
@@ -240,12 +225,12 @@ func (c *machineCheck) label(d *Disk) {
 	if s.Label == "msdos" && d.SizeBytes > msdosMaxSectors*sector {
 		c.ps.add("disks.label", `label = "gpt" (nixplan adds the 1 MiB bios_grub partition GRUB needs on BIOS)`,
 			"an msdos label addresses at most %s and %s says %s is %s (%d bytes)",
-			FormatTiB(msdosMaxSectors*sector), c.facts, s.BootDisk, FormatBytes(d.SizeBytes), d.SizeBytes)
+			FormatTiB(msdosMaxSectors*sector), c.facts, s.BootDisk, machine.FormatBytes(d.SizeBytes), d.SizeBytes)
 	}
 	used := int64(s.BootSizeMiB+2) * mib
 	if d.SizeBytes < used+minPoolBytes {
 		c.ps.add("disks.boot_size", "a smaller boot_size, or a bigger disk",
-			"%s is %s; after /boot (%d MiB) less than %d GiB is left for the pool", s.BootDisk, FormatBytes(d.SizeBytes), s.BootSizeMiB, minPoolBytes>>30)
+			"%s is %s; after /boot (%d MiB) less than %d GiB is left for the pool", s.BootDisk, machine.FormatBytes(d.SizeBytes), s.BootSizeMiB, minPoolBytes>>30)
 	}
 }
 
@@ -255,7 +240,7 @@ func FormatTiB(n int64) string { return fmt.Sprintf("%d TiB", n>>40) }
 // busy refuses a disk that an md array or an LVM volume holds (the
 // installer assembles them again, so the wipe would fail) unless the spec
 // says clearing it is intended, and a disk mounted in the installer itself.
-func (c *machineCheck) busy(key, dev string, d *Disk) {
+func (c *machineCheck) busy(key, dev string, d *machine.Disk) {
 	if why := d.HeldBy(); len(why) > 0 {
 		msg := fmt.Sprintf("%s is busy on %s: %s", dev, c.facts, strings.Join(why, "; "))
 		if c.spec.Disks.ClearExisting {
@@ -347,7 +332,7 @@ func (c *machineCheck) addressList() string {
 func (c *machineCheck) keys() {
 	want := map[string]bool{}
 	for _, k := range c.plan.AuthorizedKeys {
-		if fp, err := KeyFingerprint(k); err == nil {
+		if fp, err := machine.KeyFingerprint(k); err == nil {
 			want[fp] = true
 		}
 	}
@@ -410,7 +395,7 @@ var nonLabelRE = regexp.MustCompile(`[^a-z0-9-]+`)
 // is written as a comment. It returns problems when the machine lacks
 // something a spec needs (a disk, an IPv4 address) or a key is not a public
 // key; warnings tell what the operator should look at.
-func SpecFromMachine(m *Machine, opts InitOptions) (string, Problems) {
+func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 	ps := &problems{file: m.File}
 	providerID := opts.Provider
 	if providerID == "" {
@@ -428,8 +413,8 @@ func SpecFromMachine(m *Machine, opts InitOptions) (string, Problems) {
 	}
 
 	// The public interface: the one with the IPv4 default route.
-	var ifc *Interface
-	var addr *Address
+	var ifc *machine.Interface
+	var addr *machine.Address
 	gw, hasGW := m.DefaultGateway()
 	if hasGW {
 		for i := range m.Interfaces {
@@ -491,7 +476,7 @@ func SpecFromMachine(m *Machine, opts InitOptions) (string, Problems) {
 	}
 	line("nixos = %s", tomlString(release.Version))
 	line("firmware = %s  # %s says the machine booted %s", tomlString(m.Firmware.Mode), src, strings.ToUpper(m.Firmware.Mode))
-	if m.Firmware.Mode == FirmwareUEFI {
+	if m.Firmware.Mode == machine.FirmwareUEFI {
 		comment("UEFI: GRUB goes on an EFI system partition as the removable boot loader; no EFI variable is written.")
 	}
 	line("")
@@ -546,9 +531,9 @@ func SpecFromMachine(m *Machine, opts InitOptions) (string, Problems) {
 		comment(fmt.Sprintf("not used (layout \"zfs\" takes one disk): %s %s", id, strings.TrimPrefix(d.Identity(), d.Name+" ")))
 	}
 	if boot.SizeBytes > tib2 {
-		line("label = \"gpt\"  # the disk is %s: an msdos label cannot address beyond 2 TiB", FormatBytes(boot.SizeBytes))
+		line("label = \"gpt\"  # the disk is %s: an msdos label cannot address beyond 2 TiB", machine.FormatBytes(boot.SizeBytes))
 	} else {
-		line("label = \"gpt\"  # fits any size; msdos would too on this %s disk", FormatBytes(boot.SizeBytes))
+		line("label = \"gpt\"  # fits any size; msdos would too on this %s disk", machine.FormatBytes(boot.SizeBytes))
 	}
 	if why := boot.HeldBy(); len(why) > 0 {
 		comment("BUSY now: " + strings.Join(why, "; "))
@@ -568,7 +553,7 @@ func SpecFromMachine(m *Machine, opts InitOptions) (string, Problems) {
 	if boot.Serial != "" {
 		line("serial = %s", tomlString(boot.Serial))
 	}
-	line("size_bytes = %d  # %s", boot.SizeBytes, FormatBytes(boot.SizeBytes))
+	line("size_bytes = %d  # %s", boot.SizeBytes, machine.FormatBytes(boot.SizeBytes))
 	line("")
 	line("[ssh]")
 	if len(opts.AuthorizedKeys) == 0 {
@@ -596,7 +581,7 @@ func orUnknown(s string) string {
 
 // hostNameFor proposes a host name: the machine's own when it is a valid
 // one and not the rescue system's, else one made from the address.
-func hostNameFor(m *Machine, addr *Address) (string, bool) {
+func hostNameFor(m *machine.Machine, addr *machine.Address) (string, bool) {
 	name := strings.ToLower(strings.SplitN(m.Hostname, ".", 2)[0])
 	if hostNameRE.MatchString(name) && !strings.Contains(name, "rescue") && name != "nixos" && name != "localhost" {
 		return name, true

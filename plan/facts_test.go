@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"mvdan.cc/sh/v3/syntax"
+
+	"github.com/nixplan/nixplan/plan/machine"
 )
 
 // otherKey is a valid key that no fixture's authorized_keys holds.
@@ -51,63 +53,63 @@ func TestCheckMachine(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, machine string
-		edit          func(*Spec, *Machine)
+		edit          func(*Spec, *machine.Machine)
 		errors        []string // keys of the errors, sorted
 		warnings      []string // keys of the warnings, sorted; nil: not checked
 		want          []string // each in the problems' text
 	}{
 		{name: "seed matches", machine: "ovh-seed", errors: []string{}, warnings: []string{}},
 		{name: "seed by id", machine: "ovh-seed", errors: []string{}, warnings: []string{},
-			edit: func(s *Spec, _ *Machine) {
+			edit: func(s *Spec, _ *machine.Machine) {
 				s.Disks.Devices = []string{"/dev/disk/by-id/ata-HGST_HUS724020ALA640_PN2134P5G1TJWX"}
 			}},
 		{name: "seed other disk", machine: "ovh-seed", errors: []string{"disks.devices[0]"},
-			edit: func(s *Spec, _ *Machine) {
+			edit: func(s *Spec, _ *machine.Machine) {
 				s.Disks.Devices = []string{"/dev/disk/by-id/ata-HGST_HUS724020ALA640_PN2134P5XXXXXX"}
 			},
 			want: []string{"/dev/disk/by-id/ata-HGST_HUS724020ALA640_PN2134P5XXXXXX is not a disk of this machine (ovh-seed.json)",
 				"its disks: /dev/disk/by-id/ata-HGST_HUS724020ALA640_PN2134P5G1TJWX (2.0 TB, HGST HUS724020ALA640, serial PN2134P5G1TJWX)"}},
 		{name: "seed other address", machine: "ovh-seed", errors: []string{"network.ipv4.address"},
-			edit: func(s *Spec, _ *Machine) { s.Network.IPv4.Address = "203.0.113.11" },
+			edit: func(s *Spec, _ *machine.Machine) { s.Network.IPv4.Address = "203.0.113.11" },
 			want: []string{"203.0.113.11 is not on any interface of this machine (ovh-seed.json has 203.0.113.10/24 on eth0)"}},
 		{name: "seed other gateway", machine: "ovh-seed", errors: []string{"network.ipv4.gateway"},
-			edit: func(s *Spec, _ *Machine) { s.Network.IPv4.Gateway = "203.0.113.1" },
+			edit: func(s *Spec, _ *machine.Machine) { s.Network.IPv4.Gateway = "203.0.113.1" },
 			want: []string{"the spec says 203.0.113.1 and ovh-seed.json routes by default via 203.0.113.254 (on eth0)"}},
 		{name: "seed other prefix", machine: "ovh-seed", errors: []string{}, warnings: []string{"network.ipv4.prefix"},
-			edit: func(s *Spec, _ *Machine) { s.Network.IPv4.Prefix = 23 }},
+			edit: func(s *Spec, _ *machine.Machine) { s.Network.IPv4.Prefix = 23 }},
 		{name: "seed other key", machine: "ovh-seed", errors: []string{"ssh.authorized_keys"},
-			edit: func(s *Spec, _ *Machine) { s.SSH.AuthorizedKeys = []string{otherKey} },
+			edit: func(s *Spec, _ *machine.Machine) { s.SSH.AuthorizedKeys = []string{otherKey} },
 			want: []string{"SHA256:Q+NnJi2Oy0KLu5b+yFM+swiGme+gojAf4t9WZoWSvvo", "SHA256:LNCSQRX1aIn/0awJUu71F8ifIFWurLkVdyTxMIrowiI"}},
 		{name: "seed password login", machine: "ovh-seed", errors: []string{}, warnings: []string{"ssh.authorized_keys"},
-			edit: func(_ *Spec, m *Machine) { m.AuthorizedKeys = nil }},
+			edit: func(_ *Spec, m *machine.Machine) { m.AuthorizedKeys = nil }},
 		{name: "seed in the installer with a mount", machine: "ovh-seed", errors: []string{"disks.devices[0]"},
-			edit: func(_ *Spec, m *Machine) {
+			edit: func(_ *Spec, m *machine.Machine) {
 				m.OS.ID = "nixos"
 				m.Disks[0].Partitions[1].Mountpoints = []string{"/mnt"}
 			},
 			want: []string{"sda2 is mounted on /mnt"}},
 		{name: "seed in rescue with a mount", machine: "ovh-seed", errors: []string{}, warnings: []string{"disks.devices[0]"},
-			edit: func(_ *Spec, m *Machine) { m.Disks[0].Partitions[1].Mountpoints = []string{"/mnt"} }},
+			edit: func(_ *Spec, m *machine.Machine) { m.Disks[0].Partitions[1].Mountpoints = []string{"/mnt"} }},
 		{name: "seed secure boot", machine: "ovh-seed", errors: []string{"host.firmware", "kexec.url"},
-			edit: func(_ *Spec, m *Machine) {
+			edit: func(_ *Spec, m *machine.Machine) {
 				on := true
-				m.Firmware = Firmware{Mode: FirmwareUEFI, SecureBoot: &on}
+				m.Firmware = machine.Firmware{Mode: machine.FirmwareUEFI, SecureBoot: &on}
 			},
 			want: []string{"Secure Boot is on", "booted UEFI"}},
 		{name: "seed arm", machine: "ovh-seed", errors: []string{"kexec.url"},
-			edit: func(_ *Spec, m *Machine) { m.Arch = "aarch64" },
+			edit: func(_ *Spec, m *machine.Machine) { m.Arch = "aarch64" },
 			want: []string{"built for x86_64 and ovh-seed.json says this machine is aarch64"}},
 
 		{name: "3 TB with msdos", machine: "big-3tb", errors: []string{"disks.label"},
 			want: []string{"an msdos label addresses at most 2 TiB and big-3tb.json says /dev/sda is 3.0 TB (3000592982016 bytes)"}},
 		{name: "3 TB with gpt", machine: "big-3tb", errors: []string{}, warnings: []string{},
-			edit: func(s *Spec, _ *Machine) { s.Disks.Label = "gpt" }},
+			edit: func(s *Spec, _ *machine.Machine) { s.Disks.Label = "gpt" }},
 
 		{name: "raid1 busy", machine: "kimsufi-raid1", errors: []string{"disks.devices[0]"},
 			warnings: []string{"disks.devices", "disks.devices", "disks.devices[0]"},
 			want:     []string{"/dev/sda is busy on kimsufi-raid1.json: sda1 is held by md1; sda2 is held by md2", "sdb1 keeps the old array's superblock"}},
 		{name: "raid1 by id, free", machine: "kimsufi-raid1", errors: []string{}, warnings: []string{"disks.devices[0]"},
-			edit: func(s *Spec, m *Machine) {
+			edit: func(s *Spec, m *machine.Machine) {
 				s.Disks.Devices = []string{"/dev/disk/by-id/ata-WDC_WD20EFRX-68EUZN0_WD-WCC4N7654321"}
 				m.MDArrays = nil
 				for i := range m.Disks {
@@ -121,27 +123,27 @@ func TestCheckMachine(t *testing.T) {
 		{name: "two NICs, wrong one", machine: "two-nic", errors: []string{"network.interface"},
 			want: []string{"the spec puts the address on eth0 and two-nic.json has it on eth1 (MAC 0c:c4:7a:ee:ff:11)"}},
 		{name: "two NICs, right one", machine: "two-nic", errors: []string{}, warnings: []string{"network.interface"},
-			edit: func(s *Spec, _ *Machine) { s.Network.Interface = "eth1" },
+			edit: func(s *Spec, _ *machine.Machine) { s.Network.Interface = "eth1" },
 			want: []string{"this machine has 2 network cards (eth0 0c:c4:7a:ee:ff:10, eth1 0c:c4:7a:ee:ff:11)"}},
 
 		{name: "UEFI", machine: "hetzner-uefi", errors: []string{"host.firmware"}, warnings: []string{},
-			edit: func(s *Spec, _ *Machine) { hetzner(s) },
+			edit: func(s *Spec, _ *machine.Machine) { hetzner(s) },
 			want: []string{"the spec installs a boot loader for BIOS and hetzner-uefi.json says this machine booted UEFI"}},
 		{name: "UEFI, seed's spec", machine: "hetzner-uefi",
 			errors: []string{"disks.devices[0]", "host.firmware", "network.ipv4.address"}},
 
 		{name: "small RAM, 22.11", machine: "small-vps", errors: []string{"kexec.url"},
-			edit: func(s *Spec, _ *Machine) { vps(s) },
+			edit: func(s *Spec, _ *machine.Machine) { vps(s) },
 			want: []string{"the nixos-22.11 image needs 2560 MiB of memory and small-vps.json has 2014 MiB",
 				`the nixos-24.05 image needs 1536 MiB: url = "` + KexecURL("nixos-24.05") + `"`}},
 		{name: "small RAM, 24.05", machine: "small-vps", errors: []string{}, warnings: []string{"kexec.url"},
-			edit: func(s *Spec, _ *Machine) {
+			edit: func(s *Spec, _ *machine.Machine) {
 				vps(s)
 				s.Kexec.URL = KexecURL("nixos-24.05")
 			},
 			want: []string{"small-vps.json has no cpio"}},
 		{name: "tiny disk", machine: "small-vps", errors: []string{"disks.boot_size", "kexec.url"},
-			edit: func(s *Spec, m *Machine) {
+			edit: func(s *Spec, m *machine.Machine) {
 				vps(s)
 				m.Disks[0].SizeBytes = 4 << 30
 			}},
@@ -389,7 +391,7 @@ func shells(t *testing.T) [][]string {
 // runFacts runs facts.sh on this machine under the recording PATH and
 // returns its description; it fails the test if the script tried to run a
 // write command or said anything on stderr.
-func runFacts(t *testing.T, shell []string, env ...string) *Machine {
+func runFacts(t *testing.T, shell []string, env ...string) *machine.Machine {
 	t.Helper()
 	wrappers, log := recordingPath(t)
 	script := filepath.Join(t.TempDir(), FactsFile)
@@ -409,7 +411,7 @@ func runFacts(t *testing.T, shell []string, env ...string) *Machine {
 	if data, err := os.ReadFile(log); err == nil {
 		t.Errorf("%s facts.sh ran commands that could write:\n%s", shell, data)
 	}
-	m, err := ParseMachine("facts.json", stdout.Bytes())
+	m, err := machine.Parse("facts.json", stdout.Bytes())
 	if err != nil {
 		t.Fatalf("%s facts.sh output does not parse: %v\n%s", shell, err, stdout.String())
 	}
@@ -450,7 +452,7 @@ func TestFactsScriptRuns(t *testing.T) {
 					t.Errorf("disk %+v", d)
 				}
 			}
-			if _, err := os.Stat("/sys/firmware/efi"); (err == nil) != (m.Firmware.Mode == FirmwareUEFI) {
+			if _, err := os.Stat("/sys/firmware/efi"); (err == nil) != (m.Firmware.Mode == machine.FirmwareUEFI) {
 				t.Errorf("firmware = %q", m.Firmware.Mode)
 			}
 			if out, _ := exec.Command("ip", "-4", "route", "show", "default").Output(); len(out) > 0 {
@@ -459,8 +461,8 @@ func TestFactsScriptRuns(t *testing.T) {
 					t.Errorf("default route = %+v, ip says %q", gw, out)
 				}
 			}
-			fp1, _ := KeyFingerprint(example)
-			fp2, _ := KeyFingerprint(otherKey)
+			fp1, _ := machine.KeyFingerprint(example)
+			fp2, _ := machine.KeyFingerprint(otherKey)
 			if len(m.AuthorizedKeys) != 2 {
 				t.Fatalf("authorized_keys = %+v, want 2 keys", m.AuthorizedKeys)
 			}
@@ -602,4 +604,14 @@ func TestCheckMachinePinned(t *testing.T) {
 			}
 		})
 	}
+}
+
+// loadFixture reads a machine from testdata/machines.
+func loadFixture(t *testing.T, name string) *machine.Machine {
+	t.Helper()
+	m, err := machine.Load(filepath.Join("..", "testdata", "machines", name+".json"))
+	if err != nil {
+		t.Fatalf("loading %s: %v", name, err)
+	}
+	return m
 }

@@ -3,7 +3,7 @@ package plan_test
 // The script harness runs the bundle's real scripts under real bash against a
 // fake machine, as root, in a private mount namespace (unshare --mount), so
 // nothing the scripts do reaches this machine:
-//   - PATH holds stubs for the commands plan.FakeMachine plays; each stub runs
+//   - PATH holds stubs for the commands simulate.FakeMachine plays; each stub runs
 //     this test binary again (see TestMain), which answers from the machine
 //     description, records every command that changes a machine, and keeps
 //     the fake's state in a file between calls;
@@ -34,6 +34,8 @@ import (
 	"testing"
 
 	"github.com/nixplan/nixplan/plan"
+	"github.com/nixplan/nixplan/plan/machine"
+	"github.com/nixplan/nixplan/plan/simulate"
 )
 
 const fakeToolFlag = "-nixplan-fake-tool"
@@ -47,7 +49,7 @@ func TestMain(m *testing.M) {
 
 // harnessState is what the fake keeps between the stubs' calls.
 type harnessState struct {
-	Fake *plan.FakeMachine `json:"fake"`
+	Fake *simulate.FakeMachine `json:"fake"`
 	// Fail maps a command name to the exit status it returns after recording.
 	Fail map[string]int `json:"fail"`
 	// Loop: real disk tools are in use; mounts other than ZFS are real.
@@ -90,7 +92,7 @@ func sha256Tool(args []string, standIns map[string]string) int {
 }
 
 func fakeTool(name string, args []string) int {
-	m, err := plan.LoadMachine(os.Getenv("NIXPLAN_FAKE_MACHINE"))
+	m, err := machine.Load(os.Getenv("NIXPLAN_FAKE_MACHINE"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fake:", err)
 		return 99
@@ -111,7 +113,7 @@ func fakeTool(name string, args []string) int {
 		return sha256Tool(args, st.StandIns)
 	}
 	argv := append([]string{name}, args...)
-	if plan.ChangesMachine(argv) {
+	if simulate.ChangesMachine(argv) {
 		line, _ := json.Marshal(argv)
 		f, err := os.OpenFile(os.Getenv("NIXPLAN_RECORD"), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
 		if err != nil {
@@ -161,7 +163,7 @@ func fakeTool(name string, args []string) int {
 		// A download (not curl --head) brings the harness's stand-in tarball
 		// for a .tar.gz, else a stand-in for the URL.
 		for i, a := range args {
-			if !plan.ChangesMachine(argv) {
+			if !simulate.ChangesMachine(argv) {
 				break
 			}
 			if (a == "--output" || a == "--output-document") && i+1 < len(args) {
@@ -189,7 +191,7 @@ func fakeTool(name string, args []string) int {
 			os.WriteFile(root+"/etc/nixos/hardware-configuration.nix", []byte("{ ... }: { }\n"), 0o644)
 		}
 	}
-	if c, ok := st.Fail[filepath.Base(name)]; ok && plan.ChangesMachine(argv) {
+	if c, ok := st.Fail[filepath.Base(name)]; ok && simulate.ChangesMachine(argv) {
 		code = c
 		fmt.Fprintf(os.Stderr, "%s: failed (harness fault)\n", name)
 	}
@@ -242,7 +244,7 @@ func loopRealPath(name string) string {
 type harness struct {
 	t       *testing.T
 	dir     string
-	machine *plan.Machine
+	machine *machine.Machine
 	state   harnessState
 	plan    *plan.Plan
 	bundle  *plan.Bundle
@@ -251,7 +253,7 @@ type harness struct {
 }
 
 // newHarness renders spec (TOML text) and prepares a fake machine.
-func newHarness(t *testing.T, specText string, m *plan.Machine) *harness {
+func newHarness(t *testing.T, specText string, m *machine.Machine) *harness {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		requireOrSkip(t, "the script harness needs root for a private mount namespace")
@@ -261,7 +263,7 @@ func newHarness(t *testing.T, specText string, m *plan.Machine) *harness {
 	}
 	p, b := renderText(t, "host.toml", specText)
 	h := &harness{t: t, dir: t.TempDir(), machine: m, plan: p, bundle: b}
-	h.state = harnessState{Fake: plan.NewFakeMachine(m), Fail: map[string]int{}, StandIns: map[string]string{}}
+	h.state = harnessState{Fake: simulate.NewFakeMachine(m), Fail: map[string]int{}, StandIns: map[string]string{}}
 	if p.Nixpkgs.Pinned {
 		sum := sha256.Sum256(standIn(p.Nixpkgs.ChannelURL + "/nixexprs.tar.xz"))
 		h.state.StandIns[hex.EncodeToString(sum[:])] = p.Nixpkgs.SHA256
@@ -289,16 +291,16 @@ func requireOrSkip(t *testing.T, msg string) {
 }
 
 // installer turns the machine into the NixOS installer that kexec boots.
-func installer(m plan.Machine) *plan.Machine {
-	m.OS = plan.OSRelease{ID: "nixos", VersionID: "22.11", PrettyName: "NixOS 22.11 (Raccoon)"}
+func installer(m machine.Machine) *machine.Machine {
+	m.OS = machine.OSRelease{ID: "nixos", VersionID: "22.11", PrettyName: "NixOS 22.11 (Raccoon)"}
 	m.Tools = nil
 	return &m
 }
 
 // loadFixture reads a machine from testdata/machines.
-func loadFixture(t *testing.T, name string) *plan.Machine {
+func loadFixture(t *testing.T, name string) *machine.Machine {
 	t.Helper()
-	m, err := plan.LoadMachine("../testdata/machines/" + name + ".json")
+	m, err := machine.Load("../testdata/machines/" + name + ".json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +357,7 @@ func (h *harness) setup(loop bool) string {
 		}
 	}
 	// Files the scripts read the machine with.
-	fake := plan.NewFakeMachine(h.machine)
+	fake := simulate.NewFakeMachine(h.machine)
 	var mounts strings.Builder
 	fmt.Fprintf(&mounts, "set -e\n")
 	for name, content := range fake.FakeFiles() {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/nixplan/nixplan/plan"
+	"github.com/nixplan/nixplan/plan/machine"
 )
 
 // loopDevice attaches a sparse file of size MiB as a loop device with
@@ -134,7 +135,7 @@ func TestUEFIAndMdadmOnLoopDevices(t *testing.T) {
 		dev := loopDevice(t, 1025)
 		spec := exampleSpec(t, `devices = ["/dev/sda"]`, `devices = ["`+dev+`"]`, `label = "msdos"`, `label = "gpt"`,
 			`nixos = "24.05"`, "nixos = \"24.05\"\nfirmware = \"uefi\"")
-		h := installerHarness(t, spec, func(m *plan.Machine) { m.Firmware.Mode = plan.FirmwareUEFI })
+		h := installerHarness(t, spec, func(m *machine.Machine) { m.Firmware.Mode = machine.FirmwareUEFI })
 		r := h.runMode(true, plan.KexecInstallFile, "blog-demo\n")
 		if r.code != 0 {
 			t.Fatalf("exit %d:\n%s", r.code, r.output())

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/nixplan/nixplan/plan"
+	"github.com/nixplan/nixplan/plan/machine"
 )
 
 // exampleSpec is the seed's spec, edited by replacing old with new in pairs.
@@ -30,7 +31,7 @@ func exampleSpec(t *testing.T, edits ...string) string {
 }
 
 // seed returns the seed's rescue machine, changed by edit.
-func seed(t *testing.T, edit func(m *plan.Machine)) *plan.Machine {
+func seed(t *testing.T, edit func(m *machine.Machine)) *machine.Machine {
 	m := loadFixture(t, "ovh-seed")
 	if edit != nil {
 		edit(m)
@@ -113,39 +114,39 @@ func TestRescueBootstrapFaults(t *testing.T) {
 	for _, c := range []struct {
 		name    string
 		spec    []string
-		machine func(m *plan.Machine)
+		machine func(m *machine.Machine)
 		args    func(hash string) []string
 		stdin   string
 		message string
 	}{
-		{name: "disk missing", machine: func(m *plan.Machine) { m.Disks[0].Path = "/dev/sdb"; m.Disks[0].Name = "sdb" },
+		{name: "disk missing", machine: func(m *machine.Machine) { m.Disks[0].Path = "/dev/sdb"; m.Disks[0].Name = "sdb" },
 			message: "/dev/sda does not exist on this machine"},
 		{name: "disk identity", spec: []string{`pool = "rpool"`, "pool = \"rpool\"\n[[disks.identity]]\ndevice = \"/dev/sda\"\nserial = \"WRONG-SERIAL\""},
 			message: "/dev/sda has serial"},
-		{name: "disk mounted", machine: func(m *plan.Machine) { m.Disks[0].Partitions[0].Mountpoints = []string{"/mnt/old"} },
+		{name: "disk mounted", machine: func(m *machine.Machine) { m.Disks[0].Partitions[0].Mountpoints = []string{"/mnt/old"} },
 			message: "/dev/sda is in use: /dev/sda1 on /mnt/old"},
-		{name: "disk in RAID", machine: func(m *plan.Machine) { *m = *loadFixture(t, "kimsufi-raid1") },
+		{name: "disk in RAID", machine: func(m *machine.Machine) { *m = *loadFixture(t, "kimsufi-raid1") },
 			message: "/dev/sda holds RAID, LVM or ZFS members"},
-		{name: "wrong address", machine: func(m *plan.Machine) { m.Interfaces[0].Addresses[0].Address = "203.0.113.99" },
+		{name: "wrong address", machine: func(m *machine.Machine) { m.Interfaces[0].Addresses[0].Address = "203.0.113.99" },
 			message: "no interface of this machine has 203.0.113.10"},
 		{name: "wrong MAC", spec: []string{`interface = "eth0"`, "interface = \"wan0\"\nmac = \"0c:c4:7a:00:00:01\""},
 			message: "but the spec pins 0c:c4:7a:00:00:01"},
-		{name: "UEFI machine", machine: func(m *plan.Machine) { m.Firmware.Mode = plan.FirmwareUEFI },
+		{name: "UEFI machine", machine: func(m *machine.Machine) { m.Firmware.Mode = machine.FirmwareUEFI },
 			message: "this machine booted UEFI"},
-		{name: "low RAM", machine: func(m *plan.Machine) { m.RAMBytes = 1 << 30 },
+		{name: "low RAM", machine: func(m *machine.Machine) { m.RAMBytes = 1 << 30 },
 			message: "this machine has 1024 MiB of memory; the kexec installer needs 2560 MiB"},
-		{name: "no cpio", machine: func(m *plan.Machine) { m.Tools["cpio"] = false },
+		{name: "no cpio", machine: func(m *machine.Machine) { m.Tools["cpio"] = false },
 			message: "cpio is missing"},
 		{name: "tarball hash", spec: []string{`url = "https://`, "sha256 = \"" + strings.Repeat("ab", 32) + "\"\nurl = \"https://"},
 			args:    func(string) []string { return nil },
 			message: "but the spec pins abababab"},
 		{name: "hash not accepted", args: func(string) []string { return nil },
 			message: "the spec pins no sha256 for the kexec tarball"},
-		{name: "already NixOS", machine: func(m *plan.Machine) { m.OS.ID = "nixos" },
+		{name: "already NixOS", machine: func(m *machine.Machine) { m.OS.ID = "nixos" },
 			message: "this is already NixOS"},
-		{name: "live gateway differs", machine: func(m *plan.Machine) { m.Routes[0].Gateway = "203.0.113.1" },
+		{name: "live gateway differs", machine: func(m *machine.Machine) { m.Routes[0].Gateway = "203.0.113.1" },
 			message: "the default route goes through 203.0.113.1, but the spec's gateway is 203.0.113.254"},
-		{name: "3 TB disk with msdos", machine: func(m *plan.Machine) { m.Disks[0].SizeBytes = 3000592982016 },
+		{name: "3 TB disk with msdos", machine: func(m *machine.Machine) { m.Disks[0].SizeBytes = 3000592982016 },
 			message: "/dev/sda is larger than 2 TiB, which an msdos partition table cannot address"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -193,7 +194,7 @@ func TestRescueBootstrapDryRun(t *testing.T) {
 }
 
 // installerHarness is the seed's machine after the kexec.
-func installerHarness(t *testing.T, spec string, edit func(m *plan.Machine)) *harness {
+func installerHarness(t *testing.T, spec string, edit func(m *machine.Machine)) *harness {
 	return newHarness(t, spec, installer(*seed(t, edit)))
 }
 
@@ -244,45 +245,45 @@ func TestKexecInstallFaults(t *testing.T) {
 	for _, c := range []struct {
 		name    string
 		spec    []string
-		machine func(m *plan.Machine)
+		machine func(m *machine.Machine)
 		offline bool
 		stdin   string
 		args    []string
 		message string
 	}{
-		{name: "disk missing", machine: func(m *plan.Machine) { m.Disks[0].Path = "/dev/vda" }, stdin: "blog-demo\n",
+		{name: "disk missing", machine: func(m *machine.Machine) { m.Disks[0].Path = "/dev/vda" }, stdin: "blog-demo\n",
 			message: "/dev/sda does not exist on this machine"},
 		{name: "disk identity", spec: []string{`pool = "rpool"`, "pool = \"rpool\"\n[[disks.identity]]\ndevice = \"/dev/sda\"\nsize_bytes = 1000204886016"},
 			stdin: "blog-demo\n", message: "/dev/sda has 2000398934016 bytes, but the spec says 1000204886016"},
-		{name: "disk mounted", machine: func(m *plan.Machine) { m.Disks[0].Partitions[1].Mountpoints = []string{"/data"} },
+		{name: "disk mounted", machine: func(m *machine.Machine) { m.Disks[0].Partitions[1].Mountpoints = []string{"/data"} },
 			stdin: "blog-demo\n", message: "/dev/sda is in use"},
-		{name: "wrong address", machine: func(m *plan.Machine) { m.Interfaces[0].Addresses[0].Address = "198.51.100.3" },
+		{name: "wrong address", machine: func(m *machine.Machine) { m.Interfaces[0].Addresses[0].Address = "198.51.100.3" },
 			stdin: "blog-demo\n", message: "no interface of this machine has 203.0.113.10"},
 		{name: "wrong MAC", spec: []string{`interface = "eth0"`, "interface = \"wan0\"\nmac = \"0c:c4:7a:00:00:01\""},
 			stdin: "blog-demo\n", message: "but the spec pins 0c:c4:7a:00:00:01"},
-		{name: "UEFI machine", machine: func(m *plan.Machine) { m.Firmware.Mode = plan.FirmwareUEFI }, stdin: "blog-demo\n",
+		{name: "UEFI machine", machine: func(m *machine.Machine) { m.Firmware.Mode = machine.FirmwareUEFI }, stdin: "blog-demo\n",
 			message: "this machine booted UEFI"},
-		{name: "not the installer", machine: func(m *plan.Machine) {}, stdin: "blog-demo\n",
+		{name: "not the installer", machine: func(m *machine.Machine) {}, stdin: "blog-demo\n",
 			message: "this is not the NixOS installer"},
 		{name: "cache unreachable", offline: true, stdin: "blog-demo\n",
 			message: "cannot reach https://nixos.org/channels/nixos-24.05; nixos-install would fail after the erase"},
 		{name: "wrong host name typed", stdin: "blog\n", message: "you typed 'blog', not 'blog-demo'; nothing was changed"},
 		{name: "no answer", stdin: "", message: "no answer; nothing was changed"},
-		{name: "RAID without consent", machine: func(m *plan.Machine) { *m = *loadFixture(t, "kimsufi-raid1") }, stdin: "blog-demo\n",
+		{name: "RAID without consent", machine: func(m *machine.Machine) { *m = *loadFixture(t, "kimsufi-raid1") }, stdin: "blog-demo\n",
 			message: "/dev/sda holds RAID, LVM or ZFS members"},
-		{name: "address on the second NIC", machine: func(m *plan.Machine) {
+		{name: "address on the second NIC", machine: func(m *machine.Machine) {
 			second := m.Interfaces[0]
 			second.Name, second.MAC = "eth1", "0c:c4:7a:12:34:57"
 			m.Interfaces[0].Addresses = nil
 			m.Interfaces = append(m.Interfaces, second)
 		}, stdin: "blog-demo\n", message: "203.0.113.10 is on eth1 and this machine has 2 NICs: eth0 may not be the NIC with the address"},
-		{name: "3 TB disk with msdos", machine: func(m *plan.Machine) { m.Disks[0].SizeBytes = 3000592982016 }, stdin: "blog-demo\n",
+		{name: "3 TB disk with msdos", machine: func(m *machine.Machine) { m.Disks[0].SizeBytes = 3000592982016 }, stdin: "blog-demo\n",
 			message: "/dev/sda is larger than 2 TiB"},
 		{name: "partition without preflight", args: []string{"--only", "partition"},
 			message: "the partition phase erases data and runs only after the preflight phase"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var m *plan.Machine
+			var m *machine.Machine
 			if c.name == "not the installer" {
 				m = seed(t, nil) // still the rescue system
 			} else {
@@ -398,9 +399,9 @@ func TestRescueBootstrapShippedTarball(t *testing.T) {
 }
 
 // withPool puts the members of a ZFS pool named pool on the seed's disk.
-func withPool(pool string) func(m *plan.Machine) {
-	return func(m *plan.Machine) {
-		m.Disks[0].Partitions[1].Signatures = []plan.Signature{{Type: "zfs_member", Label: pool}}
+func withPool(pool string) func(m *machine.Machine) {
+	return func(m *machine.Machine) {
+		m.Disks[0].Partitions[1].Signatures = []machine.Signature{{Type: "zfs_member", Label: pool}}
 	}
 }
 
@@ -463,7 +464,7 @@ func TestPinnedChannelCheckedBeforeWipe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHarness(t, string(data), installer(*seed(t, func(m *plan.Machine) { m.Interfaces[0].Addresses[0].Address = "203.0.113.50" })))
+	h := newHarness(t, string(data), installer(*seed(t, func(m *machine.Machine) { m.Interfaces[0].Addresses[0].Address = "203.0.113.50" })))
 	h.state.StandIns = nil // the download is not the pinned release
 	r := h.run(plan.KexecInstallFile, "pinned-demo\n")
 	if r.code == 0 || !strings.Contains(r.output(), "but the spec pins") {

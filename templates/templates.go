@@ -9,7 +9,7 @@
 //   - bash only; file descriptors 0–2 only; traps on EXIT and ERR only;
 //   - every command that changes the machine goes through `run`, a function
 //     defined at the top level of the script, so that --dry-run shows it;
-//   - the machine is read only through the commands plan.FakeMachine answers
+//   - the machine is read only through the commands simulate.FakeMachine answers
 //     (lsblk, ip, id, uname, zpool list, lvs, curl --head) and through files
 //     opened by redirection or tested with [ ] (/etc/os-release, /proc/meminfo,
 //     /proc/mounts, /sys/class/net/*/address, /sys/firmware/efi): filters such

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/nixplan/nixplan/plan"
+	"github.com/nixplan/nixplan/plan/machine"
 )
 
 // factsScript prints facts.sh.
@@ -23,12 +24,17 @@ func (c *cli) factsScript(args []string) int {
 }
 
 // loadMachine reads a machine description, printing its problems.
-func (c *cli) loadMachine(file string) (*plan.Machine, bool) {
-	m, err := plan.LoadMachine(file)
+func (c *cli) loadMachine(file string) (*machine.Machine, bool) {
+	m, err := machine.Load(file)
 	if err != nil {
-		var ps plan.Problems
-		if !errors.As(err, &ps) {
-			ps = plan.Problems{{File: file, Msg: err.Error()}}
+		var mps machine.Problems
+		if !errors.As(err, &mps) {
+			c.report(plan.Problems{{File: file, Msg: err.Error()}})
+			return nil, false
+		}
+		ps := make(plan.Problems, len(mps))
+		for i, p := range mps {
+			ps[i] = plan.Problem{File: p.File, Line: p.Line, Col: p.Col, Key: p.Key, Msg: p.Msg, Hint: p.Hint}
 		}
 		c.report(ps)
 		return nil, false

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/nixplan/nixplan/plan"
+	"github.com/nixplan/nixplan/plan/simulate"
 )
 
 // simulate runs the bundle's scripts against a machine description in
@@ -30,7 +30,7 @@ func (c *cli) simulate(args []string) int {
 		return exitProblem
 	}
 	s, b := rs[0], rs[0].bundle
-	opts := plan.SimulateOptions{}
+	opts := simulate.Options{}
 	if *machine != "" {
 		m, ok := c.loadMachine(*machine)
 		if !ok {
@@ -38,10 +38,10 @@ func (c *cli) simulate(args []string) int {
 		}
 		opts.Machine = m
 	}
-	sim, err := plan.Simulate(s.plan, b, opts)
+	sim, err := simulate.Run(s.plan, b, opts)
 	if err != nil {
 		c.errorf("%s: %v", s.file, err)
-		var se *plan.SimulationError
+		var se *simulate.Error
 		if errors.As(err, &se) {
 			c.hintf("the templates and nixplan simulate disagree; this is a bug in nixplan")
 		}

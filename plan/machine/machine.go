@@ -1,4 +1,15 @@
-package plan
+// Package machine reads machine descriptions: the JSON that facts.sh prints
+// on a server (the provider's rescue system or the NixOS installer), with
+// the types that hold it and the queries the rest of nixplan asks of it (the
+// disks it could install on, which interface holds an address, the default
+// gateway, what holds a disk busy).
+//
+// Its rules: it imports nothing from this project, so any part may use it;
+// it knows nothing of specs or plans (comparing a spec with a machine is
+// package plan's CheckMachine, and writing a spec from one is
+// plan.SpecFromMachine); it never prints, never runs a command and never uses
+// the network. Problems name the file and the key or position.
+package machine
 
 import (
 	"bytes"
@@ -14,9 +25,9 @@ import (
 	"strings"
 )
 
-// MachineVersion is the version of the machine description format that
+// Version is the version of the machine description format that
 // facts.sh writes and this package reads.
-const MachineVersion = 1
+const Version = 1
 
 // Machine is a machine description: what facts.sh saw on a server, in the
 // rescue system or the NixOS installer. It is one JSON format used wherever
@@ -199,18 +210,18 @@ type AuthorizedKey struct {
 	Comment     string `json:"comment,omitempty"`
 }
 
-// LoadMachine reads a machine description. Problems name the file.
-func LoadMachine(path string) (*Machine, error) {
+// Load reads a machine description. Problems name the file.
+func Load(path string) (*Machine, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, Problems{{File: path, Msg: readErrorText(err)}}
 	}
-	return ParseMachine(path, data)
+	return Parse(path, data)
 }
 
-// ParseMachine decodes a machine description strictly: unknown keys, a
+// Parse decodes a machine description strictly: unknown keys, a
 // missing or other version, and values that cannot be right are problems.
-func ParseMachine(name string, data []byte) (*Machine, error) {
+func Parse(name string, data []byte) (*Machine, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var m Machine
@@ -228,8 +239,8 @@ func ParseMachine(name string, data []byte) (*Machine, error) {
 	case m.Version == 0:
 		ps = append(ps, Problem{File: name, Key: "version", Msg: "missing; this is not a nixplan machine description",
 			Hint: "run `nixplan facts-script > facts.sh` and `sh facts.sh > facts.json` on the server"})
-	case m.Version != MachineVersion:
-		ps = append(ps, Problem{File: name, Key: "version", Msg: fmt.Sprintf("version %d is not one this nixplan reads (it reads %d)", m.Version, MachineVersion),
+	case m.Version != Version:
+		ps = append(ps, Problem{File: name, Key: "version", Msg: fmt.Sprintf("version %d is not one this nixplan reads (it reads %d)", m.Version, Version),
 			Hint: "collect the facts again with this nixplan's facts-script"})
 	}
 	switch m.Firmware.Mode {
@@ -285,7 +296,7 @@ func jsonProblem(name string, data []byte, err error) Problem {
 	}
 	msg := strings.TrimPrefix(err.Error(), "json: ")
 	if f, ok := strings.CutPrefix(msg, "unknown field "); ok {
-		return Problem{File: name, Key: strings.Trim(f, `"`), Msg: "unknown key", Hint: fmt.Sprintf("this nixplan reads machine descriptions of version %d", MachineVersion)}
+		return Problem{File: name, Key: strings.Trim(f, `"`), Msg: "unknown key", Hint: fmt.Sprintf("this nixplan reads machine descriptions of version %d", Version)}
 	}
 	return Problem{File: name, Msg: msg}
 }
@@ -308,6 +319,22 @@ func (m *Machine) Disk(path string) *Disk {
 		}
 		for _, id := range d.ByID {
 			if id == path {
+				return d
+			}
+		}
+	}
+	return nil
+}
+
+// DiskOf returns the disk a kernel device name (a disk or a partition) is on.
+func (m *Machine) DiskOf(name string) *Disk {
+	for i := range m.Disks {
+		d := &m.Disks[i]
+		if d.Name == name {
+			return d
+		}
+		for _, p := range d.Partitions {
+			if p.Name == name {
 				return d
 			}
 		}

@@ -1,4 +1,4 @@
-package plan
+package simulate
 
 import (
 	"bytes"
@@ -16,6 +16,9 @@ import (
 	"mvdan.cc/sh/v3/expand"
 	"mvdan.cc/sh/v3/interp"
 	"mvdan.cc/sh/v3/syntax"
+
+	"github.com/nixplan/nixplan/plan"
+	"github.com/nixplan/nixplan/plan/machine"
 )
 
 // Simulation is what `nixplan simulate` shows: the bundle's two scripts run
@@ -71,7 +74,7 @@ type Step struct {
 	// shell-quoted as the operator would type it.
 	Argv    []string `json:"argv,omitempty"`
 	Command string   `json:"command,omitempty"`
-	// ChangesMachine: plan.ChangesMachine says the command changes the machine.
+	// ChangesMachine: simulate.ChangesMachine says the command changes the machine.
 	ChangesMachine bool `json:"changes_machine,omitempty"`
 	// OutsideRun: the script ran a command that changes the machine without
 	// going through `run`, so --dry-run would not show it. Templates must not.
@@ -90,35 +93,35 @@ type WrittenFile struct {
 	Note string `json:"note,omitempty"`
 }
 
-// SimulateOptions choose the machine a simulation runs against.
-type SimulateOptions struct {
+// Options choose the machine a simulation runs against.
+type Options struct {
 	// Machine is the rescue system the bundle starts on; nil for the healthy
 	// machine the plan describes (HealthyMachine).
-	Machine *Machine
+	Machine *machine.Machine
 	// Faults break what a description does not say.
 	Faults Faults
 }
 
-// SimulationError is a script doing something the simulation cannot play:
+// Error is a script doing something the simulation cannot play:
 // a command it does not know, a filter given a file to read. It means the
 // templates and the simulation have drifted apart.
-type SimulationError struct {
+type Error struct {
 	Script string
 	Line   int
 	Msg    string
 }
 
-func (e *SimulationError) Error() string {
+func (e *Error) Error() string {
 	return fmt.Sprintf("%s:%d: simulate cannot play this: %s", e.Script, e.Line, e.Msg)
 }
 
 // simulatedHome is where both scripts run, with the bundle beside them.
 const simulatedHome = "/root"
 
-// Simulate runs a bundle's rescue-bootstrap.sh, then (if it booted the
+// Run runs a bundle's rescue-bootstrap.sh, then (if it booted the
 // installer) kexec-install.sh, against a machine. A script that stops is a
 // result, not an error; an error means the simulation itself could not go on.
-func Simulate(p *Plan, b *Bundle, opts SimulateOptions) (*Simulation, error) {
+func Run(p *plan.Plan, b *plan.Bundle, opts Options) (*Simulation, error) {
 	m := opts.Machine
 	sim := &Simulation{Host: p.Host.Name}
 	if m == nil {
@@ -153,7 +156,7 @@ func Simulate(p *Plan, b *Bundle, opts SimulateOptions) (*Simulation, error) {
 	rescue := NewFakeMachine(m)
 	rescue.Faults = opts.Faults
 	rfs := s.seed(rescue, nil)
-	run, err := s.runScript(RescueBootstrapFile, "rescue", rescue, rfs, args, "")
+	run, err := s.runScript(plan.RescueBootstrapFile, "rescue", rescue, rfs, args, "")
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +185,7 @@ func Simulate(p *Plan, b *Bundle, opts SimulateOptions) (*Simulation, error) {
 	s.kexecd = false
 	answer := p.Host.Name + "\n"
 	sim.Notes = append(sim.Notes, fmt.Sprintf("kexec-install.sh asks before it erases the disks; simulate answers %s, as the operator would type it", p.Host.Name))
-	run, err = s.runScript(KexecInstallFile, "installer", installer, ifs, nil, answer)
+	run, err = s.runScript(plan.KexecInstallFile, "installer", installer, ifs, nil, answer)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +195,7 @@ func Simulate(p *Plan, b *Bundle, opts SimulateOptions) (*Simulation, error) {
 }
 
 // MachineCommands returns, in order, every command of both scripts that
-// changes the machine (plan.ChangesMachine), as argument lists: what a
+// changes the machine (simulate.ChangesMachine), as argument lists: what a
 // recording PATH would record when bash runs the same scripts.
 func (s *Simulation) MachineCommands() [][]string {
 	var out [][]string
@@ -227,32 +230,32 @@ func (r *ScriptRun) StoppedIn() string {
 // its disks empty and with the identity the spec gives, its address on the
 // interface (and MAC) the spec names, its firmware, memory well above what
 // the installer image needs, every tool present.
-func HealthyMachine(p *Plan) *Machine {
-	m := &Machine{
-		Version:     MachineVersion,
+func HealthyMachine(p *plan.Plan) *machine.Machine {
+	m := &machine.Machine{
+		Version:     machine.Version,
 		Description: "the healthy rescue system of " + p.Host.Name + ", made from its spec",
 		Hostname:    "rescue",
 		Kernel:      "6.1.0-21-amd64",
 		Arch:        "x86_64",
-		OS:          OSRelease{ID: "debian", VersionID: "12", PrettyName: "Debian GNU/Linux 12 (bookworm)"},
-		Firmware:    Firmware{Mode: p.Firmware},
+		OS:          machine.OSRelease{ID: "debian", VersionID: "12", PrettyName: "Debian GNU/Linux 12 (bookworm)"},
+		Firmware:    machine.Firmware{Mode: p.Firmware},
 		RAMBytes:    max(16<<30, int64(p.Kexec.Image.MinRAMMiB)<<22), // 16 GiB, or 4 times the minimum
 		Tools:       map[string]bool{},
 	}
-	if p.Firmware == FirmwareUEFI {
+	if p.Firmware == machine.FirmwareUEFI {
 		off := false
 		m.Firmware.SecureBoot = &off
 	}
 	for _, t := range []string{"tar", "gzip", "xz", "cpio", "curl", "wget", "sha256sum", "kexec", "ip", "lsblk", "blkid", "parted", "wipefs", "mdadm", "mkfs.ext4", "ssh-keygen"} {
 		m.Tools[t] = true
 	}
-	identity := map[string]DiskIdentity{}
+	identity := map[string]plan.DiskIdentity{}
 	for _, id := range p.Storage.Identity {
 		identity[id.Device] = id
 	}
 	for i, dev := range p.Storage.Disks {
-		d := Disk{Type: "disk", Model: "SIMULATED DISK", Serial: fmt.Sprintf("SIM%05d", i+1), SizeBytes: 2000398934016,
-			LogicalSectorBytes: 512, Partitions: []DiskPartition{}}
+		d := machine.Disk{Type: "disk", Model: "SIMULATED DISK", Serial: fmt.Sprintf("SIM%05d", i+1), SizeBytes: 2000398934016,
+			LogicalSectorBytes: 512, Partitions: []machine.DiskPartition{}}
 		if id, ok := identity[dev]; ok {
 			if id.Serial != "" {
 				d.Serial = id.Serial
@@ -278,20 +281,20 @@ func HealthyMachine(p *Plan) *Machine {
 		}
 		m.Disks = append(m.Disks, d)
 	}
-	ifc := Interface{Name: p.Network.Interface, MAC: p.Network.MAC, Physical: true, OperState: "up", MTU: 1500, DefaultRoute: true}
+	ifc := machine.Interface{Name: p.Network.Interface, MAC: p.Network.MAC, Physical: true, OperState: "up", MTU: 1500, DefaultRoute: true}
 	if p.Network.RenameByMAC {
 		ifc.Name = "eth0" // the spec's own name exists only in the installed system
 	}
 	if ifc.MAC == "" {
 		ifc.MAC = "02:00:00:00:00:01"
 	}
-	ifc.Addresses = append(ifc.Addresses, Address{Family: "ipv4", Address: p.Network.IPv4.Address, Prefix: p.Network.IPv4.Prefix, Scope: "global"})
-	m.Routes = append(m.Routes, Route{Family: "ipv4", Destination: "default", Gateway: p.Network.IPv4.Gateway, Interface: ifc.Name, OnLink: p.Network.IPv4.OnLink})
+	ifc.Addresses = append(ifc.Addresses, machine.Address{Family: "ipv4", Address: p.Network.IPv4.Address, Prefix: p.Network.IPv4.Prefix, Scope: "global"})
+	m.Routes = append(m.Routes, machine.Route{Family: "ipv4", Destination: "default", Gateway: p.Network.IPv4.Gateway, Interface: ifc.Name, OnLink: p.Network.IPv4.OnLink})
 	if v6 := p.Network.IPv6; v6 != nil {
-		ifc.Addresses = append(ifc.Addresses, Address{Family: "ipv6", Address: v6.Address, Prefix: v6.Prefix, Scope: "global"})
-		m.Routes = append(m.Routes, Route{Family: "ipv6", Destination: "default", Gateway: v6.Gateway, Interface: ifc.Name, OnLink: v6.OnLink})
+		ifc.Addresses = append(ifc.Addresses, machine.Address{Family: "ipv6", Address: v6.Address, Prefix: v6.Prefix, Scope: "global"})
+		m.Routes = append(m.Routes, machine.Route{Family: "ipv6", Destination: "default", Gateway: v6.Gateway, Interface: ifc.Name, OnLink: v6.OnLink})
 	}
-	m.Interfaces = []Interface{ifc}
+	m.Interfaces = []machine.Interface{ifc}
 	return m
 }
 
@@ -299,10 +302,10 @@ func HealthyMachine(p *Plan) *Machine {
 // NixOS kexec installer on it: the same disks, network and firmware; the
 // rescue system's mounts and imported pools gone (md arrays and LVM are
 // assembled again at boot); the installer's tools.
-func InstallerMachine(rescue *Machine, p *Plan) *Machine {
+func InstallerMachine(rescue *machine.Machine, p *plan.Plan) *machine.Machine {
 	m := *rescue
 	m.Hostname = "nixos"
-	m.OS = OSRelease{ID: "nixos", VersionID: strings.TrimPrefix(p.Kexec.Tag, "nixos-"), PrettyName: "NixOS kexec installer (" + p.Kexec.Tag + ")"}
+	m.OS = machine.OSRelease{ID: "nixos", VersionID: strings.TrimPrefix(p.Kexec.Tag, "nixos-"), PrettyName: "NixOS kexec installer (" + p.Kexec.Tag + ")"}
 	m.ZFSPools = nil
 	m.Disks = slices.Clone(rescue.Disks)
 	for i := range m.Disks {
@@ -337,8 +340,8 @@ func InstallerMachine(rescue *Machine, p *Plan) *Machine {
 
 // simulator holds what both scripts' runs share.
 type simulator struct {
-	plan     *Plan
-	bundle   *Bundle
+	plan     *plan.Plan
+	bundle   *plan.Bundle
 	tarball  []byte
 	standIns map[string]string // sha256 of a stand-in's bytes -> the sha256 it stands for
 	kexecd   bool
@@ -395,7 +398,7 @@ func (s *simulator) seed(f *FakeMachine, carried map[string][]byte) *simFS {
 		for _, k := range m.AuthorizedKeys {
 			line := fmt.Sprintf("# a key with fingerprint %s (%s) stands here", k.Fingerprint, k.Comment)
 			for _, want := range s.plan.AuthorizedKeys {
-				if fp, err := KeyFingerprint(want); err == nil && fp == k.Fingerprint {
+				if fp, err := machine.KeyFingerprint(want); err == nil && fp == k.Fingerprint {
 					line = want
 				}
 			}
@@ -451,7 +454,7 @@ func (s *simulator) runScript(name, system string, fake *FakeMachine, v *simFS, 
 	if file == nil {
 		return nil, fmt.Errorf("the bundle has no %s", name)
 	}
-	prog, err := parseKept(name, file.Data)
+	prog, err := plan.ScriptTree(name, file.Data)
 	if err != nil {
 		return nil, err
 	}
@@ -467,7 +470,7 @@ func (s *simulator) runScript(name, system string, fake *FakeMachine, v *simFS, 
 		}
 	}
 	if ss.runFn[0] == 0 {
-		return nil, &SimulationError{Script: name, Line: 1, Msg: "no run function at the top level: commands that change the machine could not be told apart"}
+		return nil, &Error{Script: name, Line: 1, Msg: "no run function at the top level: commands that change the machine could not be told apart"}
 	}
 	v.wrote = func(p string, data []byte, note string) {
 		ss.mu.Lock()
@@ -567,7 +570,7 @@ func (ss *scriptSim) addStep(st Step) {
 
 // fail records the first error that stops the simulation.
 func (ss *scriptSim) fail(line uint, format string, args ...any) error {
-	err := &SimulationError{Script: ss.name, Line: int(line), Msg: fmt.Sprintf(format, args...)}
+	err := &Error{Script: ss.name, Line: int(line), Msg: fmt.Sprintf(format, args...)}
 	ss.mu.Lock()
 	if ss.err == nil {
 		ss.err = err
@@ -641,7 +644,7 @@ func phaseMarker(args []string) (string, bool) {
 func quoteArgs(argv []string) (string, error) {
 	words := make([]string, len(argv))
 	for i, a := range argv {
-		q, err := ShellQuote(a)
+		q, err := plan.ShellQuote(a)
 		if err != nil {
 			return "", err
 		}
@@ -709,7 +712,7 @@ func (ss *scriptSim) exec(ctx context.Context, args []string) error {
 			return err
 		}
 	default:
-		return ss.fail(line, "%s is a command the simulation does not know; teach plan/simulate_commands.go what it does, or keep it out of the templates", args[0])
+		return ss.fail(line, "%s is a command the simulation does not know; teach plan/simulate/simulate_commands.go what it does, or keep it out of the templates", args[0])
 	}
 	if status != 0 {
 		return interp.ExitStatus(uint8(status))

@@ -1,4 +1,4 @@
-package plan
+package machine
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 // loadFixture reads a machine from testdata/machines.
 func loadFixture(t *testing.T, name string) *Machine {
 	t.Helper()
-	m, err := LoadMachine(filepath.Join("..", "testdata", "machines", name+".json"))
+	m, err := Load(filepath.Join("..", "..", "testdata", "machines", name+".json"))
 	if err != nil {
 		t.Fatalf("loading %s: %v", name, err)
 	}
@@ -19,12 +19,12 @@ func loadFixture(t *testing.T, name string) *Machine {
 }
 
 func TestFixturesParse(t *testing.T) {
-	files, err := filepath.Glob("../testdata/machines/*.json")
+	files, err := filepath.Glob("../../testdata/machines/*.json")
 	if err != nil || len(files) < 6 {
 		t.Fatalf("want at least 6 fixtures in testdata/machines, got %d (%v)", len(files), err)
 	}
 	for _, f := range files {
-		m, err := LoadMachine(f)
+		m, err := Load(f)
 		if err != nil {
 			t.Errorf("%s: %v", f, err)
 			continue
@@ -39,7 +39,7 @@ func TestFixturesParse(t *testing.T) {
 }
 
 func TestParseMachineRefuses(t *testing.T) {
-	good, err := os.ReadFile("../testdata/machines/ovh-seed.json")
+	good, err := os.ReadFile("../../testdata/machines/ovh-seed.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestParseMachineRefuses(t *testing.T) {
 		{"bad by-id", strings.Replace(string(good), `"/dev/disk/by-id/wwn-`, `"/dev/wwn-`, 1), "m.json: disks[0].by_id[1]: \"/dev/wwn-"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseMachine("m.json", []byte(tc.data))
+			_, err := Parse("m.json", []byte(tc.data))
 			var ps Problems
 			if !errors.As(err, &ps) {
 				t.Fatalf("want Problems, got %v", err)

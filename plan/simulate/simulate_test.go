@@ -1,4 +1,4 @@
-package plan_test
+package simulate_test
 
 import (
 	"bytes"
@@ -15,31 +15,33 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nixplan/nixplan/plan"
+	"github.com/nixplan/nixplan/plan/machine"
+	"github.com/nixplan/nixplan/plan/simulate"
 )
 
 // simulateSpec validates and renders spec text and simulates it against a
 // machine description (nil for the healthy machine the spec describes).
-func simulateSpec(t *testing.T, name string, text []byte, machine string, faults plan.Faults) *plan.Simulation {
+func simulateSpec(t *testing.T, name string, text []byte, machineName string, faults simulate.Faults) *simulate.Simulation {
 	t.Helper()
 	p, b := renderText(t, name, string(text))
-	opts := plan.SimulateOptions{Faults: faults}
-	if machine != "" {
-		m, err := plan.LoadMachine("../testdata/machines/" + machine + ".json")
+	opts := simulate.Options{Faults: faults}
+	if machineName != "" {
+		m, err := machine.Load("../../testdata/machines/" + machineName + ".json")
 		if err != nil {
 			t.Fatal(err)
 		}
 		opts.Machine = m
 	}
-	sim, err := plan.Simulate(p, b, opts)
+	sim, err := simulate.Run(p, b, opts)
 	if err != nil {
-		t.Fatalf("simulate %s on %s: %v", name, machine, err)
+		t.Fatalf("simulate %s on %s: %v", name, machineName, err)
 	}
 	return sim
 }
 
 func readExample(t *testing.T, name string) []byte {
 	t.Helper()
-	data, err := os.ReadFile("../examples/" + name + ".toml")
+	data, err := os.ReadFile("../../examples/" + name + ".toml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +70,7 @@ func TestSimulateGolden(t *testing.T) {
 	for _, spec := range examples(t) {
 		name := exampleName(spec)
 		t.Run(name, func(t *testing.T) {
-			sim := simulateSpec(t, filepath.Base(spec), readExample(t, name), "", plan.Faults{})
+			sim := simulateSpec(t, filepath.Base(spec), readExample(t, name), "", simulate.Faults{})
 			if sim.ExitStatus != 0 {
 				t.Errorf("the healthy machine of %s stops: %s", name, sim.Message)
 			}
@@ -85,7 +87,7 @@ func TestSimulateGolden(t *testing.T) {
 				file string
 				got  []byte
 			}{{name + ".txt", text.Bytes()}, {name + ".json", js}} {
-				file := filepath.Join("..", "testdata", "simulate", g.file)
+				file := filepath.Join("..", "..", "testdata", "simulate", g.file)
 				if *update {
 					if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 						t.Fatal(err)
@@ -112,7 +114,7 @@ func TestSimulateGolden(t *testing.T) {
 func TestSimulateDeterministic(t *testing.T) {
 	var first []byte
 	for i := range 5 {
-		sim := simulateSpec(t, "ovh-kimsufi.toml", readExample(t, "ovh-kimsufi"), "ovh-seed", plan.Faults{})
+		sim := simulateSpec(t, "ovh-kimsufi.toml", readExample(t, "ovh-kimsufi"), "ovh-seed", simulate.Faults{})
 		js, err := json.Marshal(sim)
 		if err != nil {
 			t.Fatal(err)
@@ -131,7 +133,7 @@ func TestSimulateDeterministic(t *testing.T) {
 func TestSimulateSharesABundle(t *testing.T) {
 	p, b := renderText(t, "ovh-kimsufi.toml", string(readExample(t, "ovh-kimsufi")))
 	simulate := func() ([]byte, error) {
-		sim, err := plan.Simulate(p, b, plan.SimulateOptions{})
+		sim, err := simulate.Run(p, b, simulate.Options{})
 		if err != nil {
 			return nil, err
 		}
@@ -162,7 +164,7 @@ func TestSimulateSharesABundle(t *testing.T) {
 // it come in the seed's order (seed/installing-nixos-on-ovh.md), with the
 // checks and clean-up nixplan adds around them.
 func TestSimulateSeedSequence(t *testing.T) {
-	sim := simulateSpec(t, "ovh-kimsufi.toml", readExample(t, "ovh-kimsufi"), "ovh-seed", plan.Faults{})
+	sim := simulateSpec(t, "ovh-kimsufi.toml", readExample(t, "ovh-kimsufi"), "ovh-seed", simulate.Faults{})
 	if sim.ExitStatus != 0 {
 		t.Fatalf("the seed's machine stops: %s", sim.Message)
 	}
@@ -206,14 +208,14 @@ func TestSimulateSeedSequence(t *testing.T) {
 // harmlessInRescue are the commands rescue-bootstrap.sh may run that change
 // the machine without touching a disk: the rescue system runs from memory,
 // and these install a package, download the tarball, or start the installer.
-// Everything else that plan.ChangesMachine lists, and everything kexec-install.sh
+// Everything else that simulate.ChangesMachine lists, and everything kexec-install.sh
 // runs through it before its partition phase (that is, before the operator
 // typed the host name), counts as destructive here.
 var harmlessInRescue = []string{"apt-get", "curl", "wget", "run", "kexec"}
 
 // checkNothingDestructiveEarly checks principle 1 of DESIGN.md on a simulation:
 // nothing destructive before every check that could stop it.
-func checkNothingDestructiveEarly(t *testing.T, sim *plan.Simulation) {
+func checkNothingDestructiveEarly(t *testing.T, sim *simulate.Simulation) {
 	t.Helper()
 	for _, r := range sim.Scripts {
 		consented := false
@@ -249,13 +251,13 @@ func TestSimulateMachines(t *testing.T) {
 		name    string
 		machine string
 		spec    []byte
-		faults  plan.Faults
+		faults  simulate.Faults
 		// where the run must stop: "" when both scripts finish.
 		script, phase string
 		message       string
 	}{
 		{name: "seed", machine: "ovh-seed", spec: example},
-		{name: "seed offline", machine: "ovh-seed", spec: example, faults: plan.Faults{Offline: true},
+		{name: "seed offline", machine: "ovh-seed", spec: example, faults: simulate.Faults{Offline: true},
 			script: plan.KexecInstallFile, phase: "preflight", message: "cannot reach https://nixos.org/channels/nixos-24.05; nixos-install would fail after the erase"},
 		{name: "hetzner, wrong server", machine: "hetzner-uefi", spec: example,
 			script: plan.RescueBootstrapFile, phase: "preflight", message: "no interface of this machine has 203.0.113.10"},
@@ -329,7 +331,7 @@ func TestSimulateMachines(t *testing.T) {
 // their members cleared in the partition phase, after the consent.
 func TestSimulateClearsRAID(t *testing.T) {
 	spec := edit(t, readExample(t, "ovh-kimsufi"), `devices = ["/dev/sda"]`, `devices = ["/dev/sda"]`+"\nclear_existing = true")
-	sim := simulateSpec(t, "ovh-kimsufi.toml", spec, "kimsufi-raid1", plan.Faults{})
+	sim := simulateSpec(t, "ovh-kimsufi.toml", spec, "kimsufi-raid1", simulate.Faults{})
 	var partition []string
 	for _, ph := range sim.Scripts[1].Phases {
 		if ph.Name == "partition" {
@@ -349,7 +351,7 @@ func TestSimulateClearsRAID(t *testing.T) {
 // command the simulation does not know, stops the simulation with the
 // script line, so templates and simulation cannot drift apart silently.
 func TestSimulateRefusesWhatItCannotPlay(t *testing.T) {
-	spec, err := plan.Load("../examples/ovh-kimsufi.toml")
+	spec, err := plan.Load("../../examples/ovh-kimsufi.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,10 +368,10 @@ func TestSimulateRefusesWhatItCannotPlay(t *testing.T) {
 		f := b.File(plan.RescueBootstrapFile)
 		f.Data = bytes.Replace(f.Data, []byte("set -euo pipefail\n"), []byte("set -euo pipefail\n"+c.line+"\n"), 1)
 		line := bytes.Count(f.Data[:bytes.Index(f.Data, []byte(c.line))], []byte("\n")) + 1
-		_, err = plan.Simulate(p, b, plan.SimulateOptions{})
-		var se *plan.SimulationError
+		_, err = simulate.Run(p, b, simulate.Options{})
+		var se *simulate.Error
 		if !errors.As(err, &se) {
-			t.Errorf("%s: Simulate returned %v, want a SimulationError", c.line, err)
+			t.Errorf("%s: Simulate returned %v, want a Error", c.line, err)
 			continue
 		}
 		if se.Script != plan.RescueBootstrapFile || se.Line != line || !strings.Contains(se.Msg, c.want) {
@@ -390,12 +392,12 @@ func TestHealthyMachineMatchesSpec(t *testing.T) {
 			t.Errorf("validate %s:\n%v", spec, ps)
 			continue
 		}
-		m := plan.HealthyMachine(p)
+		m := simulate.HealthyMachine(p)
 		data, err := json.Marshal(m)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := plan.ParseMachine("healthy.json", data); err != nil {
+		if _, err := machine.Parse("healthy.json", data); err != nil {
 			t.Errorf("%s: the healthy machine is not a valid description: %v", spec, err)
 		}
 	}
@@ -408,9 +410,9 @@ func TestSimulateNeedsTopLevelRun(t *testing.T) {
 	p, b := renderText(t, "ovh-kimsufi.toml", string(readExample(t, "ovh-kimsufi")))
 	f := b.File(plan.RescueBootstrapFile)
 	f.Data = bytes.Replace(f.Data, []byte("\nrun() {"), []byte("\nrun_here() {"), 1)
-	_, err := plan.Simulate(p, b, plan.SimulateOptions{})
-	var se *plan.SimulationError
+	_, err := simulate.Run(p, b, simulate.Options{})
+	var se *simulate.Error
 	if !errors.As(err, &se) || se.Script != plan.RescueBootstrapFile || !strings.Contains(se.Msg, "no run function") {
-		t.Fatalf("err %v, want a SimulationError for %s naming the missing run function", err, plan.RescueBootstrapFile)
+		t.Fatalf("err %v, want a Error for %s naming the missing run function", err, plan.RescueBootstrapFile)
 	}
 }

@@ -1,4 +1,4 @@
-package plan_test
+package simulate_test
 
 import (
 	"bytes"
@@ -7,19 +7,20 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/nixplan/nixplan/plan"
+	"github.com/nixplan/nixplan/plan/machine"
+	"github.com/nixplan/nixplan/plan/simulate"
 )
 
-func fake(t *testing.T, name string) *plan.FakeMachine {
+func fake(t *testing.T, name string) *simulate.FakeMachine {
 	t.Helper()
-	m, err := plan.LoadMachine("../testdata/machines/" + name + ".json")
+	m, err := machine.Load("../../testdata/machines/" + name + ".json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return plan.NewFakeMachine(m)
+	return simulate.NewFakeMachine(m)
 }
 
-func play(t *testing.T, f *plan.FakeMachine, argv ...string) (string, int) {
+func play(t *testing.T, f *simulate.FakeMachine, argv ...string) (string, int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	code := f.Exec(argv, &out, &errOut)
@@ -111,7 +112,7 @@ func TestChangesMachine(t *testing.T) {
 		{[]string{"lsblk", "/dev/sda"}, false},
 		{[]string{"wipefs", "--all", "/dev/sda"}, true},
 	} {
-		if got := plan.ChangesMachine(c.argv); got != c.want {
+		if got := simulate.ChangesMachine(c.argv); got != c.want {
 			t.Errorf("ChangesMachine(%q) = %v, want %v", c.argv, got, c.want)
 		}
 	}

@@ -1,4 +1,4 @@
-package plan
+package simulate
 
 import (
 	"fmt"
@@ -8,9 +8,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/nixplan/nixplan/plan"
+	"github.com/nixplan/nixplan/plan/machine"
 )
 
-// FakeMachine plays a machine described by a Machine for the bundle's
+// FakeMachine plays a machine described by a machine.Machine for the bundle's
 // scripts: it answers the commands they read the machine with (lsblk, ip, id,
 // uname, zpool list, lvs, curl --head) and keeps track of what the commands
 // that change the machine would have done (partitions made by parted, pools
@@ -18,8 +21,8 @@ import (
 // `nixplan simulate` and the tests that run the scripts under bash both use
 // it; neither runs any command that changes a real machine.
 type FakeMachine struct {
-	Machine *Machine `json:"-"`
-	Faults  Faults   `json:"faults"`
+	Machine *machine.Machine `json:"-"`
+	Faults  Faults           `json:"faults"`
 
 	// Relabeled disks have a new partition table with these partitions,
 	// by the disk's kernel path.
@@ -32,7 +35,7 @@ type FakeMachine struct {
 	// Stopped md arrays and device-mapper volumes, by kernel name.
 	Stopped map[string]bool `json:"stopped"`
 	// Mounts made by the scripts, in order.
-	Mounts []Mount `json:"mounts"`
+	Mounts []plan.Mount `json:"mounts"`
 }
 
 // Faults are what a machine description does not say but a test or a
@@ -43,7 +46,7 @@ type Faults struct {
 }
 
 // NewFakeMachine starts a fake from a machine description.
-func NewFakeMachine(m *Machine) *FakeMachine {
+func NewFakeMachine(m *machine.Machine) *FakeMachine {
 	f := &FakeMachine{Machine: m, Relabeled: map[string][]string{}, Labels: map[string]string{}, Pools: map[string]bool{}, Stopped: map[string]bool{}}
 	for _, p := range m.ZFSPools {
 		f.Pools[p] = true
@@ -136,11 +139,11 @@ func (f *FakeMachine) Exec(argv []string, stdout, stderr io.Writer) int {
 		}
 	case "mount":
 		if len(args) == 4 && args[0] == "-t" {
-			f.Mounts = append(f.Mounts, Mount{FSType: args[1], Source: args[2], Target: args[3]})
+			f.Mounts = append(f.Mounts, plan.Mount{FSType: args[1], Source: args[2], Target: args[3]})
 		}
 	case "umount":
 		if len(args) == 2 && args[0] == "-R" {
-			f.Mounts = slices.DeleteFunc(f.Mounts, func(m Mount) bool {
+			f.Mounts = slices.DeleteFunc(f.Mounts, func(m plan.Mount) bool {
 				return m.Target == args[1] || strings.HasPrefix(m.Target, strings.TrimSuffix(args[1], "/")+"/")
 			})
 		}
@@ -154,7 +157,7 @@ func (f *FakeMachine) Exec(argv []string, stdout, stderr io.Writer) int {
 
 // Mounted reports whether something is mounted at target.
 func (f *FakeMachine) Mounted(target string) bool {
-	return slices.ContainsFunc(f.Mounts, func(m Mount) bool { return m.Target == target })
+	return slices.ContainsFunc(f.Mounts, func(m plan.Mount) bool { return m.Target == target })
 }
 
 func (f *FakeMachine) parted(args []string, stderr io.Writer) int {
@@ -199,7 +202,7 @@ func (f *FakeMachine) parted(args []string, stderr io.Writer) int {
 				return 1
 			}
 		}
-		f.Relabeled[disk] = append(f.Relabeled[disk], PartitionPath(disk, len(f.Relabeled[disk])+1))
+		f.Relabeled[disk] = append(f.Relabeled[disk], plan.PartitionPath(disk, len(f.Relabeled[disk])+1))
 	}
 	return 0
 }
@@ -400,14 +403,14 @@ func first(s []string) string {
 	return s[0]
 }
 
-func firstLabel(s []Signature) string {
+func firstLabel(s []machine.Signature) string {
 	if len(s) == 0 {
 		return ""
 	}
 	return s[0].Label
 }
 
-func firstSig(s []Signature) string {
+func firstSig(s []machine.Signature) string {
 	if len(s) == 0 {
 		return ""
 	}
@@ -522,7 +525,7 @@ func (f *FakeMachine) lsblk(args []string, stdout, stderr io.Writer) int {
 				if bytes {
 					v = fmt.Sprint(n.size)
 				} else {
-					v = FormatBytes(n.size)
+					v = machine.FormatBytes(n.size)
 				}
 			}
 			if raw {
@@ -560,7 +563,7 @@ func (f *FakeMachine) FakeFiles() map[string]string {
 			files["/sys/class/net/"+ifc.Name+"/device/"] = ""
 		}
 	}
-	if m.Firmware.Mode == FirmwareUEFI {
+	if m.Firmware.Mode == machine.FirmwareUEFI {
 		files["/sys/firmware/efi/"] = ""
 		if sb := m.Firmware.SecureBoot; sb != nil {
 			v := "\x06\x00\x00\x00\x00"
