@@ -219,10 +219,7 @@ func TestHostileValuesWithNix(t *testing.T) {
 	}
 	for _, file := range []string{standalone, embeddedPath} {
 		expr := fmt.Sprintf(`(import %s { config = {}; lib = {}; pkgs = {}; }).users.users.root.openssh.authorizedKeys.keys`, file)
-		out, err := exec.Command(nix, "--eval", "--strict", "--json", "-E", expr).CombinedOutput()
-		if err != nil {
-			t.Fatalf("nix-instantiate --eval %s: %v\n%s", filepath.Base(file), err, out)
-		}
+		out := nixEvalJSON(t, nix, expr)
 		var got []string
 		if err := json.Unmarshal(out, &got); err != nil {
 			t.Fatalf("nix output %q: %v", out, err)
@@ -242,10 +239,7 @@ func TestNixString(t *testing.T) {
 	for _, s := range in {
 		exprs = append(exprs, plan.NixString(s))
 	}
-	out, err := exec.Command(nix, "--eval", "--strict", "--json", "-E", "[ "+strings.Join(exprs, " ")+" ]").CombinedOutput()
-	if err != nil {
-		t.Fatalf("nix-instantiate: %v\n%s", err, out)
-	}
+	out := nixEvalJSON(t, nix, "[ "+strings.Join(exprs, " ")+" ]")
 	var got []string
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatal(err)
@@ -253,4 +247,20 @@ func TestNixString(t *testing.T) {
 	if diff := cmp.Diff(in, got); diff != "" {
 		t.Errorf("NixString round trip (-in +nix):\n%s", diff)
 	}
+}
+
+// nixEvalJSON evaluates expr with nix-instantiate and returns the JSON it
+// prints on standard output. Warnings go to standard error and are kept out:
+// Debian's nix-bin warns there when the nixbld group is missing, as on a
+// fresh machine.
+func nixEvalJSON(t *testing.T, nix, expr string) []byte {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd := exec.Command(nix, "--eval", "--strict", "--json", "-E", expr)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("nix-instantiate --eval: %v\n%s", err, stderr.Bytes())
+	}
+	return out
 }
