@@ -11,7 +11,8 @@
 //
 // Its rules: it depends only on the pipeline's public API (plan.Plan,
 // plan.Bundle and the script trees of plan.ScriptTree) and on package
-// machine, never on spec validation; it never prints, never runs a real
-// command, never touches the host's files and never uses the network.
+// machine, never on spec validation. It never prints, never touches the
+// host's files and never uses the network; the only real programs it starts
+// are grep and awk, as pure filters from stdin to stdout.
 // Package plan does not import it.
 package simulate
