@@ -87,7 +87,7 @@ type renderData struct {
 
 // funcs is sprig's hermetic function map without anything random, time- or
 // environment-dependent, and without sprig's own quoting (templates never quote
-// by hand), plus the two escapers.
+// by hand), plus the escapers.
 var funcs = func() template.FuncMap {
 	m := sprig.HermeticTxtFuncMap()
 	for _, name := range []string{
@@ -101,6 +101,7 @@ var funcs = func() template.FuncMap {
 	}
 	m["sh"] = ShellQuote
 	m["nix"] = NixString
+	m["toml"] = tomlString
 	return m
 }()
 

@@ -12,8 +12,9 @@ const StarterRelease = "26.05"
 // Providers lists the provider ids a spec may name.
 func Providers() []string { return knownProviders() }
 
-// StarterSpec returns the commented spec `nixplan init` prints.
-func StarterSpec(provider string) (string, error) {
+// StarterSpec returns the commented spec `nixplan init` prints, with the
+// given public keys as root's authorized_keys.
+func StarterSpec(provider string, authorizedKeys []string) (string, error) {
 	prov, ok := LookupProvider(provider)
 	if !ok {
 		return "", fmt.Errorf("unknown provider %q", provider)
@@ -24,6 +25,7 @@ func StarterSpec(provider string) (string, error) {
 		"Provider":  prov,
 		"Providers": "one of: " + strings.Join(knownProviders(), ", "),
 		"Release":   StarterRelease,
+		"Keys":      authorizedKeys,
 		"KexecURL":  KexecURL(tag),
 		"KexecWhy": fmt.Sprintf("%s ships Nix %s, enough for NixOS %s (which needs Nix >= %s); the seed's nixos-22.11 image can install at most 25.05.",
 			tag, images[tag].Nix, release.Version, release.MinNix),

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,9 +15,10 @@ import (
 // diff renders the specs in memory and compares each bundle with the one in
 // DIR (DIR/HOST with several specs, as render writes them): the check a CI
 // job runs on committed bundles. Diffs go to stdout, one error per drifted
-// file to stderr.
+// file to stderr. As with diff(1), the exit status is 0 when nothing
+// drifted, 1 when something did and 2 when it could not compare.
 func (c *cli) diff(args []string) int {
-	fs := c.flags("diff", "nixplan diff SPEC... DIR")
+	fs := c.flags("diff")
 	if code, done := c.parse(fs, args); done {
 		return code
 	}
@@ -34,9 +36,10 @@ func (c *cli) diff(args []string) int {
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 
 	type result struct {
-		dir   string
-		drift []plan.Drift
-		err   error
+		dir     string
+		drift   []plan.Drift
+		missing bool // a fleet's host folder that is not there yet: drift
+		err     error
 	}
 	results := make([]result, len(files))
 	_, ok := c.renderAll(files, func(i int, b *plan.Bundle) {
@@ -44,20 +47,29 @@ func (c *cli) diff(args []string) int {
 		if fleet {
 			dir, rendered = filepath.Join(root, b.Host), "rendered/"+b.Host
 		}
+		if _, err := os.Lstat(dir); fleet && errors.Is(err, os.ErrNotExist) {
+			results[i] = result{dir: dir, missing: true}
+			return
+		}
 		drift, err := plan.CompareBundle(b, dir, filepath.ToSlash(filepath.Clean(dir)), rendered)
 		results[i] = result{dir: dir, drift: drift, err: err}
 	})
 	if !ok {
-		return exitProblem
+		return exitTrouble
 	}
 
-	drifted := false
+	drifted, trouble := false, false
 	hosts := map[string]bool{}
 	for i, r := range results {
 		file := files[i]
 		hosts[filepath.Base(r.dir)] = true
 		if r.err != nil {
 			c.errorf("%s: %v", file, r.err)
+			trouble = true
+			continue
+		}
+		if r.missing {
+			c.errorf("%s: missing; %s renders a bundle there", r.dir+"/", file)
 			drifted = true
 			continue
 		}
@@ -104,6 +116,9 @@ func (c *cli) diff(args []string) int {
 			c.errorf("%s: a bundle for host %s, which none of the specs names", filepath.Join(root, host), host)
 			drifted = true
 		}
+	}
+	if trouble {
+		return exitTrouble
 	}
 	if drifted {
 		if fleet {

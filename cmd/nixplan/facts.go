@@ -12,7 +12,7 @@ import (
 
 // factsScript prints facts.sh.
 func (c *cli) factsScript(args []string) int {
-	fs := c.flags("facts-script", "nixplan facts-script > facts.sh")
+	fs := c.flags("facts-script")
 	if code, done := c.parse(fs, args); done {
 		return code
 	}
@@ -21,6 +21,30 @@ func (c *cli) factsScript(args []string) int {
 	}
 	fmt.Fprint(c.stdout, plan.FactsScript())
 	return exitOK
+}
+
+// readKeyFiles reads the public keys in each --ssh-key file, one a line,
+// refusing a private key.
+func (c *cli) readKeyFiles(files []string) ([]string, bool) {
+	var keys []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			c.errorf("%s: %v", f, errors.Unwrap(err))
+			return nil, false
+		}
+		if plan.LooksPrivate(string(data)) {
+			c.errorf("%s: this is a PRIVATE key", f)
+			c.hintf("give the public half, the .pub file")
+			return nil, false
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				keys = append(keys, line)
+			}
+		}
+	}
+	return keys, true
 }
 
 // loadMachine reads a machine description, printing its problems.
@@ -62,32 +86,14 @@ func (c *cli) checkFacts(factsFile string, specs []loaded) bool {
 			ok = false
 			continue
 		}
-		fmt.Fprintf(c.stdout, "%s: matches the machine in %s\n", s.file, factsFile)
+		fmt.Fprintf(c.stdout, "%s: %s; matches the machine in %s\n", s.file, validLine(s.plan), factsFile)
 	}
 	return ok
 }
 
 // initFacts prints a spec written from a machine description, then checks it
 // against the same machine and prints what would stop it.
-func (c *cli) initFacts(factsFile, provider string, keyFiles []string) int {
-	var keys []string
-	for _, f := range keyFiles {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			c.errorf("%s: %v", f, errors.Unwrap(err))
-			return exitProblem
-		}
-		if plan.LooksPrivate(string(data)) {
-			c.errorf("%s: this is a PRIVATE key", f)
-			c.hintf("give the public half, the .pub file")
-			return exitProblem
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
-				keys = append(keys, line)
-			}
-		}
-	}
+func (c *cli) initFacts(factsFile, provider string, keys []string) int {
 	m, ok := c.loadMachine(factsFile)
 	if !ok {
 		return exitProblem

@@ -22,8 +22,10 @@ const usage = `Usage:
     nixplan check SPEC... [--facts FACTS]
     nixplan simulate SPEC [--machine FACTS] [--format text|json]
     nixplan diff SPEC... DIR
-    nixplan init [--provider PROVIDER] [--facts FACTS [--ssh-key FILE]...]
+    nixplan init [--provider PROVIDER] [--facts FACTS] [--ssh-key FILE]...
     nixplan facts-script
+    nixplan help [COMMAND]
+    nixplan completion bash|zsh|fish
     nixplan version
 
 nixplan turns a TOML host spec into a bundle that installs NixOS on a rented
@@ -41,27 +43,38 @@ Commands:
              firmware, memory, root's keys, disks held by RAID or mounts.
     diff     Render the specs in memory and compare them with the bundle
              in DIR (DIR/HOST for several specs): print a unified diff of
-             every changed file, name every missing or extra one, and exit 1
-             if the committed bundle no longer matches its spec.
+             every changed file and name every missing or extra one.
     simulate Run the bundle's two scripts in a shell interpreter against a
              machine, the healthy one the spec describes or --machine's,
              and print phase by phase every command that changes the
              machine, with its script line, and every file written. Nothing
-             runs for real. Exit 1 if the scripts would stop.
+             runs for real.
     init     Print a commented starter spec to edit. With --facts, print a
-             spec written from the machine's facts instead (its disk by
-             by-id path, its address and gateway), with the keys of each
-             --ssh-key public key file.
+             spec written from the machine's facts instead (its disks by
+             identity, its addresses and gateways). Each --ssh-key public key
+             file's keys may log in as root.
     facts-script
              Print facts.sh, a read-only POSIX sh script. Run it as root in
              the rescue system (sh facts.sh > facts.json): it prints the
              machine's disks, network, firmware, memory and tools as JSON,
              and changes nothing.
+    help     Print this text, or a command's usage and flags.
+    completion
+             Print a completion script for bash, zsh or fish.
     version  Print the version.
 
-Run "nixplan COMMAND --help" for a command's flags.
+Run "nixplan help COMMAND" for a command's flags.
 
-Exit status: 0 fine, 1 a problem was found, 2 the command line was wrong.
+Results go to standard output; errors, warnings and hints to standard error,
+as "nixplan: error: FILE: KEY: ..." lines.
+
+Exit status:
+    0  fine: the specs are valid (and match --facts), the bundles are
+       written, the scripts would finish, or (diff) nothing drifted
+    1  a problem: an invalid spec, a mismatch with --facts, scripts that
+       would stop, or (diff) a committed bundle that drifted
+    2  the command line was wrong, or (diff) trouble: a spec that does not
+       load or validate, a bundle that cannot be read
 `
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -71,6 +84,8 @@ const (
 	exitOK      = 0
 	exitProblem = 1
 	exitUsage   = 2
+	// exitTrouble is diff's status when it could not compare, as diff(1)'s 2.
+	exitTrouble = 2
 )
 
 type cli struct {
@@ -99,49 +114,45 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	switch args[0] {
-	case "-h", "--help", "help":
+	case "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
-	case "render":
-		return c.render(args[1:])
-	case "check":
-		return c.check(args[1:])
-	case "simulate":
-		return c.simulate(args[1:])
-	case "diff":
-		return c.diff(args[1:])
-	case "init":
-		return c.init(args[1:])
-	case "facts-script":
-		return c.factsScript(args[1:])
-	case "version", "--version":
-		fmt.Fprintf(stdout, "nixplan %s\n", plan.Version)
-		return exitOK
+	case "--version":
+		return c.version(nil)
 	}
-	return c.usageError("unknown command %q", args[0])
-}
-
-// flags returns a flag set whose --help prints the command's own usage.
-func (c *cli) flags(name, synopsis string) *pflag.FlagSet {
-	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
-		fmt.Fprintf(c.stdout, "Usage:\n    %s\n\nFlags:\n%s", synopsis, fs.FlagUsages())
+	if cmd := lookup(args[0]); cmd != nil {
+		return cmd.run(c, args[1:])
 	}
-	return fs
+	if strings.HasPrefix(args[0], "-") {
+		return c.usageError("unknown flag %s before the command", args[0])
+	}
+	return c.unknownCommand(args[0])
 }
 
 // parse parses flags; done is true when the command should return code.
 func (c *cli) parse(fs *pflag.FlagSet, args []string) (code int, done bool) {
-	help := fs.BoolP("help", "h", false, "print this help")
 	if err := fs.Parse(args); err != nil {
 		return c.usageError("%s: %v", fs.Name(), err), true
 	}
-	if *help {
+	if help, _ := fs.GetBool("help"); help {
 		fs.Usage()
 		return exitOK, true
 	}
 	return 0, false
+}
+
+// stringFlag returns the value of a string flag of the command table.
+func stringFlag(fs *pflag.FlagSet, name string) *string {
+	v, err := fs.GetString(name)
+	if err != nil {
+		panic(err) // a name missing from the command table
+	}
+	return &v
+}
+
+// validLine is check's result for a valid spec.
+func validLine(p *plan.Plan) string {
+	return fmt.Sprintf("valid: host %s, NixOS %s", p.Host.Name, p.Release.Version)
 }
 
 // loaded is one spec that passed validation.
@@ -176,12 +187,11 @@ func (c *cli) report(ps plan.Problems) {
 }
 
 func (c *cli) render(args []string) int {
-	fs := c.flags("render", "nixplan render SPEC... -o DIR [--kexec-tarball FILE]")
-	out := fs.StringP("output", "o", "", "the bundle folder (required)")
-	tarball := fs.String("kexec-tarball", "", "put this kexec installer tarball in the bundle and pin its sha256 (one spec)")
+	fs := c.flags("render")
 	if code, done := c.parse(fs, args); done {
 		return code
 	}
+	out, tarball := stringFlag(fs, "output"), stringFlag(fs, "kexec-tarball")
 	if fs.NArg() == 0 {
 		return c.usageError("render: no spec given")
 	}
@@ -245,11 +255,11 @@ func (c *cli) render(args []string) int {
 }
 
 func (c *cli) check(args []string) int {
-	fs := c.flags("check", "nixplan check SPEC... [--facts FACTS]")
-	facts := fs.String("facts", "", "also compare the specs with this machine description (facts.sh's output)")
+	fs := c.flags("check")
 	if code, done := c.parse(fs, args); done {
 		return code
 	}
+	facts := stringFlag(fs, "facts")
 	if fs.NArg() == 0 {
 		return c.usageError("check: no spec given")
 	}
@@ -260,11 +270,18 @@ func (c *cli) check(args []string) int {
 		if r.plan == nil || r.err != nil {
 			continue
 		}
-		fmt.Fprintf(c.stdout, "%s: valid: host %s, NixOS %s\n", r.file, r.plan.Host.Name, r.plan.Release.Version)
 		specs = append(specs, loaded{file: r.file, plan: r.plan})
 	}
-	if *facts != "" && !c.checkFacts(*facts, specs) {
-		ok = false
+	// With --facts a spec's result line waits for the comparison: a spec
+	// that does not match the machine is not reported valid.
+	if *facts != "" {
+		if !c.checkFacts(*facts, specs) {
+			ok = false
+		}
+	} else {
+		for _, s := range specs {
+			fmt.Fprintf(c.stdout, "%s: %s\n", s.file, validLine(s.plan))
+		}
 	}
 	if !ok {
 		return exitProblem
@@ -273,27 +290,36 @@ func (c *cli) check(args []string) int {
 }
 
 func (c *cli) init(args []string) int {
-	fs := c.flags("init", "nixplan init [--provider PROVIDER] [--facts FACTS [--ssh-key FILE]...] > host.toml")
-	provider := fs.String("provider", "ovh", "the hosting provider: "+strings.Join(plan.Providers(), ", "))
-	facts := fs.String("facts", "", "write the spec from this machine description (facts.sh's output)")
-	sshKeys := fs.StringArray("ssh-key", nil, "a public key file whose keys may log in as root (with --facts; repeatable)")
+	fs := c.flags("init")
 	if code, done := c.parse(fs, args); done {
 		return code
 	}
+	provider, facts := *stringFlag(fs, "provider"), *stringFlag(fs, "facts")
+	keyFiles, _ := fs.GetStringArray("ssh-key")
 	if fs.NArg() > 0 {
 		return c.usageError("init: unexpected argument %q", fs.Arg(0))
 	}
-	if len(*sshKeys) > 0 && *facts == "" {
-		return c.usageError("init: --ssh-key needs --facts")
+	if provider != "" {
+		if _, ok := plan.LookupProvider(provider); !ok {
+			c.errorf("init: unknown provider %q", provider)
+			c.hintf("--provider is one of: %s", strings.Join(plan.Providers(), ", "))
+			return exitUsage
+		}
 	}
-	if *facts != "" {
-		return c.initFacts(*facts, *provider, *sshKeys)
+	keys, ok := c.readKeyFiles(keyFiles)
+	if !ok {
+		return exitProblem
 	}
-	text, err := plan.StarterSpec(*provider)
+	if facts != "" {
+		return c.initFacts(facts, provider, keys)
+	}
+	if provider == "" {
+		provider = "ovh"
+	}
+	text, err := plan.StarterSpec(provider, keys)
 	if err != nil {
 		c.errorf("init: %v", err)
-		c.hintf("--provider is one of: %s", strings.Join(plan.Providers(), ", "))
-		return exitUsage
+		return exitProblem
 	}
 	fmt.Fprint(c.stdout, text)
 	return exitOK

@@ -19,16 +19,19 @@ func TestMain(m *testing.M) {
 }
 
 // TestScript runs the CLI tests in testdata/script, one file per feature.
-// Each test gets a copy of the examples in $WORK/examples.
+// Each test gets a copy of the examples in $WORK/examples, of testdata/bad in
+// $WORK/bad and of the machine fixtures in $WORK/machines.
 func TestScript(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:           "testdata/script",
 		UpdateScripts: *update,
 		Setup: func(env *testscript.Env) error {
-			if err := copyDir("../../examples", env.WorkDir+"/examples"); err != nil {
-				return err
+			for from, to := range map[string]string{"../../examples": "examples", "../../testdata/bad": "bad", "../../testdata/machines": "machines"} {
+				if err := copyDir(from, env.WorkDir+"/"+to); err != nil {
+					return err
+				}
 			}
-			return copyDir("../../testdata/bad", env.WorkDir+"/bad")
+			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"replace": cmdReplace,

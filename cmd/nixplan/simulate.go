@@ -11,12 +11,11 @@ import (
 // simulate runs the bundle's scripts against a machine description in
 // mvdan.cc/sh's interpreter and prints every command they would run.
 func (c *cli) simulate(args []string) int {
-	fs := c.flags("simulate", "nixplan simulate SPEC [--machine FILE] [--format text|json]")
-	machine := fs.String("machine", "", "a machine description (facts.sh's output) to run against; default: the healthy machine the spec describes")
-	format := fs.String("format", "text", "text, a transcript to review, or json, the plan for other tools")
+	fs := c.flags("simulate")
 	if code, done := c.parse(fs, args); done {
 		return code
 	}
+	machine, format := stringFlag(fs, "machine"), stringFlag(fs, "format")
 	switch {
 	case fs.NArg() == 0:
 		return c.usageError("simulate: no spec given")
@@ -59,6 +58,14 @@ func (c *cli) simulate(args []string) int {
 		return exitProblem
 	}
 	if sim.ExitStatus != 0 {
+		// The transcript on stdout says it too; stderr must say why the
+		// status is 1 for whoever reads only that.
+		last := sim.Scripts[len(sim.Scripts)-1]
+		where := last.Script
+		if phase := last.StoppedIn(); phase != "" {
+			where += " (" + phase + " phase)"
+		}
+		c.errorf("%s: the install would stop in %s: %s", s.file, where, sim.Message)
 		return exitProblem
 	}
 	return exitOK
