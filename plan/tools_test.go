@@ -33,6 +33,17 @@ func needTool(t *testing.T, tool, pkg string) string {
 	return ""
 }
 
+// needNix returns nix-instantiate's path. The tests only parse and evaluate
+// text, so they give Nix its dummy store: as a user other than root,
+// Debian's nix-bin would otherwise try to set up /nix/var/nix or reach the
+// daemon's socket, and fail with "Permission denied".
+func needNix(t *testing.T) string {
+	t.Helper()
+	nix := needTool(t, "nix-instantiate", "nix-bin")
+	t.Setenv("NIX_REMOTE", "dummy://")
+	return nix
+}
+
 // writeBundle renders a spec into a temporary folder.
 func writeBundle(t *testing.T, spec string) string {
 	t.Helper()
@@ -76,7 +87,7 @@ func TestScriptsPassShellcheck(t *testing.T) {
 }
 
 func TestConfigurationParsesWithNix(t *testing.T) {
-	nix := needTool(t, "nix-instantiate", "nix-bin")
+	nix := needNix(t)
 	for _, spec := range examples(t) {
 		dir := writeBundle(t, spec)
 		runTool(t, dir, nix, "--parse", plan.ConfigurationFile)
