@@ -9,10 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -247,12 +245,13 @@ func Parse(name string, data []byte) (*Spec, error) {
 	}
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(spec)
 	if err != nil {
-		return nil, Problems{tomlProblem(name, err)}
+		return nil, Problems{tomlProblem(name, data, err)}
 	}
 	var ps Problems
 	for _, k := range md.Undecoded() {
 		key := k.String()
 		p := Problem{File: name, Key: key, Msg: "unknown key"}
+		p.Line, p.Col = keyPosition(data, k)
 		if near := nearestKey(key); near != "" {
 			p.Hint = fmt.Sprintf("did you mean %q?", near)
 		} else {
@@ -340,10 +339,8 @@ func readErrorText(err error) string {
 	return err.Error()
 }
 
-var typeErrorRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
-
 // tomlProblem turns a decoder error into a Problem with a position.
-func tomlProblem(file string, err error) Problem {
+func tomlProblem(file string, data []byte, err error) Problem {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
 		p := Problem{File: file, Line: pe.Position.Line, Col: pe.Position.Col, Msg: strings.TrimSuffix(lowerFirst(pe.Message), ".")}
@@ -353,14 +350,8 @@ func tomlProblem(file string, err error) Problem {
 		return p
 	}
 	// Type mismatches are plain errors that carry line and key in their text.
-	if m := typeErrorRE.FindStringSubmatch(err.Error()); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		msg := strings.Replace(m[3], "incompatible types: TOML value has type", "has type", 1)
-		msg = strings.Replace(msg, "; destination has type", "; want", 1)
-		// Go's kinds in TOML's words.
-		msg = strings.NewReplacer("slice", "array", "map", "table", "struct", "table", "bool", "boolean").Replace(msg)
-		return Problem{File: file, Line: line, Key: m[2], Msg: msg,
-			Hint: `in TOML, numbers and booleans go without quotes (prefix = 24), strings in quotes, arrays in [ ]`}
+	if p, ok := typeProblem(file, data, err); ok {
+		return p
 	}
 	return Problem{File: file, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
 }

@@ -348,10 +348,18 @@ func validateStatic(ps *problems, key string, spec *IPSpec, v6 bool) Static {
 	is := func(a netip.Addr) bool { return a.IsValid() && a.Is6() == v6 && !a.Is4In6() }
 	addr, err := netip.ParseAddr(spec.Address)
 	addrOK := err == nil && is(addr) && addr.Zone() == ""
+	cidrPrefix := false // the address was written with its prefix length
 	switch {
 	case spec.Address == "":
 		ps.add(key+".address", "the server's main "+family+" address from the provider's panel", "missing")
 	case !addrOK:
+		if pfx, err := netip.ParsePrefix(spec.Address); err == nil && is(pfx.Addr()) {
+			// "203.0.113.10/24": the prefix belongs in its own key.
+			ps.add(key+".address", fmt.Sprintf("write address = %q and prefix = %d", pfx.Addr().String(), pfx.Bits()),
+				"%q is an address with its prefix length; the prefix goes in its own key", spec.Address)
+			cidrPrefix = true
+			break
+		}
 		ps.add(key+".address", fmt.Sprintf("an %s address such as %q", family, example), "%q is not an %s address", spec.Address, family)
 	case addr.IsUnspecified() || addr.IsLoopback() || addr.IsMulticast() || addr.IsLinkLocalUnicast():
 		ps.add(key+".address", "the server's public address", "%s is not a usable host address", addr)
@@ -359,7 +367,9 @@ func validateStatic(ps *problems, key string, spec *IPSpec, v6 bool) Static {
 	}
 	prefixOK := spec.Prefix >= 1 && spec.Prefix <= bits
 	// Origin is set by Parse; a zero prefix in a Spec built otherwise is "not a prefix".
-	if _, set := ps.origin[key+".prefix"]; ps.origin != nil && !set {
+	if _, set := ps.origin[key+".prefix"]; ps.origin != nil && !set && cidrPrefix {
+		// The address's hint already says where the prefix goes.
+	} else if ps.origin != nil && !set {
 		ps.add(key+".prefix", fmt.Sprintf("the prefix length from the provider's panel, e.g. prefix = %d", map[bool]int{false: 24, true: 64}[v6]), "missing")
 	} else if !prefixOK {
 		hint := "a prefix length from 1 to 32, e.g. 24"
@@ -585,11 +595,29 @@ func checkPublicKey(k string) (msg, hint string) {
 	if len(blob) < 4 {
 		return "the key body is too short", "paste the .pub line exactly as ssh-keygen wrote it"
 	}
-	n := binary.BigEndian.Uint32(blob)
-	if uint64(n) > uint64(len(blob)-4) || !bytes.Equal(blob[4:4+n], []byte(f[0])) {
+	if !keyBlobIs(f[0], f[1]) {
 		return fmt.Sprintf("the key body is not a %s key", f[0]), "the type in front must match the key; paste the .pub line unchanged"
 	}
+	// Two .pub lines pasted into one string: the second would pass as the
+	// first one's comment, and never log in.
+	for i := 2; i+1 < len(f); i++ {
+		if keyTypes[f[i]] && keyBlobIs(f[i], f[i+1]) {
+			return "holds two keys in one string; the second would be taken for the first one's comment",
+				"give each key its own string: authorized_keys = [\"ssh-ed25519 AAAA... one\", \"ssh-ed25519 AAAA... two\"]"
+		}
+	}
 	return "", ""
+}
+
+// keyBlobIs reports whether body is the base64 of an SSH public key of type
+// typ: its first field names the type.
+func keyBlobIs(typ, body string) bool {
+	blob, err := base64.StdEncoding.DecodeString(body)
+	if err != nil || len(blob) < 4 {
+		return false
+	}
+	n := binary.BigEndian.Uint32(blob)
+	return uint64(n) <= uint64(len(blob)-4) && bytes.Equal(blob[4:4+n], []byte(typ))
 }
 
 func trunc(s string, n int) string {
