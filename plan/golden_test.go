@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -26,6 +27,15 @@ func examples(t testing.TB) []string {
 
 func exampleName(spec string) string {
 	return strings.TrimSuffix(filepath.Base(spec), ".toml")
+}
+
+func loadSpec(t testing.TB, file string) *plan.Spec {
+	t.Helper()
+	spec, err := plan.Load(file)
+	if err != nil {
+		t.Fatalf("load %s: %v", file, err)
+	}
+	return spec
 }
 
 // renderFile loads, validates and renders one spec, failing the test on any problem.
@@ -97,6 +107,32 @@ func TestGolden(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRenderedTextReadsCleanly looks, in every example's configuration.nix
+// and checklist.md, for the glitches a template's whitespace trimming or an
+// empty value makes: a comment glued to code ("];#"), two comments on one
+// line, an empty provider name "(the provider)" and an on-link note for a
+// gateway inside the prefix.
+func TestRenderedTextReadsCleanly(t *testing.T) {
+	twoComments := regexp.MustCompile(`;\s*#[^"\n]*\s#\s`)
+	for _, spec := range examples(t) {
+		p, b := validateAndRender(t, loadSpec(t, spec))
+		for _, name := range []string{plan.ConfigurationFile, plan.ChecklistFile} {
+			text := string(b.File(name).Data)
+			for _, bad := range []string{"];#", "(the provider)"} {
+				if strings.Contains(text, bad) {
+					t.Errorf("%s %s holds %q", exampleName(spec), name, bad)
+				}
+			}
+			if m := twoComments.FindString(text); m != "" {
+				t.Errorf("%s %s has two comments on one line: %q", exampleName(spec), name, m)
+			}
+		}
+		if onLink := strings.Contains(string(b.File(plan.ConfigurationFile).Data), "adds an on-link route"); onLink != p.Network.IPv4.OnLink {
+			t.Errorf("%s: the on-link note is there: %v; the IPv4 gateway is on-link: %v", exampleName(spec), onLink, p.Network.IPv4.OnLink)
+		}
 	}
 }
 

@@ -31,8 +31,6 @@
   networking.interfaces."eth0".ipv6.addresses = [
     { address = "2001:db8:4f8:1a2c::2"; prefixLength = 64; }
   ];
-  # With the interface named, NixOS adds an on-link route to a gateway outside
-  # the prefix before the default route.
   networking.defaultGateway = {
     address = "198.51.100.65";
     interface = "eth0";
@@ -51,10 +49,11 @@
   users.users.root.openssh.authorizedKeys.keys = [
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHeVFQr7aj20GWUgd2JVHzu4yywDf+VA4xTtVkmOS+Rt operator@laptop"
   ];
+
   # Installed from a flake: keep flakes on for nixos-rebuild --flake.
   nix.settings.experimental-features = [ "nix-command" "flakes" ];
 
-# The release this machine was first installed with. Never change it on an
+  # The release this machine was first installed with. Never change it on an
   # upgrade: it keeps state formats stable (see `man configuration.nix`).
   system.stateVersion = "24.11";
 }

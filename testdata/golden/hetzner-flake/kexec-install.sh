@@ -37,7 +37,7 @@ readonly PARTITIONS=( /dev/nvme0n1p1 /dev/nvme0n1p2 /dev/nvme0n1p3 )
 readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 zpool zfs nixos-generate-config nixos-install nix-channel sha256sum ssh-keygen curl)
 # Where nixpkgs comes from: flake, nixpkgs pinned to 5e4fbfb6b3de1aa2872b76d49fafc942626e2add.
 readonly FLAKE_SHA256=c6a4e061627db3498a2517ac0915489676ef5733721786d1f511503c11f20808
-readonly CONFIGURATION_SHA256=f7087e9ce8f79b77aff134c3f70d0435a9fd1f40766bfe41e2f03b85660a99c2
+readonly CONFIGURATION_SHA256=f34fbeda774ce076c7715e8fe0bb972d4072c1d3cadca00b1016e920f72f44a5
 # 1 when the spec asks for a root password for the console.
 readonly CONSOLE_PASSWORD=0
 readonly PHASES=(preflight partition format mount configure install finish)
@@ -626,8 +626,6 @@ write_configuration() {
   networking.interfaces."eth0".ipv6.addresses = [
     { address = "2001:db8:4f8:1a2c::2"; prefixLength = 64; }
   ];
-  # With the interface named, NixOS adds an on-link route to a gateway outside
-  # the prefix before the default route.
   networking.defaultGateway = {
     address = "198.51.100.65";
     interface = "eth0";
@@ -646,10 +644,11 @@ write_configuration() {
   users.users.root.openssh.authorizedKeys.keys = [
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHeVFQr7aj20GWUgd2JVHzu4yywDf+VA4xTtVkmOS+Rt operator@laptop"
   ];
+
   # Installed from a flake: keep flakes on for nixos-rebuild --flake.
   nix.settings.experimental-features = [ "nix-command" "flakes" ];
 
-# The release this machine was first installed with. Never change it on an
+  # The release this machine was first installed with. Never change it on an
   # upgrade: it keeps state formats stable (see `man configuration.nix`).
   system.stateVersion = "24.11";
 }

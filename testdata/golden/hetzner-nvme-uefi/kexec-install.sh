@@ -37,7 +37,7 @@ readonly PARTITIONS=( /dev/nvme0n1p1 /dev/nvme0n1p2 /dev/nvme1n1p1 /dev/nvme1n1p
 readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 mkfs.vfat zpool zfs nixos-generate-config nixos-install nix-channel sha256sum ssh-keygen curl)
 # Where nixpkgs comes from: channel https://nixos.org/channels/nixos-24.11, following the release.
 readonly CHANNEL_URL=https://nixos.org/channels/nixos-24.11
-readonly CONFIGURATION_SHA256=50dcd1ac18e36d40b522a9be4b4bca2a5cd0d2f70ded13c2ed7aebf9133eba61
+readonly CONFIGURATION_SHA256=bfb2b7b8f7d82335398e9482cdf84c6dae28e3a3fdbe60902b223ee399b0c46c
 # 1 when the spec asks for a root password for the console.
 readonly CONSOLE_PASSWORD=0
 readonly PHASES=(preflight partition format mount configure install finish)
@@ -633,8 +633,6 @@ write_configuration() {
   networking.interfaces."eth0".ipv6.addresses = [
     { address = "2001:db8:4f8:1a2b::2"; prefixLength = 64; }
   ];
-  # With the interface named, NixOS adds an on-link route to a gateway outside
-  # the prefix before the default route.
   networking.defaultGateway = {
     address = "198.51.100.1";
     interface = "eth0";
@@ -652,7 +650,9 @@ write_configuration() {
   services.openssh.settings.KbdInteractiveAuthentication = false;
   users.users.root.openssh.authorizedKeys.keys = [
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHeVFQr7aj20GWUgd2JVHzu4yywDf+VA4xTtVkmOS+Rt operator@laptop"
-  ];# The release this machine was first installed with. Never change it on an
+  ];
+
+  # The release this machine was first installed with. Never change it on an
   # upgrade: it keeps state formats stable (see `man configuration.nix`).
   system.stateVersion = "24.11";
 }

@@ -37,7 +37,7 @@ readonly PARTITIONS=( /dev/sda1 /dev/sda2 /dev/sda3 /dev/sda4 /dev/sdb1 /dev/sdb
 readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 mkswap zpool zfs nixos-generate-config nixos-install nix-channel sha256sum ssh-keygen curl)
 # Where nixpkgs comes from: channel https://nixos.org/channels/nixos-24.05, following the release.
 readonly CHANNEL_URL=https://nixos.org/channels/nixos-24.05
-readonly CONFIGURATION_SHA256=c06f630a6f5f648836d91211acf0835e5380d010f17162bcc05581760f5a063d
+readonly CONFIGURATION_SHA256=7129259fd9e4478341fcd9c7c206e7ec99bb13f394049b6386f437d2bcca826e
 # 1 when the spec asks for a root password for the console.
 readonly CONSOLE_PASSWORD=0
 readonly PHASES=(preflight partition format mount configure install finish)
@@ -642,8 +642,6 @@ write_configuration() {
   networking.interfaces."wan0".ipv4.addresses = [
     { address = "203.0.113.20"; prefixLength = 24; }
   ];
-  # With the interface named, NixOS adds an on-link route to a gateway outside
-  # the prefix before the default route.
   networking.defaultGateway = {
     address = "203.0.113.254";
     interface = "wan0";
@@ -657,7 +655,9 @@ write_configuration() {
   services.openssh.settings.KbdInteractiveAuthentication = false;
   users.users.root.openssh.authorizedKeys.keys = [
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHeVFQr7aj20GWUgd2JVHzu4yywDf+VA4xTtVkmOS+Rt operator@laptop"
-  ];# The release this machine was first installed with. Never change it on an
+  ];
+
+  # The release this machine was first installed with. Never change it on an
   # upgrade: it keeps state formats stable (see `man configuration.nix`).
   system.stateVersion = "24.05";
 }

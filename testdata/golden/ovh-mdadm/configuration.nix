@@ -35,14 +35,12 @@
   networking.interfaces."eth0".ipv6.addresses = [
     { address = "2001:db8:8:e7a0::1"; prefixLength = 64; }
   ];
-  # With the interface named, NixOS adds an on-link route to a gateway outside
-  # the prefix before the default route.
   networking.defaultGateway = {
     address = "203.0.113.254";
     interface = "eth0";
   };
   networking.defaultGateway6 = {
-    address = "2001:db8:8:e7ff:ff:ff:ff:ff"; # by OVH's rule for 2001:db8:8:e7a0::1 # outside 2001:db8:8:e7a0::1/64: reached on-link
+    address = "2001:db8:8:e7ff:ff:ff:ff:ff"; # by OVH's rule for 2001:db8:8:e7a0::1; outside 2001:db8:8:e7a0::1/64, reached on-link
     interface = "eth0";
   };
   networking.nameservers = [ "213.186.33.99" ];
@@ -54,7 +52,9 @@
   services.openssh.settings.KbdInteractiveAuthentication = false;
   users.users.root.openssh.authorizedKeys.keys = [
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHeVFQr7aj20GWUgd2JVHzu4yywDf+VA4xTtVkmOS+Rt operator@laptop"
-  ];# The release this machine was first installed with. Never change it on an
+  ];
+
+  # The release this machine was first installed with. Never change it on an
   # upgrade: it keeps state formats stable (see `man configuration.nix`).
   system.stateVersion = "24.05";
 }

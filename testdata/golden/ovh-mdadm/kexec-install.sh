@@ -35,7 +35,7 @@ readonly PARTITIONS=( /dev/sda1 /dev/sda2 /dev/sda3 /dev/sdb1 /dev/sdb2 /dev/sdb
 readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 mdadm nixos-generate-config nixos-install nix-channel sha256sum ssh-keygen curl)
 # Where nixpkgs comes from: channel https://nixos.org/channels/nixos-24.05, following the release.
 readonly CHANNEL_URL=https://nixos.org/channels/nixos-24.05
-readonly CONFIGURATION_SHA256=038e0b5ffd5b64f6169a5e9b467917902df6f80319f58a76716f3419220ee926
+readonly CONFIGURATION_SHA256=3c67fab05a7be8a28b4999b0d7f593ff3bb4cc497db7a0e6e3ea63ae6e55225f
 # 1 when the spec asks for a root password for the console.
 readonly CONSOLE_PASSWORD=0
 readonly PHASES=(preflight partition format mount configure install finish)
@@ -622,14 +622,12 @@ write_configuration() {
   networking.interfaces."eth0".ipv6.addresses = [
     { address = "2001:db8:8:e7a0::1"; prefixLength = 64; }
   ];
-  # With the interface named, NixOS adds an on-link route to a gateway outside
-  # the prefix before the default route.
   networking.defaultGateway = {
     address = "203.0.113.254";
     interface = "eth0";
   };
   networking.defaultGateway6 = {
-    address = "2001:db8:8:e7ff:ff:ff:ff:ff"; # by OVH's rule for 2001:db8:8:e7a0::1 # outside 2001:db8:8:e7a0::1/64: reached on-link
+    address = "2001:db8:8:e7ff:ff:ff:ff:ff"; # by OVH's rule for 2001:db8:8:e7a0::1; outside 2001:db8:8:e7a0::1/64, reached on-link
     interface = "eth0";
   };
   networking.nameservers = [ "213.186.33.99" ];
@@ -641,7 +639,9 @@ write_configuration() {
   services.openssh.settings.KbdInteractiveAuthentication = false;
   users.users.root.openssh.authorizedKeys.keys = [
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHeVFQr7aj20GWUgd2JVHzu4yywDf+VA4xTtVkmOS+Rt operator@laptop"
-  ];# The release this machine was first installed with. Never change it on an
+  ];
+
+  # The release this machine was first installed with. Never change it on an
   # upgrade: it keeps state formats stable (see `man configuration.nix`).
   system.stateVersion = "24.05";
 }

@@ -38,7 +38,7 @@ readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 zpool zfs nixos-generate-co
 # Where nixpkgs comes from: channel pinned to https://releases.nixos.org/nixos/24.05/nixos-24.05.7376.b134951a4c9f (nixexprs.tar.xz sha256 6f1c2b4e9d8a7c3b5e0f1a2d4c6b8e9f0a1b3c5d7e9f1a2b4c6d8e0f2a4b6c8d).
 readonly CHANNEL_URL=https://releases.nixos.org/nixos/24.05/nixos-24.05.7376.b134951a4c9f
 readonly NIXEXPRS_SHA256=6f1c2b4e9d8a7c3b5e0f1a2d4c6b8e9f0a1b3c5d7e9f1a2b4c6d8e0f2a4b6c8d
-readonly CONFIGURATION_SHA256=a0d30136c772d73a8ef406c07aacbea234ec3b7ae3aa57924b18605b85aa0287
+readonly CONFIGURATION_SHA256=3dc34e663b1b29fc38b91ee443d72d8b2101c8cae8e715e592b9490624da71d9
 # 1 when the spec asks for a root password for the console.
 readonly CONSOLE_PASSWORD=0
 readonly PHASES=(preflight partition format mount configure install finish)
@@ -628,8 +628,6 @@ write_configuration() {
   networking.interfaces."eth0".ipv4.addresses = [
     { address = "203.0.113.50"; prefixLength = 24; }
   ];
-  # With the interface named, NixOS adds an on-link route to a gateway outside
-  # the prefix before the default route.
   networking.defaultGateway = {
     address = "203.0.113.254";
     interface = "eth0";
@@ -643,7 +641,9 @@ write_configuration() {
   services.openssh.settings.KbdInteractiveAuthentication = false;
   users.users.root.openssh.authorizedKeys.keys = [
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHeVFQr7aj20GWUgd2JVHzu4yywDf+VA4xTtVkmOS+Rt operator@laptop"
-  ];# The release this machine was first installed with. Never change it on an
+  ];
+
+  # The release this machine was first installed with. Never change it on an
   # upgrade: it keeps state formats stable (see `man configuration.nix`).
   system.stateVersion = "24.05";
 }

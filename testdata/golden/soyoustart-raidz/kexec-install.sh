@@ -37,7 +37,7 @@ readonly PARTITIONS=( /dev/disk/by-id/ata-HGST_HUS726020ALA610_K5H8DK2A-part1 /d
 readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 mkswap zpool zfs nixos-generate-config nixos-install nix-channel sha256sum ssh-keygen curl)
 # Where nixpkgs comes from: channel https://nixos.org/channels/nixos-24.05, following the release.
 readonly CHANNEL_URL=https://nixos.org/channels/nixos-24.05
-readonly CONFIGURATION_SHA256=588f99cac239d4dbae4be5549a6adb8d3d6941ca623f2fa41f6d724a3b1ea716
+readonly CONFIGURATION_SHA256=30fd45354dac4731dad3306f0e2231a30ab3440af5a9219974c144b271216628
 # 1 when the spec asks for a root password for the console.
 readonly CONSOLE_PASSWORD=0
 readonly PHASES=(preflight partition format mount configure install finish)
@@ -659,8 +659,6 @@ write_configuration() {
   networking.interfaces."eth0".ipv6.addresses = [
     { address = "2001:db8:8:e79d::1"; prefixLength = 64; }
   ];
-  # With the interface named, NixOS adds an on-link route to a gateway outside
-  # the prefix before the default route.
   networking.defaultGateway = {
     address = "203.0.113.254";
     interface = "eth0";
@@ -678,7 +676,9 @@ write_configuration() {
   services.openssh.settings.KbdInteractiveAuthentication = false;
   users.users.root.openssh.authorizedKeys.keys = [
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHeVFQr7aj20GWUgd2JVHzu4yywDf+VA4xTtVkmOS+Rt operator@laptop"
-  ];# The release this machine was first installed with. Never change it on an
+  ];
+
+  # The release this machine was first installed with. Never change it on an
   # upgrade: it keeps state formats stable (see `man configuration.nix`).
   system.stateVersion = "24.05";
 }
