@@ -32,6 +32,9 @@ type Plan struct {
 	ConsolePassword bool
 	// Nixpkgs says where the installed system's nixpkgs comes from.
 	Nixpkgs Nixpkgs
+	// Placeholders lists the keys that still hold the value `nixplan init`
+	// wrote as a placeholder, as "key = value"; empty for a finished spec.
+	Placeholders []string
 }
 
 // Nixpkgs is where the installed system's nixpkgs comes from: the release's

@@ -9,6 +9,14 @@ import (
 // StarterRelease is the release `nixplan init` proposes: the current stable.
 const StarterRelease = "26.05"
 
+// The starter's placeholder address and gateway, from TEST-NET-1 (RFC 5737),
+// which no server has; check and render warn while a spec still holds them.
+// The examples use TEST-NET-3 (203.0.113.0/24), as real values would stand.
+const (
+	StarterIPv4Address = "192.0.2.10"
+	StarterIPv4Gateway = "192.0.2.254"
+)
+
 // Providers lists the provider ids a spec may name.
 func Providers() []string { return knownProviders() }
 
@@ -26,6 +34,8 @@ func StarterSpec(provider string, authorizedKeys []string) (string, error) {
 		"Providers": "one of: " + strings.Join(knownProviders(), ", "),
 		"Release":   StarterRelease,
 		"Keys":      authorizedKeys,
+		"Address":   StarterIPv4Address,
+		"Gateway":   StarterIPv4Gateway,
 		"KexecURL":  KexecURL(tag),
 		"KexecWhy": fmt.Sprintf("%s ships Nix %s, enough for NixOS %s (which needs Nix >= %s); the seed's nixos-22.11 image can install at most 25.05.",
 			tag, images[tag].Nix, release.Version, release.MinNix),

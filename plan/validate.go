@@ -52,6 +52,7 @@ func Validate(spec *Spec) (*Plan, Problems) {
 	validateKeys(ps, spec, p)
 	validateNixpkgs(ps, spec, p)
 	validateCombinations(ps, spec, p)
+	checkPlaceholders(ps, spec, p)
 	if len(ps.list.Errors()) > 0 {
 		return nil, ps.list
 	}
@@ -727,6 +728,24 @@ func validateNixpkgs(ps *problems, spec *Spec, p *Plan) {
 			ps.add("flake.nixpkgs_rev", "the full 40-hex-digit nixpkgs commit of the release branch, e.g. from https://status.nixos.org", "%q is not a git revision", fl.NixpkgsRev)
 		} else {
 			p.Nixpkgs.FlakeRev = fl.NixpkgsRev
+		}
+	}
+}
+
+// checkPlaceholders warns about values the spec still holds from `nixplan
+// init`'s starter, which are documentation addresses that no server has.
+// Documentation addresses in general stay legal: the examples use them.
+func checkPlaceholders(ps *problems, spec *Spec, p *Plan) {
+	if v4 := spec.Network.IPv4; v4 != nil {
+		for _, c := range []struct{ key, value, placeholder string }{
+			{"network.ipv4.address", v4.Address, StarterIPv4Address},
+			{"network.ipv4.gateway", v4.Gateway, StarterIPv4Gateway},
+		} {
+			if c.value == c.placeholder {
+				ps.warn(c.key, "put in the server's value from the provider's panel, or run nixplan init --facts on facts.sh's output",
+					"%s is the starter spec's placeholder, not a server's address", c.value)
+				p.Placeholders = append(p.Placeholders, fmt.Sprintf("%s = %q", c.key, c.value))
+			}
 		}
 	}
 }
