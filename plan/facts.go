@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -397,9 +398,9 @@ var nonLabelRE = regexp.MustCompile(`[^a-z0-9-]+`)
 // key; warnings tell what the operator should look at.
 func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 	ps := &problems{file: m.File}
-	providerID := opts.Provider
+	providerID, providerWhy := opts.Provider, ""
 	if providerID == "" {
-		providerID = "ovh"
+		providerID, providerWhy = guessProvider(m)
 	}
 	prov, ok := LookupProvider(providerID)
 	if !ok {
@@ -443,7 +444,7 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 		return "", ps.list
 	}
 
-	boot := disks[0]
+	used, left := chooseInstallDisks(disks)
 	release := releases[StarterRelease]
 	tag := imageFor(release)
 	img := images[tag]
@@ -465,6 +466,9 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 	}
 	comment("Read every value, then run\n  nixplan check --facts " + src + " host.toml && nixplan render host.toml -o bundle")
 	line("")
+	if providerWhy != "" {
+		comment(providerWhy)
+	}
 	line("provider = %s", tomlString(prov.ID))
 	line("")
 	line("[host]")
@@ -507,53 +511,113 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 	for _, n := range prov.Nameservers {
 		ns = append(ns, tomlString(n))
 	}
-	line("nameservers = [%s]  # %s's resolvers", strings.Join(ns, ", "), prov.Name)
+	switch {
+	case len(ns) > 0:
+		line("nameservers = [%s]  # %s's resolvers", strings.Join(ns, ", "), prov.Name)
+	case len(m.Nameservers) > 0:
+		for _, n := range m.Nameservers {
+			ns = append(ns, tomlString(n))
+		}
+		line("nameservers = [%s]  # the rescue system's resolvers", strings.Join(ns, ", "))
+	default:
+		comment("FILL IN: the provider's resolvers; the facts name none")
+		line("nameservers = []")
+	}
 	line("")
 	line("[network.ipv4]  # as configured in the rescue system now")
 	line("address = %s", tomlString(addr.Address))
 	line("prefix = %d", addr.Prefix)
 	line("gateway = %s", tomlString(gw.Gateway))
+	if v6, gw6, ok := ipv6Of(m, ifc); ok {
+		line("")
+		line("[network.ipv6]  # as configured in the rescue system now")
+		line("address = %s", tomlString(v6.Address))
+		line("prefix = %d", v6.Prefix)
+		line("gateway = %s", tomlString(gw6.Gateway))
+	}
 	line("")
 	line("[disks]")
 	line("layout = \"zfs\"")
-	dev := boot.StableID()
-	if dev == "" {
-		dev = boot.Path
-		comment(fmt.Sprintf("%s has no /dev/disk/by-id link (no udev in the rescue system?): the kernel name may change", boot.Path))
+	ids := make([]string, len(used))
+	for i, d := range used {
+		if ids[i] = d.StableID(); ids[i] == "" {
+			ids[i] = d.Path
+			comment(fmt.Sprintf("%s has no /dev/disk/by-id link (no udev in the rescue system?): the kernel name may change", d.Path))
+		}
 	}
-	comment(fmt.Sprintf("ERASED by the install: %s", boot.Identity()))
-	line("devices = [%s]", tomlString(dev))
-	for _, d := range disks[1:] {
+	switch len(used) {
+	case 1:
+	case 2:
+		comment("two equal disks: a ZFS mirror, with a /boot and GRUB on each so either disk can boot")
+		line("topology = \"mirror\"")
+		line("boot = \"all\"")
+	default:
+		comment(fmt.Sprintf("%d equal disks: raidz1, with a /boot and GRUB on every disk", len(used)))
+		line("topology = \"raidz1\"")
+		line("boot = \"all\"")
+	}
+	for _, d := range used {
+		comment(fmt.Sprintf("ERASED by the install: %s", d.Identity()))
+	}
+	if len(used) == 1 {
+		line("devices = [%s]", tomlString(ids[0]))
+	} else {
+		line("devices = [")
+		for _, id := range ids {
+			line("  %s,", tomlString(id))
+		}
+		line("]")
+	}
+	for _, d := range left {
 		id := d.StableID()
 		if id == "" {
 			id = d.Path
 		}
-		comment(fmt.Sprintf("not used (layout \"zfs\" takes one disk): %s %s", id, strings.TrimPrefix(d.Identity(), d.Name+" ")))
+		comment(fmt.Sprintf("left alone (not the same size and kind as the disks above): %s %s", id, strings.TrimPrefix(d.Identity(), d.Name+" ")))
 	}
-	if boot.SizeBytes > tib2 {
-		line("label = \"gpt\"  # the disk is %s: an msdos label cannot address beyond 2 TiB", machine.FormatBytes(boot.SizeBytes))
+	largest := used[0]
+	for _, d := range used {
+		if d.SizeBytes > largest.SizeBytes {
+			largest = d
+		}
+	}
+	if largest.SizeBytes > tib2 {
+		line("label = \"gpt\"  # the disk is %s: an msdos label cannot address beyond 2 TiB", machine.FormatBytes(largest.SizeBytes))
 	} else {
-		line("label = \"gpt\"  # fits any size; msdos would too on this %s disk", machine.FormatBytes(boot.SizeBytes))
+		line("label = \"gpt\"  # fits any size; msdos would too on this %s disk", machine.FormatBytes(largest.SizeBytes))
 	}
-	if why := boot.HeldBy(); len(why) > 0 {
-		comment("BUSY now: " + strings.Join(why, "; "))
-		comment(lastKey(keyDisksClearBusy) + " = true  # uncomment to consent: stop what holds the disk and wipe it")
+	arrays, otherHolders := mdArraysOn(m, used)
+	if len(arrays) > 0 {
+		comment("the provider's install left md arrays on these disks; the install stops and erases them:")
+		for _, a := range arrays {
+			comment("  " + a)
+		}
 	}
-	if why := boot.MountedAt(); len(why) > 0 {
-		comment("in use now: " + strings.Join(why, "; "))
+	if len(otherHolders) > 0 {
+		comment("BUSY now: " + strings.Join(otherHolders, "; "))
+		comment(lastKey(keyDisksClearBusy) + " = true  # uncomment to consent: stop what holds the disks and wipe them")
+	} else if len(arrays) > 0 {
+		line("%s = true", lastKey(keyDisksClearBusy))
 	}
-	if member := boot.Memberships(); len(member) > 0 {
-		comment("old metadata the install wipes: " + strings.Join(member, "; "))
+	for _, d := range used {
+		if why := d.MountedAt(); len(why) > 0 {
+			comment("in use now: " + strings.Join(why, "; "))
+		}
+		if member := d.Memberships(); len(member) > 0 {
+			comment("old metadata the install wipes: " + strings.Join(member, "; "))
+		}
 	}
 	line("boot_size = \"512MiB\"")
 	line("pool = \"rpool\"")
-	line("")
-	line("[[disks.identity]]  # the install refuses a disk that is not this one")
-	line("device = %s", tomlString(dev))
-	if boot.Serial != "" {
-		line("serial = %s", tomlString(boot.Serial))
+	for i, d := range used {
+		line("")
+		line("[[disks.identity]]  # the install refuses a disk that is not this one")
+		line("device = %s", tomlString(ids[i]))
+		if d.Serial != "" {
+			line("serial = %s", tomlString(d.Serial))
+		}
+		line("size_bytes = %d  # %s", d.SizeBytes, machine.FormatBytes(d.SizeBytes))
 	}
-	line("size_bytes = %d  # %s", boot.SizeBytes, machine.FormatBytes(boot.SizeBytes))
 	line("")
 	line("[ssh]")
 	if len(opts.AuthorizedKeys) == 0 {
@@ -570,6 +634,129 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 		line("]")
 	}
 	return b.String(), ps.list
+}
+
+// ipv6Of returns the public interface's global IPv6 address and the IPv6
+// default route through it, when the rescue system has both.
+func ipv6Of(m *machine.Machine, ifc *machine.Interface) (machine.Address, machine.Route, bool) {
+	var addr *machine.Address
+	for i := range ifc.Addresses {
+		if a := &ifc.Addresses[i]; a.Family == "ipv6" && (a.Scope == "" || a.Scope == "global") {
+			addr = a
+			break
+		}
+	}
+	if addr == nil {
+		return machine.Address{}, machine.Route{}, false
+	}
+	for _, r := range m.Routes {
+		if r.Family == "ipv6" && r.Destination == "default" && r.Interface == ifc.Name && r.Gateway != "" {
+			return *addr, r, true
+		}
+	}
+	return machine.Address{}, machine.Route{}, false
+}
+
+// guessProvider names the provider the facts point to, and says why in a
+// line for the spec's comment. Only OVH's rescue system tells itself apart
+// by its host name (DOMAIN.md: the prompt is root@rescue-customer-eu); any
+// other machine gets the generic rules rather than another provider's.
+func guessProvider(m *machine.Machine) (id, why string) {
+	const ovhGroup = " (Kimsufi and So you Start share OVH's rescue system: --provider kimsufi or soyoustart for those)"
+	for _, id := range knownProviders() {
+		prov, _ := LookupProvider(id)
+		if id == "kimsufi" || id == "soyoustart" {
+			continue // OVH's resolvers: told apart by --provider only
+		}
+		for _, ns := range m.Nameservers {
+			if slices.Contains(prov.Nameservers, ns) {
+				why = fmt.Sprintf("provider: the rescue system resolves through %s, %s's resolver", ns, prov.Name)
+				if id == "ovh" {
+					why += ovhGroup
+				}
+				return id, why
+			}
+		}
+	}
+	if strings.HasPrefix(m.Hostname, "rescue-customer") {
+		return "ovh", fmt.Sprintf("provider: the rescue system's host name %s is OVH's", m.Hostname) + ovhGroup
+	}
+	return "generic", fmt.Sprintf("provider: nothing in the facts names it (host name %q, resolvers %s), so the generic rules apply; --provider %s names one",
+		m.Hostname, orUnknown(strings.Join(m.Nameservers, ", ")), strings.Join(knownProviders(), ", --provider "))
+}
+
+// chooseInstallDisks picks the disks a proposed spec installs on: the
+// largest set of disks of one size and kind (rotating, solid state, NVMe),
+// the larger disks when two sets are as large, in the machine's order. The
+// others are left alone.
+func chooseInstallDisks(disks []machine.Disk) (used, left []machine.Disk) {
+	kind := func(d machine.Disk) string {
+		switch {
+		case strings.HasPrefix(d.Name, "nvme"):
+			return "nvme"
+		case d.Rotational != nil && *d.Rotational:
+			return "hdd"
+		case d.Rotational != nil:
+			return "ssd"
+		}
+		return "unknown"
+	}
+	type set struct {
+		key   string
+		size  int64
+		disks []machine.Disk
+	}
+	var sets []*set
+	for _, d := range disks {
+		key := fmt.Sprintf("%d/%s", d.SizeBytes, kind(d))
+		i := slices.IndexFunc(sets, func(s *set) bool { return s.key == key })
+		if i < 0 {
+			sets = append(sets, &set{key: key, size: d.SizeBytes})
+			i = len(sets) - 1
+		}
+		sets[i].disks = append(sets[i].disks, d)
+	}
+	best := sets[0]
+	for _, s := range sets[1:] {
+		if len(s.disks) > len(best.disks) || len(s.disks) == len(best.disks) && s.size > best.size {
+			best = s
+		}
+	}
+	for _, d := range disks {
+		if slices.ContainsFunc(best.disks, func(b machine.Disk) bool { return b.Path == d.Path }) {
+			used = append(used, d)
+		} else {
+			left = append(left, d)
+		}
+	}
+	return used, left
+}
+
+// mdArraysOn lists the md arrays built on the given disks, as "md1 (raid1 on
+// sda1, sdb1)", and every other holder of them (LVM, device mapper), which
+// init does not consent to clear on the operator's behalf.
+func mdArraysOn(m *machine.Machine, disks []machine.Disk) (arrays, others []string) {
+	held := map[string]bool{}
+	for _, md := range m.MDArrays {
+		for _, member := range md.Members {
+			if d := m.DiskOf(member); d != nil && slices.ContainsFunc(disks, func(u machine.Disk) bool { return u.Path == d.Path }) {
+				held[md.Name] = true
+			}
+		}
+	}
+	for _, md := range m.MDArrays {
+		if held[md.Name] {
+			arrays = append(arrays, fmt.Sprintf("%s (%s on %s)", md.Name, md.Level, strings.Join(md.Members, ", ")))
+		}
+	}
+	for _, d := range disks {
+		for _, why := range d.HeldBy() {
+			if h := why[strings.LastIndex(why, " ")+1:]; !held[h] {
+				others = append(others, why)
+			}
+		}
+	}
+	return arrays, others
 }
 
 func orUnknown(s string) string {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -184,9 +185,9 @@ func TestCheckMachine(t *testing.T) {
 	}
 }
 
-// TestSpecFromMachine writes a spec from each fixture and checks it against
-// the same machine: it must be accepted, except where the machine cannot be
-// installed as it is.
+// TestSpecFromMachine writes a spec from each fixture, with the provider
+// guessed from the facts, and checks it against the same machine: it must be
+// accepted with no edits.
 func TestSpecFromMachine(t *testing.T) {
 	for _, tc := range []struct {
 		machine string
@@ -204,12 +205,20 @@ func TestSpecFromMachine(t *testing.T) {
 		{"big-3tb", []string{}, []string{`label = "gpt"  # the disk is 3.0 TB: an msdos label cannot address beyond 2 TiB`}},
 		{"two-nic", []string{}, []string{`interface = "wan0"  # the rescue system calls it eth1`, `mac = "0c:c4:7a:ee:ff:11"`, "the others: eth0 0c:c4:7a:ee:ff:10"}},
 		{"small-vps", []string{}, []string{`devices = ["/dev/vda"]`, "/dev/vda has no /dev/disk/by-id link", "nixos-24.05"}},
-		{"hetzner-uefi", []string{}, []string{"nvme-SAMSUNG_MZVL2512HCJQ-00B00_S675NX0R123456", `firmware = "uefi"`, `gateway = "198.51.100.65"`, `interface = "enp7s0"`}},
-		{"kimsufi-raid1", []string{"disks.devices[0]"}, []string{"BUSY now: sda1 is held by md1", "not used (layout \"zfs\" takes one disk): /dev/disk/by-id/ata-WDC_WD20EFRX-68EUZN0_WD-WCC4N7654321"}},
+		{"hetzner-uefi", []string{}, []string{"nvme-SAMSUNG_MZVL2512HCJQ-00B00_S675NX0R123456", `firmware = "uefi"`, `gateway = "198.51.100.65"`, `interface = "enp7s0"`,
+			// The provider told by the rescue system's resolvers, and IPv6 from the facts.
+			`provider = "hetzner"`, "resolves through 185.12.64.1, Hetzner's resolver",
+			"[network.ipv6]", `address = "2001:db8:1:2::2"`, "prefix = 64", `gateway = "fe80::1"`}},
+		// Two equal disks held by the provider's md RAID1: a mirror over both,
+		// each pinned, with consent to clear the arrays it names.
+		{"kimsufi-raid1", []string{}, []string{`topology = "mirror"`, `boot = "all"`,
+			"  \"/dev/disk/by-id/ata-WDC_WD20EFRX-68EUZN0_WD-WCC4N1234567\",\n  \"/dev/disk/by-id/ata-WDC_WD20EFRX-68EUZN0_WD-WCC4N7654321\",\n]",
+			`serial = "WD-WCC4N1234567"`, `serial = "WD-WCC4N7654321"`,
+			"#   md1 (raid1 on sda1, sdb1)\n#   md2 (raid1 on sda2, sdb2)\nclear_existing = true\n"}},
 	} {
 		t.Run(tc.machine, func(t *testing.T) {
 			m := loadFixture(t, tc.machine)
-			text, ps := SpecFromMachine(m, InitOptions{Provider: "ovh", AuthorizedKeys: []string{otherKey}})
+			text, ps := SpecFromMachine(m, InitOptions{AuthorizedKeys: []string{otherKey}})
 			if len(ps.Errors()) > 0 {
 				t.Fatal(ps)
 			}
@@ -433,11 +442,18 @@ func TestFactsScriptRuns(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(keys), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	resolv := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("# from the provider\nsearch example.net\nnameserver 213.186.33.99\n  nameserver   2001:41d0:3:163::1  # v6\noptions edns0\nnameserver\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	uname, _ := exec.Command("uname", "-r").Output()
 	nets, _ := filepath.Glob("/sys/class/net/*")
 	for _, sh := range shells(t) {
 		t.Run(strings.Join(sh, " "), func(t *testing.T) {
-			m := runFacts(t, sh, "FACTS_KEY_FILES="+keyFile)
+			m := runFacts(t, sh, "FACTS_KEY_FILES="+keyFile, "FACTS_RESOLV_CONF="+resolv)
+			if want := []string{"213.186.33.99", "2001:41d0:3:163::1"}; !slices.Equal(m.Nameservers, want) {
+				t.Errorf("nameservers = %q, want %q", m.Nameservers, want)
+			}
 			if m.Kernel == "" || m.Kernel != strings.TrimSpace(string(uname)) {
 				t.Errorf("kernel = %q, want uname -r %q", m.Kernel, uname)
 			}
@@ -614,4 +630,65 @@ func loadFixture(t *testing.T, name string) *machine.Machine {
 		t.Fatalf("loading %s: %v", name, err)
 	}
 	return m
+}
+
+// TestSpecFromMachineChoosesDisks: init proposes the largest set of equal
+// disks (size and kind) and names the others as left alone; three equal
+// disks make a raidz1. Either proposal passes check --facts as written.
+func TestSpecFromMachineChoosesDisks(t *testing.T) {
+	third := func(size int64, rotational bool) func(m *machine.Machine) {
+		return func(m *machine.Machine) {
+			d := m.Disks[1]
+			d.Name, d.Path, d.Serial, d.SizeBytes = "sdc", "/dev/sdc", "THIRD0001", size
+			d.ByID = []string{"/dev/disk/by-id/ata-THIRD_DISK_THIRD0001"}
+			d.Rotational = &rotational
+			d.Partitions, d.Signatures, d.Holders, d.PartitionTable = nil, nil, nil, ""
+			m.Disks = append(m.Disks, d)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		edit  func(m *machine.Machine)
+		want  []string
+		avoid []string
+	}{
+		{"a smaller SSD beside two HDDs", third(480103981056, false),
+			[]string{`topology = "mirror"`, "# left alone (not the same size and kind as the disks above): /dev/disk/by-id/ata-THIRD_DISK_THIRD0001 (480.1 GB"},
+			[]string{`device = "/dev/disk/by-id/ata-THIRD_DISK_THIRD0001"`}},
+		{"an SSD of the HDDs' size", third(2000398934016, false),
+			[]string{`topology = "mirror"`, "left alone"}, []string{"raidz1"}},
+		{"three equal HDDs", third(2000398934016, true),
+			[]string{`topology = "raidz1"`, `boot = "all"`, `device = "/dev/disk/by-id/ata-THIRD_DISK_THIRD0001"`, `serial = "THIRD0001"`},
+			[]string{"left alone"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := loadFixture(t, "kimsufi-raid1")
+			tc.edit(m)
+			text, ps := SpecFromMachine(m, InitOptions{AuthorizedKeys: exampleSpec(t).SSH.AuthorizedKeys})
+			if len(ps.Errors()) > 0 {
+				t.Fatal(ps)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("want %q in the spec:\n%s", w, text)
+				}
+			}
+			for _, w := range tc.avoid {
+				if strings.Contains(text, w) {
+					t.Errorf("want no %q in the spec:\n%s", w, text)
+				}
+			}
+			spec, err := Parse("host.toml", []byte(text))
+			if err != nil {
+				t.Fatalf("the written spec does not parse: %v\n%s", err, text)
+			}
+			p, ps := Validate(spec)
+			if p == nil {
+				t.Fatalf("the written spec is invalid: %v\n%s", ps, text)
+			}
+			if errs := CheckMachine(spec, p, m).Errors(); len(errs) > 0 {
+				t.Errorf("check --facts: %v\n%s", errs, text)
+			}
+		})
+	}
 }

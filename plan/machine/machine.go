@@ -59,6 +59,8 @@ const Version = 1
 //     prefix, scope);
 //   - routes: the main table (family, destination "default" or a prefix,
 //     gateway, interface, onlink);
+//   - nameservers: the resolvers of /etc/resolv.conf (absent, and empty
+//     here, in descriptions from an earlier facts.sh);
 //   - tools: for each command nixplan cares about, whether it is in PATH;
 //   - authorized_keys: root's login keys as file, type, fingerprint
 //     ("SHA256:..." as ssh-keygen -l prints it) and comment; the key bodies
@@ -80,6 +82,7 @@ type Machine struct {
 	ZFSPools       []string        `json:"zfs_pools"`
 	Interfaces     []Interface     `json:"interfaces"`
 	Routes         []Route         `json:"routes"`
+	Nameservers    []string        `json:"nameservers,omitempty"`
 	Tools          map[string]bool `json:"tools"`
 	AuthorizedKeys []AuthorizedKey `json:"authorized_keys"`
 

@@ -28,6 +28,9 @@ TOOLS="tar gzip xz cpio curl wget sha256sum kexec ip lsblk blkid parted sgdisk s
 # FACTS_KEY_FILES elsewhere; the names must not hold spaces.
 KEY_FILES=${FACTS_KEY_FILES:-/root/.ssh/authorized_keys /root/.ssh/authorized_keys2 /etc/ssh/authorized_keys.d/root}
 
+# The resolver configuration; tests point FACTS_RESOLV_CONF elsewhere.
+RESOLV_CONF=${FACTS_RESOLV_CONF:-/etc/resolv.conf}
+
 have() { command -v "$1" >/dev/null 2>&1; }
 
 # readf prints the first line of a file, or nothing when it cannot be read.
@@ -549,6 +552,20 @@ print_keys() {
   printf ']\n'
 }
 
+# print_nameservers prints the resolvers the rescue system uses: the
+# provider's, usually, which tells the provider apart.
+print_nameservers() {
+  set --
+  if [ -r "$RESOLV_CONF" ]; then
+    while read -r _ns_kw _ns_addr _ns_rest; do
+      if [ "$_ns_kw" = nameserver ] && [ -n "$_ns_addr" ]; then
+        set -- "$@" "$_ns_addr"
+      fi
+    done <"$RESOLV_CONF"
+  fi
+  printf '  "nameservers": %s,\n' "$(jlist "$@")"
+}
+
 ram_bytes() {
   _kib=$(awk '$1 == "MemTotal:" { print $2 }' /proc/meminfo 2>/dev/null)
   case $_kib in
@@ -583,6 +600,7 @@ main() {
   print_zfs_pools
   print_interfaces
   print_routes
+  print_nameservers
   print_tools
   print_keys
   printf '}\n'
