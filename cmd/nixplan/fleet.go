@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -15,6 +17,7 @@ type rendered struct {
 	plan     *plan.Plan    // nil when the spec is invalid
 	bundle   *plan.Bundle  // nil when the spec is invalid or did not render
 	err      error         // why Render failed
+	clash    bool          // the spec shares with another what two servers cannot
 }
 
 // renderAll loads, validates and renders the specs concurrently, at most
@@ -41,8 +44,10 @@ func (c *cli) renderAll(files []string, then func(i int, b *plan.Bundle)) (rs []
 	})
 
 	ok = true
-	for _, r := range rs {
-		c.report(r.problems)
+	c.reportFleet(rs)
+	var members []plan.FleetMember
+	var index []int // members[i] is rs[index[i]]
+	for i, r := range rs {
 		if r.plan == nil {
 			ok = false
 		}
@@ -50,21 +55,70 @@ func (c *cli) renderAll(files []string, then func(i int, b *plan.Bundle)) (rs []
 			c.errorf("%s: %v", r.file, r.err)
 			ok = false
 		}
+		if r.plan != nil {
+			members = append(members, plan.FleetMember{File: r.file, Plan: r.plan})
+			index = append(index, i)
+		}
 	}
-	// Two specs for one host would write one folder twice.
-	first := map[string]string{}
-	for _, r := range rs {
-		if r.plan == nil {
-			continue
-		}
-		if f, dup := first[r.plan.Host.Name]; dup {
-			c.errorf("%s: host.name: host %q is also named in %s", r.file, r.plan.Host.Name, f)
-			ok = false
-			continue
-		}
-		first[r.plan.Host.Name] = r.file
+	// What two servers cannot share, such as a host name (which would
+	// write one folder twice) or an address.
+	fleet, clashes := plan.CheckFleet(members)
+	c.report(fleet)
+	if len(fleet.Errors()) > 0 {
+		ok = false
+	}
+	for _, i := range clashes {
+		rs[index[i]].clash = true
 	}
 	return rs, ok
+}
+
+// reportFleet prints every spec's problems in the specs' order. A problem
+// of a shared include is printed once, where it is first met, with the specs
+// that include it.
+func (c *cli) reportFleet(rs []rendered) {
+	type shared struct {
+		users []string
+	}
+	own := func(r rendered, p plan.Problem) bool { return p.File == r.file }
+	seen := map[string]*shared{}
+	for _, r := range rs {
+		for _, p := range r.problems {
+			if own(r, p) {
+				continue
+			}
+			id := p.Error() + "\x00" + p.Hint
+			if s, ok := seen[id]; ok {
+				s.users = append(s.users, r.file)
+			} else {
+				seen[id] = &shared{users: []string{r.file}}
+			}
+		}
+	}
+	for _, r := range rs {
+		for _, p := range r.problems {
+			if own(r, p) {
+				c.report(plan.Problems{p})
+				continue
+			}
+			s := seen[p.Error()+"\x00"+p.Hint]
+			if s == nil || s.users[0] != r.file {
+				continue // printed with the first spec that includes it
+			}
+			c.report(plan.Problems{p})
+			if len(rs) > 1 {
+				c.hintf("%s is included by %s", p.File, joinFiles(s.users))
+			}
+		}
+	}
+}
+
+// joinFiles lists files for a message, at most five by name.
+func joinFiles(files []string) string {
+	if len(files) > 5 {
+		return strings.Join(files[:5], ", ") + fmt.Sprintf(" and %d more", len(files)-5)
+	}
+	return strings.Join(files, ", ")
 }
 
 // forEach calls f(0) to f(n-1) on GOMAXPROCS goroutines and returns when

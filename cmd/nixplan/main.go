@@ -267,7 +267,7 @@ func (c *cli) check(args []string) int {
 	rs, ok := c.renderAll(fs.Args(), func(int, *plan.Bundle) {})
 	var specs []loaded
 	for _, r := range rs {
-		if r.plan == nil || r.err != nil {
+		if r.plan == nil || r.err != nil || r.clash {
 			continue
 		}
 		specs = append(specs, loaded{file: r.file, plan: r.plan})
