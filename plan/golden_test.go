@@ -198,3 +198,27 @@ func TestEmbeddedConfigurationIdentical(t *testing.T) {
 		}
 	}
 }
+
+// TestChecklistWithoutConsole: every checklist says what to do without a KVM
+// console, whether the console can log in, and, when the tarball's sha256
+// is not pinned, how to compute one on the laptop.
+func TestChecklistWithoutConsole(t *testing.T) {
+	for _, spec := range examples(t) {
+		p, b := validateAndRender(t, loadSpec(t, spec))
+		text := string(b.File(plan.ChecklistFile).Data)
+		want := []string{"**No KVM console?**", "the provider's\n      rescue mode is your console"}
+		if p.ConsolePassword {
+			want = append(want, "gets a root password for this console")
+		} else {
+			want = append(want, "has **no root password**", "ssh.console_password = true")
+		}
+		if p.Kexec.SHA256 == "" {
+			want = append(want, "`curl -fLo kexec.tar.gz "+p.Kexec.URL+"`", "`shasum -a 256 kexec.tar.gz`", "--kexec-tarball kexec.tar.gz")
+		}
+		for _, w := range want {
+			if !strings.Contains(text, w) {
+				t.Errorf("%s checklist.md lacks %q", exampleName(spec), w)
+			}
+		}
+	}
+}
