@@ -407,7 +407,7 @@ func nearestKey(key string) string {
 		if parentKey(k) != parentKey(key) && !strings.HasSuffix(k, "."+lastKey(key)) {
 			continue
 		}
-		if d := levenshtein(k, key); d < bestDist {
+		if d := EditDistance(k, key); d < bestDist {
 			best, bestDist = k, d
 		}
 	}
@@ -423,7 +423,11 @@ func parentKey(k string) string {
 
 func lastKey(k string) string { return k[strings.LastIndexByte(k, '.')+1:] }
 
-func levenshtein(a, b string) int {
+// EditDistance is the Levenshtein distance between a and b, with a swap of
+// two neighbouring letters counted as one edit: how far a mistyped key or
+// command is from a known one.
+func EditDistance(a, b string) int {
+	prev2 := make([]int, len(b)+1)
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {
@@ -437,8 +441,11 @@ func levenshtein(a, b string) int {
 				cost = 0
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
+		prev2, prev, cur = prev, cur, prev2
 	}
 	return prev[len(b)]
 }

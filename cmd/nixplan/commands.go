@@ -201,7 +201,7 @@ func suggest(name string) []string {
 	}
 	var found []near
 	for _, cmd := range commands {
-		d := editDistance(name, cmd.name)
+		d := plan.EditDistance(name, cmd.name)
 		if len(name) >= 2 && strings.HasPrefix(cmd.name, name) {
 			d = 0
 		}
@@ -215,32 +215,6 @@ func suggest(name string) []string {
 		out[i] = f.name
 	}
 	return out
-}
-
-// editDistance is the Levenshtein distance between a and b, with a swap of
-// two neighbouring letters counted as one edit.
-func editDistance(a, b string) int {
-	prev2 := make([]int, len(b)+1)
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(b)]
 }
 
 // help prints the usage, or one command's help.
