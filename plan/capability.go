@@ -7,55 +7,160 @@ import (
 )
 
 // This file is the one place that knows what each kexec installer image can
-// do, what each NixOS release needs, and what each provider offers. Facts and
-// their sources are in DOMAIN.md; a tag that is not here gets a warning, never
-// a guess.
+// do, what each NixOS release needs, and what each provider offers. Every
+// fact names its source beside it. A fact that is not known is not in the
+// table: where only bounds are known the table holds the bounds, and the
+// scripts probe the machine before the step that cannot be undone. The
+// policy (validateCombinations): a wrong guess that locks the operator out
+// after the kexec (routes, key types) is refused at check unless the table
+// knows it; any other unknown is a warning at check and a probe before the
+// disks are erased.
+//
+// Release assets of nixos-images are rebuilt from its main branch for every
+// tag still in the build matrix and uploaded over the old ones
+// (nixos-images d90e544^ .github/workflows/build.yml: on push to main;
+// build-images.sh: `gh release upload --clobber`). So what an asset can do is
+// what main could do when the tag left the matrix, not what the tag's name
+// says.
+
+// Bounds are the lowest and highest "major.minor" version a fact can have;
+// Max is empty when no upper bound is known. Min == Max is a known version.
+type Bounds struct{ Min, Max string }
+
+// Known reports whether the version is known exactly.
+func (b Bounds) Known() bool { return b.Min != "" && b.Min == b.Max }
+
+func (b Bounds) String() string {
+	switch {
+	case b.Known():
+		return b.Min
+	case b.Max == "":
+		return b.Min + " or later"
+	}
+	return b.Min + " to " + b.Max
+}
+
+// Contains reports whether version v lies within the bounds.
+func (b Bounds) Contains(v string) bool {
+	return !versionLess(v, b.Min) && (b.Max == "" || !versionLess(b.Max, v))
+}
 
 // Image is what one nixos-images kexec installer tag can do.
 type Image struct {
 	Tag string
-	// Nix and ZFS are the versions the installer ships, as "major.minor".
-	Nix, ZFS string
+	// NixOS is the release whose nixpkgs the asset was built from, Nix and ZFS
+	// the versions it ships, as "major.minor" bounds.
+	NixOS, Nix, ZFS Bounds
 	// KeyPrefixes are the authorized_keys line prefixes kexec/run copies into
 	// the installer; a key of another type does not survive the kexec.
 	KeyPrefixes []string
 	// ExtraFlags says whether kexec/run honours --kexec-extra-flags.
 	ExtraFlags bool
 	// RestoresOnLinkGateway: the installer restores a default route through
-	// a gateway outside the address's prefix. Without it a server with such a
-	// gateway is unreachable after the kexec.
+	// a gateway outside the address's prefix (GatewayOnLink). Without it a
+	// server with such a gateway is unreachable after the kexec. True only
+	// when known.
 	RestoresOnLinkGateway bool
 	// MinRAMMiB is the memory the image needs to boot and install.
 	MinRAMMiB int
-	// Tools the image carries for partitioning and boot setup.
+	// Tools the image is known to carry for partitioning and boot setup; a
+	// tool not listed is known to be missing.
 	Tools []string
 	// Frozen images are no longer rebuilt, so a pinned sha256 stays valid.
 	Frozen bool
 }
 
+// utilLinux is in every NixOS system: nixpkgs nixos/modules/config/system-path.nix
+// (6fc5ce2c, requiredPackages: util-linux, cpio, curl).
+var utilLinux = []string{"wipefs", "mkswap", "lsblk", "blkid", "sfdisk"}
+
 var images = map[string]Image{
-	// The seed's image, last built around June 2023.
+	// The seed's image. nixos-images e70ef61 (2023-06-11) replaced the
+	// nixos-2211 input by nixos-2305 and 1772007 (2023-06-11) the tag in the
+	// build matrix: the last asset was built from e70ef61^, whose flake.lock
+	// pins nixpkgs 51d9b86c (release-22.11, 2023-06-07).
 	"nixos-22.11": {
-		Tag: "nixos-22.11", Nix: "2.11", ZFS: "2.1",
-		KeyPrefixes:           []string{"ssh-"},
-		ExtraFlags:            false,
+		Tag: "nixos-22.11",
+		// nixpkgs 22.11: nix 2.11 and zfs 2.1 are the release's defaults
+		// (nixos-images e70ef61^ nix/noninteractive.nix ships pkgs.zfs).
+		NixOS: Bounds{"22.11", "22.11"}, Nix: Bounds{"2.11", "2.11"}, ZFS: Bounds{"2.1", "2.1"},
+		// e70ef61^ nix/kexec-installer/kexec-run.sh: grep -o '\(ssh-[^ ]* .*\)';
+		// ecdsa and sk keys only since 7d89d7c (2023-11-08).
+		KeyPrefixes: []string{"ssh-"},
+		// --kexec-extra-flags came in e2fd329 (2024-06-05).
+		ExtraFlags: false,
+		// restore_routes.py writes GatewayOnLink only since b62eb6e (2025-01-21).
 		RestoresOnLinkGateway: false,
 		// Sources disagree (1.5 or 2.5 GB) for 22.11-era images; take the larger.
 		MinRAMMiB: 2560,
-		Tools:     []string{"parted", "mkfs.ext4", "mkfs.vfat", "mkswap", "mdadm", "zpool", "zfs", "wipefs"},
-		Frozen:    true,
+		// e70ef61^ nix/noninteractive.nix: base.nix disabled (no gptfdisk, no
+		// efibootmgr), defaultPackages parted and zfs, vfat among the
+		// supported filesystems (dosfstools); e2fsprogs from
+		// tasks/filesystems/ext.nix; mdadm: nixpkgs 22.11's
+		// nixos/modules/tasks/swraid.nix adds it unconditionally (f4903d89;
+		// the stateVersion < 23.11 default came with boot.swraid in 23.11).
+		Tools:  append([]string{"parted", "mkfs.ext4", "mkfs.vfat", "mdadm", "zpool", "zfs"}, utilLinux...),
+		Frozen: true,
 	},
+	// In the build matrix from 3e2e064 (2024-06-07) to d90e544 (2024-12-03).
+	// From dd8cd9d (2024-11-19) on, its "stable" input was nixos-24.11, so the
+	// last asset was built from 24.05 or 24.11; nix/installer.nix uses
+	// pkgs.zfsUnstable since 077b2d2 (2024-08-16).
 	"nixos-24.05": {
-		Tag: "nixos-24.05", Nix: "2.18", ZFS: "2.2",
+		Tag:   "nixos-24.05",
+		NixOS: Bounds{"24.05", "24.11"},
+		// Nix 2.18 is 24.05's default, 2.24 24.11's; zfsUnstable is 2.2 or
+		// 2.3 on either. Unknown within these bounds: kexec-install.sh
+		// probes both before it erases anything.
+		Nix: Bounds{"2.18", "2.24"}, ZFS: Bounds{"2.2", "2.3"},
+		// d90e544^ kexec-run.sh: grep -o '\(\(ssh\|ecdsa\|sk\)-[^ ]* .*\)',
+		// and it parses --kexec-extra-flags.
 		KeyPrefixes: []string{"ssh-", "ecdsa-sha2-", "sk-"},
 		ExtraFlags:  true,
-		// Built after June 2024, like the extra-flags option.
+		// The tag left the matrix before b62eb6e (2025-01-21): no GatewayOnLink.
+		RestoresOnLinkGateway: false,
+		// nixos-images README.md (d756db3): "at least 1.5GB of physical RAM".
+		MinRAMMiB: 1536,
+		// d90e544^ nix/noninteractive.nix: base.nix disabled, defaultPackages
+		// parted, gptfdisk, e2fsprogs and (nix/zfs-minimal.nix) zfs; vfat
+		// among the supported filesystems. No mdadm: nix/installer.nix sets
+		// system.stateVersion to the image's release, and nixpkgs'
+		// nixos/modules/tasks/swraid.nix enables md only below 23.11. No
+		// efibootmgr.
+		Tools:  append([]string{"parted", "sgdisk", "mkfs.ext4", "mkfs.vfat", "zpool", "zfs"}, utilLinux...),
+		Frozen: true,
+	},
+	// In the build matrix from 81d1748 (2025-05-28) to db8b190 (2025-12-25),
+	// with the stable input nixos-25.05 throughout (db8b190^ flake.nix).
+	"nixos-25.05": {
+		Tag:   "nixos-25.05",
+		NixOS: Bounds{"25.05", "25.05"},
+		// Not read from nixpkgs here: no older than the 24.05 image's.
+		Nix: Bounds{"2.18", ""}, ZFS: Bounds{"2.2", ""},
+		// db8b190^ kexec-run.sh: ssh, ecdsa and sk keys; --kexec-extra-flags.
+		KeyPrefixes: []string{"ssh-", "ecdsa-sha2-", "sk-"},
+		ExtraFlags:  true,
+		// db8b190^ restore_routes.py: GatewayOnLink (b62eb6e is an ancestor
+		// of every tree this asset was built from).
 		RestoresOnLinkGateway: true,
 		MinRAMMiB:             1536,
-		Tools:                 []string{"parted", "sgdisk", "mkfs.ext4", "mkfs.vfat", "zpool", "zfs", "wipefs", "efibootmgr"},
-		Frozen:                true,
+		// db8b190^ nix/noninteractive.nix: as for nixos-24.05.
+		Tools:  append([]string{"parted", "sgdisk", "mkfs.ext4", "mkfs.vfat", "zpool", "zfs"}, utilLinux...),
+		Frozen: true,
 	},
 }
+
+// knownKeyPrefixes are the key types every version of kexec/run copies
+// (nixos-images c0fb626 to HEAD: the ssh-* rule was never narrowed): what an
+// image outside the table is trusted to copy.
+var knownKeyPrefixes = []string{"ssh-"}
+
+// onLinkSince is the first nixpkgs date (YYYYMMDD, from the image's
+// init=/nix/store/…-nixos-system-…-RELEASE.DATE.REV path) that proves the
+// image was built from a nixos-images tree with GatewayOnLink: b62eb6e
+// (2025-01-21) came right after the lock of b62eb6e^, whose newest nixpkgs
+// input is dated 2025-01-19; no tree without it locks a later nixpkgs.
+const onLinkSince = "20250120"
 
 // LookupImage returns the capabilities of a kexec image tag.
 func LookupImage(tag string) (Image, bool) {
@@ -79,7 +184,11 @@ type Release struct {
 	Version string // "24.05"
 	// MinNix is the oldest Nix that can evaluate and install this release.
 	MinNix string
-	// ZFS is the OpenZFS version the release ships, as "major.minor".
+	// ZFS is the oldest OpenZFS the release may ship, as "major.minor": a
+	// pool limited to it (compatibility=openzfs-ZFS-linux) imports on the
+	// release whatever its exact version. Not read from each release's
+	// pkgs/os-specific/linux/zfs here; a release never ships an older ZFS
+	// than the one before it, so a low guess only costs pool features.
 	ZFS string
 	// OpenSSHSettings: services.openssh.settings.* (23.05 and later) rather
 	// than services.openssh.permitRootLogin and friends.
@@ -87,8 +196,30 @@ type Release struct {
 }
 
 // HasSwraid: boot.swraid (enable, mdadmConf) exists from 23.11; from then on
-// an md root needs boot.swraid.enable = true.
+// an md root needs boot.swraid.enable = true (nixpkgs
+// nixos/modules/tasks/swraid.nix: default = versionOlder stateVersion "23.11").
 func (r Release) HasSwraid() bool { return !versionLess(r.Version, "23.11") }
+
+// RemovedHardwareOptions are options nixos-generate-config of an older
+// installer may write that this release removed: hardware-configuration.nix
+// must not keep them, or the evaluation fails after the disks are erased.
+func (r Release) RemovedHardwareOptions() []string {
+	var out []string
+	for _, o := range removedHardwareOptions {
+		if !versionLess(r.Version, o.since) {
+			out = append(out, o.option)
+		}
+	}
+	return out
+}
+
+var removedHardwareOptions = []struct{ option, since string }{
+	// The 22.11 generator writes `hardware.video.hidpi.enable = lib.mkDefault
+	// true;` on a framebuffer wider than 1920 (nixos-generate-config.pl);
+	// nixpkgs nixos/modules/config/fonts/fontconfig.nix removes it from 23.05
+	// (mkRemovedOptionModule [ "hardware" "video" "hidpi" "enable" ]).
+	{"hardware.video.hidpi.enable", "23.05"},
+}
 
 var releases = map[string]Release{
 	"22.11": {Version: "22.11", MinNix: "2.3", ZFS: "2.1", OpenSSHSettings: false},
@@ -97,7 +228,8 @@ var releases = map[string]Release{
 	"24.05": {Version: "24.05", MinNix: "2.3", ZFS: "2.2", OpenSSHSettings: true},
 	"24.11": {Version: "24.11", MinNix: "2.3", ZFS: "2.2", OpenSSHSettings: true},
 	"25.05": {Version: "25.05", MinNix: "2.3", ZFS: "2.3", OpenSSHSettings: true},
-	// nixpkgs requires Nix >= 2.18 since August 2025 (lib/minfeatures.nix).
+	// nixpkgs lib/minfeatures.nix (18d54ee8): builtins.nixVersion >= 2.18,
+	// since August 2025, so from the 25.11 branch on.
 	"25.11": {Version: "25.11", MinNix: "2.18", ZFS: "2.3", OpenSSHSettings: true},
 	"26.05": {Version: "26.05", MinNix: "2.18", ZFS: "2.3", OpenSSHSettings: true},
 }
@@ -124,42 +256,58 @@ func knownReleases() []string {
 // minNixFlakes is the first Nix with `nix flake lock` and nixos-install --flake.
 const minNixFlakes = "2.4"
 
-// CanFlake reports whether the image's Nix can lock and install a flake.
-func (img Image) CanFlake() bool { return !versionLess(img.Nix, minNixFlakes) }
+// CanFlake reports whether the image's Nix can lock and install a flake,
+// whichever version within its bounds it ships.
+func (img Image) CanFlake() bool { return !versionLess(img.Nix.Min, minNixFlakes) }
 
-// CanInstall reports whether an installer image can install a release, and
-// why not.
-func (img Image) CanInstall(r Release) (bool, string) {
-	if versionLess(img.Nix, r.MinNix) {
-		return false, fmt.Sprintf("NixOS %s needs Nix >= %s and the %s image ships Nix %s", r.Version, r.MinNix, img.Tag, img.Nix)
+// CanInstall reports whether an installer image can install a release:
+// ok when every Nix within its bounds can, unsure when only some can (the
+// installer's Nix is then probed), and why when not ok.
+func (img Image) CanInstall(r Release) (ok, unsure bool, why string) {
+	switch {
+	case !versionLess(img.Nix.Min, r.MinNix):
+		return true, false, ""
+	case img.Nix.Max != "" && versionLess(img.Nix.Max, r.MinNix):
+		return false, false, fmt.Sprintf("NixOS %s needs Nix >= %s and the %s image ships Nix %s", r.Version, r.MinNix, img.Tag, img.Nix)
 	}
-	return true, ""
+	return true, true, fmt.Sprintf("NixOS %s needs Nix >= %s and the %s image ships Nix %s", r.Version, r.MinNix, img.Tag, img.Nix)
 }
 
 // PoolCompatibility is the `zpool create -o compatibility=` value for a pool
-// built by this image for this release: set only when the installer's ZFS is
-// newer than the target's, because an older installer does not know the
-// newer names and refuses them.
-func (img Image) PoolCompatibility(r Release) string {
-	if versionLess(r.ZFS, img.ZFS) {
-		return "openzfs-" + r.ZFS + "-linux"
+// built by this image for this release: set when the installer's ZFS may be
+// newer than the target's, and only when every ZFS within the image's
+// bounds knows the name (an older installer refuses newer names: ZFS 2.1 has
+// no openzfs-2.2-linux). unsure: the installer may be newer than the target
+// but might not know the name; the installer's ZFS is then probed.
+func (img Image) PoolCompatibility(r Release) (compat string, unsure bool) {
+	newer := img.ZFS.Max == "" || versionLess(r.ZFS, img.ZFS.Max)
+	switch {
+	case !newer:
+		return "", false
+	case !versionLess(img.ZFS.Min, r.ZFS):
+		return "openzfs-" + r.ZFS + "-linux", false
 	}
-	return ""
+	return "", true
 }
 
-// imageFor names an image that can install a release, for hints.
-func imageFor(r Release) string {
-	var tags []string
-	for tag, img := range images {
-		if ok, _ := img.CanInstall(r); ok {
-			tags = append(tags, tag)
+// imageFor names the image to propose for a release, for init and hints:
+// one that certainly can install it (and restores on-link gateways when
+// onLink), preferring one whose pool compatibility is certain, then the
+// newest.
+func imageFor(r Release, onLink bool) string {
+	best, bestSure := "", false
+	for _, tag := range imageTags() {
+		img := images[tag]
+		if ok, unsure, _ := img.CanInstall(r); !ok || unsure || (onLink && !img.RestoresOnLinkGateway) {
+			continue
+		}
+		_, zfsUnsure := img.PoolCompatibility(r)
+		// Later tags are newer: take one unless it is less certain.
+		if best == "" || !zfsUnsure || !bestSure {
+			best, bestSure = tag, !zfsUnsure
 		}
 	}
-	sort.Strings(tags)
-	if len(tags) == 0 {
-		return ""
-	}
-	return tags[len(tags)-1]
+	return best
 }
 
 // versionLess compares "major.minor" versions numerically.
@@ -286,4 +434,14 @@ func knownProviders() []string {
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+// imageTags lists the tags in the table, oldest first.
+func imageTags() []string {
+	tags := make([]string, 0, len(images))
+	for tag := range images {
+		tags = append(tags, tag)
+	}
+	sort.Strings(tags)
+	return tags
 }

@@ -88,7 +88,7 @@ func (c *machineCheck) image() {
 		hint := "a server with more memory"
 		for _, tag := range imagesByRAM() {
 			img := images[tag]
-			if ok, _ := img.CanInstall(c.plan.Release); ok && int64(img.MinRAMMiB)*mib <= c.m.RAMBytes {
+			if ok, unsure, _ := img.CanInstall(c.plan.Release); ok && !unsure && int64(img.MinRAMMiB)*mib <= c.m.RAMBytes {
 				hint = fmt.Sprintf("the %s image needs %d MiB: url = %q", tag, img.MinRAMMiB, KexecURL(tag))
 				break
 			}
@@ -446,7 +446,15 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 
 	used, left := chooseInstallDisks(disks)
 	release := releases[StarterRelease]
-	tag := imageFor(release)
+	// A gateway outside the address's prefix is reached on-link, and only an
+	// image that restores such a route keeps the server reachable.
+	onLink := false
+	if a, err := netip.ParseAddr(addr.Address); err == nil {
+		if g, err := netip.ParseAddr(gw.Gateway); err == nil {
+			onLink = !netip.PrefixFrom(a, addr.Prefix).Masked().Contains(g)
+		}
+	}
+	tag := imageFor(release, onLink)
 	img := images[tag]
 
 	var b strings.Builder
@@ -486,6 +494,9 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 	line("")
 	line("[kexec]")
 	comment(fmt.Sprintf("%s ships Nix %s and needs %d MiB of memory; this machine has %d MiB.", tag, img.Nix, img.MinRAMMiB, m.RAMBytes/mib))
+	if onLink {
+		comment("It restores the on-link default route after the kexec (the gateway lies outside the prefix).")
+	}
 	line("url = %s", tomlString(KexecURL(tag)))
 	line("")
 	line("[network]")
@@ -528,6 +539,9 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 	line("address = %s", tomlString(addr.Address))
 	line("prefix = %d", addr.Prefix)
 	line("gateway = %s", tomlString(gw.Gateway))
+	if onLink {
+		line("gateway_on_link = true  # %s lies outside %s/%d", gw.Gateway, addr.Address, addr.Prefix)
+	}
 	if v6, gw6, ok := ipv6Of(m, ifc); ok {
 		line("")
 		line("[network.ipv6]  # as configured in the rescue system now")

@@ -136,7 +136,7 @@ func TestCheckMachine(t *testing.T) {
 		{name: "small RAM, 22.11", machine: "small-vps", errors: []string{"kexec.url"},
 			edit: func(s *Spec, _ *machine.Machine) { vps(s) },
 			want: []string{"the nixos-22.11 image needs 2560 MiB of memory and small-vps.json has 2014 MiB",
-				`the nixos-24.05 image needs 1536 MiB: url = "` + KexecURL("nixos-24.05") + `"`}},
+				`the nixos-25.05 image needs 1536 MiB: url = "` + KexecURL("nixos-25.05") + `"`}},
 		{name: "small RAM, 24.05", machine: "small-vps", errors: []string{}, warnings: []string{"kexec.url"},
 			edit: func(s *Spec, _ *machine.Machine) {
 				vps(s)
@@ -690,5 +690,36 @@ func TestSpecFromMachineChoosesDisks(t *testing.T) {
 				t.Errorf("check --facts: %v\n%s", errs, text)
 			}
 		})
+	}
+}
+
+// TestSpecFromMachineOnLink: a rescue system whose gateway lies outside its
+// prefix (Hetzner's /32 with an on-link default route) gets a spec that says
+// so and an image that restores such a route after the kexec, and the spec
+// passes its own check.
+func TestSpecFromMachineOnLink(t *testing.T) {
+	m := loadFixture(t, "hetzner-uefi")
+	m.Interfaces[0].Addresses[0].Prefix = 32
+	m.Routes[0].OnLink = true
+	const exampleKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHeVFQr7aj20GWUgd2JVHzu4yywDf+VA4xTtVkmOS+Rt operator@laptop"
+	text, ps := SpecFromMachine(m, InitOptions{Provider: "hetzner", AuthorizedKeys: []string{exampleKey}})
+	if len(ps.Errors()) > 0 {
+		t.Fatal(ps)
+	}
+	for _, w := range []string{"gateway_on_link = true", "releases/download/nixos-25.05/"} {
+		if !strings.Contains(text, w) {
+			t.Errorf("want %q in the spec:\n%s", w, text)
+		}
+	}
+	spec, err := Parse("host.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ps := Validate(spec)
+	if p == nil {
+		t.Fatalf("the written spec is refused:\n%v\n%s", ps, text)
+	}
+	if errs := CheckMachine(spec, p, m).Errors(); len(errs) > 0 {
+		t.Errorf("check --facts refuses the written spec: %v", errs)
 	}
 }

@@ -163,6 +163,8 @@ type Storage struct {
 	// PoolOptions are `zpool create -o` settings, in order (ashift, and
 	// compatibility when the installer's ZFS is newer than the release's).
 	PoolOptions []string
+	// PoolCompatibility is the pool's compatibility= value, or empty.
+	PoolCompatibility string
 	// Datasets are created in order (parents first), all with mountpoint=legacy.
 	Datasets []Dataset
 	// Mounts are mounted under /mnt in order, parents first.

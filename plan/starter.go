@@ -28,7 +28,7 @@ func StarterSpec(provider string, authorizedKeys []string) (string, error) {
 		return "", fmt.Errorf("unknown provider %q", provider)
 	}
 	release := releases[StarterRelease]
-	tag := imageFor(release)
+	tag := imageFor(release, false)
 	data := map[string]any{
 		"Provider":  prov,
 		"Providers": "one of: " + strings.Join(knownProviders(), ", "),
@@ -37,7 +37,7 @@ func StarterSpec(provider string, authorizedKeys []string) (string, error) {
 		"Address":   StarterIPv4Address,
 		"Gateway":   StarterIPv4Gateway,
 		"KexecURL":  KexecURL(tag),
-		"KexecWhy": fmt.Sprintf("%s ships Nix %s, enough for NixOS %s (which needs Nix >= %s); the seed's nixos-22.11 image can install at most 25.05.",
+		"KexecWhy": fmt.Sprintf("%s ships Nix %s, enough for NixOS %s (which needs Nix >= %s); the seed's nixos-22.11 image can install at most 25.05. For a gateway outside the prefix use an image that restores it (nixos-25.05).",
 			tag, images[tag].Nix, release.Version, release.MinNix),
 	}
 	var buf bytes.Buffer

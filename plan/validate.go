@@ -164,11 +164,11 @@ func validateKexec(ps *problems, spec *Spec, p *Plan) {
 		}
 		switch {
 		case p.Kexec.Tag == "":
-			ps.warn("kexec.url", "known tags: nixos-22.11, nixos-24.05",
-				"the URL names no nixos-images release tag: the image's Nix, ZFS and key handling are not checked")
+			ps.warn("kexec.url", "known tags: "+strings.Join(imageTags(), ", "),
+				"the URL names no nixos-images release tag: nixplan knows nothing of the image; only ssh-* keys are trusted to survive the kexec")
 		case !p.Kexec.ImageKnown:
-			ps.warn("kexec.url", "known tags: nixos-22.11, nixos-24.05",
-				"image tag %q is not in nixplan's capability table: its Nix, ZFS and key handling are not checked", p.Kexec.Tag)
+			ps.warn("kexec.url", "known tags: "+strings.Join(imageTags(), ", "),
+				"image tag %q is not in nixplan's capability table: only ssh-* keys are trusted to survive the kexec", p.Kexec.Tag)
 		}
 	}
 	if k.ExtraFlags != "" {
@@ -629,25 +629,86 @@ func trunc(s string, n int) string {
 }
 
 // validateCombinations refuses specs that are valid field by field but cannot
-// work with the chosen installer image.
+// work with the chosen installer image. A fact whose wrong guess locks the
+// operator out after the kexec (the default route, the login keys) is
+// refused unless the capability table knows it; any other fact the table
+// does not know is a warning here and a probe on the machine before the
+// disks are erased (kexec-install.sh's preflight).
 func validateCombinations(ps *problems, spec *Spec, p *Plan) {
 	if p.Storage.Layout == "mdadm" && p.Release.Version != "" && !p.Release.HasSwraid() {
 		ps.add("host.nixos", `NixOS "23.11" or later`, "layout \"mdadm\" needs boot.swraid, which NixOS %s does not have", p.Release.Version)
 	}
-	p.Kexec.CopiedKeys = p.AuthorizedKeys
+	img := p.Kexec.Image
+	if !p.Kexec.ImageKnown {
+		// What every kexec/run copies, and nothing the table does not know.
+		img = Image{Tag: p.Kexec.Tag, KeyPrefixes: knownKeyPrefixes}
+		if img.Tag == "" {
+			img.Tag = "this"
+		}
+	}
+	onLinkHint := func(key string) string {
+		hint := "an image whose kexec/run restores on-link gateways"
+		if p.Release.Version != "" {
+			if tag := imageFor(p.Release, true); tag != "" {
+				hint = fmt.Sprintf("the %s image, which restores on-link gateways: url = %q", tag, KexecURL(tag))
+			}
+		}
+		return "use " + hint + "; or, where the provider's DHCP serves this address, " + key + ".dhcp = true (the installer asks DHCP on every interface)"
+	}
+	if p.Network.IPv4.OnLink && !img.RestoresOnLinkGateway {
+		what := fmt.Sprintf("the %s image does not restore a gateway outside the prefix", img.Tag)
+		if !p.Kexec.ImageKnown {
+			what = "nixplan does not know whether this image restores a gateway outside the prefix"
+		}
+		ps.add("network.ipv4.gateway_on_link", onLinkHint("network.ipv4"),
+			"%s: the server would be unreachable after the kexec", what)
+	}
+
+	p.Kexec.CopiedKeys = nil
+	for _, k := range p.AuthorizedKeys {
+		if img.Copies(strings.Fields(k)[0]) {
+			p.Kexec.CopiedKeys = append(p.Kexec.CopiedKeys, k)
+		}
+	}
+	if len(p.AuthorizedKeys) > 0 && len(p.Kexec.CopiedKeys) == 0 {
+		what := fmt.Sprintf("the %s image copies only %s keys into the installer", img.Tag, strings.Join(img.KeyPrefixes, "*, ")+"*")
+		if !p.Kexec.ImageKnown {
+			what = "nixplan knows only that every kexec/run copies ssh-* keys"
+		}
+		hint := "add an ssh-ed25519 or ssh-rsa key"
+		if tag := imageFor(p.Release, false); tag != "" && p.Release.Version != "" && images[tag].Copies("ecdsa-sha2-nistp256") {
+			hint += ", or use the " + tag + " image"
+		}
+		ps.add("ssh.authorized_keys", hint, "%s; with these keys you would be locked out after kexec", what)
+	}
 	if !p.Kexec.ImageKnown || p.Release.Version == "" {
+		if p.Kexec.ExtraFlags != "" && p.Kexec.Tag != "" {
+			ps.warn("kexec.extra_flags", "rescue-bootstrap.sh reads the image's kexec/run and stops before the kexec if it ignores them",
+				"nixplan does not know whether this image's kexec/run honours --kexec-extra-flags")
+		}
 		return
 	}
-	img := p.Kexec.Image
-	if ok, why := img.CanInstall(p.Release); !ok {
+
+	if ok, unsure, why := img.CanInstall(p.Release); !ok {
 		hint := "choose an older release"
-		if tag := imageFor(p.Release); tag != "" {
+		if tag := imageFor(p.Release, p.Network.IPv4.OnLink); tag != "" {
 			hint = fmt.Sprintf("use the %s image: url = %q", tag, KexecURL(tag))
 		}
 		ps.add("host.nixos", hint, "the kexec image cannot install this release: %s", why)
+	} else if unsure {
+		ps.warn("host.nixos", "kexec-install.sh reads the installer's `nix --version` and stops before erasing if it is older",
+			"the kexec image may not install this release: %s", why)
 	}
-	if compat := img.PoolCompatibility(p.Release); compat != "" {
-		p.Storage.PoolOptions = append(p.Storage.PoolOptions, "compatibility="+compat)
+	if p.Storage.Layout == "zfs" {
+		compat, unsure := img.PoolCompatibility(p.Release)
+		p.Storage.PoolCompatibility = compat
+		if compat != "" {
+			p.Storage.PoolOptions = append(p.Storage.PoolOptions, "compatibility="+compat)
+		}
+		if unsure {
+			ps.warn("disks.layout", "kexec-install.sh reads the installer's `zfs version` and stops before erasing if it is newer",
+				"the %s image ships ZFS %s and NixOS %s ZFS %s or later: a pool made by a newer installer may not import", img.Tag, img.ZFS, p.Release.Version, p.Release.ZFS)
+		}
 	}
 
 	// The layout needs tools from the installer image.
@@ -666,7 +727,15 @@ func validateCombinations(ps *problems, spec *Spec, p *Plan) {
 	}
 	for _, tool := range need {
 		if !slices.Contains(img.Tools, tool) {
-			ps.add("disks.layout", "use an image that carries it, e.g. nixos-24.05", "the %s image has no %s, which this layout needs", img.Tag, tool)
+			hint := "use an image that carries it"
+			for _, tag := range imageTags() {
+				if other := images[tag]; slices.Contains(other.Tools, tool) {
+					if ok, unsure, _ := other.CanInstall(p.Release); ok && !unsure {
+						hint = fmt.Sprintf("use an image that carries it: the %s image, url = %q", tag, KexecURL(tag))
+					}
+				}
+			}
+			ps.add("disks.layout", hint, "the %s image has no %s, which this layout needs", img.Tag, tool)
 		}
 	}
 	if p.Nixpkgs.FlakeRev != "" && !img.CanFlake() {
@@ -675,23 +744,7 @@ func validateCombinations(ps *problems, spec *Spec, p *Plan) {
 	}
 	if p.Kexec.ExtraFlags != "" && !img.ExtraFlags {
 		ps.add("kexec.extra_flags", "leave extra_flags out, or use the nixos-24.05 image, whose kexec/run has --kexec-extra-flags",
-			"the %s image's kexec/run ignores --kexec-extra-flags (added June 2024)", img.Tag)
-	}
-	if p.Network.IPv4.OnLink && !img.RestoresOnLinkGateway {
-		ps.add("network.ipv4.gateway_on_link", "use the nixos-24.05 image, which restores on-link gateways",
-			"the %s image does not restore a gateway outside the prefix: the server would be unreachable after the kexec", img.Tag)
-	}
-
-	p.Kexec.CopiedKeys = nil
-	for _, k := range p.AuthorizedKeys {
-		if img.Copies(strings.Fields(k)[0]) {
-			p.Kexec.CopiedKeys = append(p.Kexec.CopiedKeys, k)
-		}
-	}
-	if len(p.AuthorizedKeys) > 0 && len(p.Kexec.CopiedKeys) == 0 {
-		ps.add("ssh.authorized_keys", "add an ssh-ed25519 or ssh-rsa key, or use the nixos-24.05 image",
-			"the %s image copies only %s keys into the installer; with these keys you would be locked out after kexec",
-			img.Tag, strings.Join(img.KeyPrefixes, "*, ")+"*")
+			"the %s image's kexec/run ignores --kexec-extra-flags (nixos-images e2fd329, June 2024)", img.Tag)
 	}
 }
 

@@ -503,7 +503,7 @@ phase_partition() {
 phase_format() {
   require_consent format
   run mkfs.ext4 -F -L boot /dev/nvme0n1p2
-  run zpool create -f -o 'ashift=12' -O mountpoint=none "$POOL" "${POOL_DEVICES[@]}"
+  run zpool create -f -o 'ashift=12' -o 'compatibility=openzfs-2.2-linux' -O mountpoint=none "$POOL" "${POOL_DEVICES[@]}"
   run zfs create -o mountpoint=legacy rpool/root
   run zfs create -o mountpoint=legacy rpool/root/nixos
   run zfs create -o mountpoint=legacy rpool/home

@@ -507,7 +507,7 @@ phase_format() {
   require_consent format
   run mkfs.vfat -F 32 -n EFI /dev/nvme0n1p1
   run mkfs.vfat -F 32 -n EFI2 /dev/nvme1n1p1
-  run zpool create -f -o 'ashift=12' -O mountpoint=none "$POOL" mirror "${POOL_DEVICES[@]}"
+  run zpool create -f -o 'ashift=12' -o 'compatibility=openzfs-2.2-linux' -O mountpoint=none "$POOL" mirror "${POOL_DEVICES[@]}"
   run zfs create -o mountpoint=legacy rpool/root
   run zfs create -o mountpoint=legacy rpool/root/nixos
   run zfs create -o mountpoint=legacy rpool/home
