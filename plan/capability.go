@@ -68,6 +68,8 @@ type Image struct {
 	Tools []string
 	// Frozen images are no longer rebuilt, so a pinned sha256 stays valid.
 	Frozen bool
+	// Hostname is the installer's host name, which its shell prompt shows.
+	Hostname string
 }
 
 // utilLinux is in every NixOS system: nixpkgs nixos/modules/config/system-path.nix
@@ -101,6 +103,8 @@ var images = map[string]Image{
 		// the stateVersion < 23.11 default came with boot.swraid in 23.11).
 		Tools:  append([]string{"parted", "mkfs.ext4", "mkfs.vfat", "mdadm", "zpool", "zfs"}, utilLinux...),
 		Frozen: true,
+		// e70ef61^ nix/installer.nix sets no host name: NixOS' default.
+		Hostname: "nixos",
 	},
 	// In the build matrix from 3e2e064 (2024-06-07) to d90e544 (2024-12-03).
 	// From dd8cd9d (2024-11-19) on, its "stable" input was nixos-24.11, so the
@@ -129,6 +133,9 @@ var images = map[string]Image{
 		// efibootmgr.
 		Tools:  append([]string{"parted", "sgdisk", "mkfs.ext4", "mkfs.vfat", "zpool", "zfs"}, utilLinux...),
 		Frozen: true,
+		// nix/installer.nix: networking.hostName = mkDefault "nixos-installer"
+		// since 8d35d4a (2024-04-16).
+		Hostname: "nixos-installer",
 	},
 	// In the build matrix from 81d1748 (2025-05-28) to db8b190 (2025-12-25),
 	// with the stable input nixos-25.05 throughout (db8b190^ flake.nix).
@@ -147,6 +154,9 @@ var images = map[string]Image{
 		// db8b190^ nix/noninteractive.nix: as for nixos-24.05.
 		Tools:  append([]string{"parted", "sgdisk", "mkfs.ext4", "mkfs.vfat", "zpool", "zfs"}, utilLinux...),
 		Frozen: true,
+		// nix/installer.nix: networking.hostName = mkDefault "nixos-installer"
+		// since 8d35d4a (2024-04-16).
+		Hostname: "nixos-installer",
 	},
 }
 

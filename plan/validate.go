@@ -56,6 +56,7 @@ func Validate(spec *Spec) (*Plan, Problems) {
 	if len(ps.list.Errors()) > 0 {
 		return nil, ps.list
 	}
+	warnKernelNames(ps, p)
 	return p, ps.list
 }
 
@@ -207,6 +208,12 @@ func validateNetwork(ps *problems, spec *Spec, p *Plan) {
 		p.Network.Interface = "eth0"
 	} else if !ifaceRE.MatchString(n.Interface) {
 		ps.add("network.interface", `a Linux interface name of 1 to 15 letters, digits, "_", "." or "-", e.g. "eth0"`, "%q is not an interface name", n.Interface)
+	}
+	if name := p.Network.Interface; ifaceRE.MatchString(name) && strings.HasPrefix(name, "eth") && !ethRE.MatchString(name) {
+		// systemd.link(5), Name=: a name the kernel would use for another
+		// interface (eth*) makes the rename race with the kernel's own names.
+		ps.add("network.interface", `a name outside the kernel's eth* namespace, such as "wan0"`,
+			"%q is in the kernel's namespace (eth*); renaming a NIC to it can collide with another NIC's kernel name", name)
 	}
 	p.Network.PredictableNames = !ethRE.MatchString(p.Network.Interface)
 	p.Network.RenameByMAC = !ethRE.MatchString(p.Network.Interface) && !predictableRE.MatchString(p.Network.Interface)
@@ -800,5 +807,25 @@ func checkPlaceholders(ps *problems, spec *Spec, p *Plan) {
 				p.Placeholders = append(p.Placeholders, fmt.Sprintf("%s = %q", c.key, c.value))
 			}
 		}
+	}
+}
+
+// warnKernelNames warns of disks named by their kernel name without an
+// identity: /dev/sda in the rescue system need not be /dev/sda in the
+// installer (NVMe and SATA controllers probe in either order, and the two
+// kernels differ), and kexec-install.sh would erase whatever disk has the
+// name there.
+func warnKernelNames(ps *problems, p *Plan) {
+	identified := map[string]bool{}
+	for _, id := range p.Storage.Identity {
+		identified[id.Device] = true
+	}
+	for i, dev := range p.Storage.Disks {
+		if strings.HasPrefix(dev, "/dev/disk/") || identified[dev] {
+			continue
+		}
+		ps.warn(fmt.Sprintf("disks.devices[%d]", i),
+			"pin it: run facts.sh in the rescue system, then nixplan init --facts facts.json (it names the disk by /dev/disk/by-id and pins its serial and size in [[disks.identity]]), or add [[disks.identity]] by hand",
+			"%s is a kernel name, which can name another disk in the installer's kernel than in the rescue system's, and nothing pins which disk it is", dev)
 	}
 }

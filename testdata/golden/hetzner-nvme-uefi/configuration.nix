@@ -21,6 +21,12 @@
     { devices = [ "nodev" ]; path = "/boot"; efiSysMountPoint = "/boot"; }
     { devices = [ "nodev" ]; path = "/boot-2"; efiSysMountPoint = "/boot-2"; }
   ];
+  # A boot filesystem on every disk: none of them may stop the boot when its
+  # disk is dead (nixos-generate-config never adds nofail, and local-fs.target
+  # goes to emergency mode, before sshd, when a required mount fails), and
+  # none is waited for longer than a few seconds.
+  fileSystems."/boot".options = [ "nofail" "x-systemd.device-timeout=5s" ];
+  fileSystems."/boot-2".options = [ "nofail" "x-systemd.device-timeout=5s" ];
   # /boot is 1024 MiB: keep at most this many generations on it.
   boot.loader.grub.configurationLimit = 15;
 

@@ -16,6 +16,12 @@
     { devices = [ "/dev/sda" ]; path = "/boot"; }
     { devices = [ "/dev/sdb" ]; path = "/boot-2"; }
   ];
+  # A boot filesystem on every disk: none of them may stop the boot when its
+  # disk is dead (nixos-generate-config never adds nofail, and local-fs.target
+  # goes to emergency mode, before sshd, when a required mount fails), and
+  # none is waited for longer than a few seconds.
+  fileSystems."/boot".options = [ "nofail" "x-systemd.device-timeout=5s" ];
+  fileSystems."/boot-2".options = [ "nofail" "x-systemd.device-timeout=5s" ];
   # /boot is 512 MiB: keep at most this many generations on it.
   boot.loader.grub.configurationLimit = 7;
 

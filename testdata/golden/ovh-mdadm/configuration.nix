@@ -16,12 +16,24 @@
     { devices = [ "/dev/sda" ]; path = "/boot"; }
     { devices = [ "/dev/sdb" ]; path = "/boot-2"; }
   ];
+  # A boot filesystem on every disk: none of them may stop the boot when its
+  # disk is dead (nixos-generate-config never adds nofail, and local-fs.target
+  # goes to emergency mode, before sshd, when a required mount fails), and
+  # none is waited for longer than a few seconds.
+  fileSystems."/boot".options = [ "nofail" "x-systemd.device-timeout=5s" ];
+  fileSystems."/boot-2".options = [ "nofail" "x-systemd.device-timeout=5s" ];
   # /boot is 512 MiB: keep at most this many generations on it.
   boot.loader.grub.configurationLimit = 7;
 
   # The root filesystem is ext4 on the md RAID1 /dev/md/root.
   boot.swraid.enable = true;
   boot.swraid.mdadmConf = "MAILADDR root\n";
+  # The scripted stage 1 does not start an array with a member missing
+  # (nixpkgs issue 72608): with a dead disk the root never appears. The
+  # systemd stage 1 runs mdadm's last-resort units, which start it degraded
+  # (nixos/modules/tasks/swraid.nix puts mdadm's units and udev rules into
+  # boot.initrd.systemd when boot.swraid is on).
+  boot.initrd.systemd.enable = true;
   networking.hostId = "9ec85ffb"; # derived from the host name by nixplan
 
   networking.hostName = "ovh-raid";
