@@ -320,6 +320,9 @@ func imageFor(r Release, onLink bool) string {
 	return best
 }
 
+// VersionLess compares "major.minor" versions numerically.
+func VersionLess(a, b string) bool { return versionLess(a, b) }
+
 // versionLess compares "major.minor" versions numerically.
 func versionLess(a, b string) bool {
 	var amaj, amin, bmaj, bmin int

@@ -29,6 +29,8 @@ func TestSimulateMatchesBash(t *testing.T) {
 		{name: "seed offline", spec: seedSpec, machine: "ovh-seed", offline: true},
 		{name: "seed on kimsufi-raid1", spec: seedSpec, machine: "kimsufi-raid1"},
 		{name: "cleared on kimsufi-raid1", spec: exampleSpec(t, `pool = "rpool"`, "pool = \"rpool\"\nclear_existing = true"), machine: "kimsufi-raid1"},
+		// The 24.05 installer has no mdadm and assembles no array.
+		{name: "24.05 cleared on kimsufi-raid1", spec: exampleSpec(t, "download/nixos-22.11/", "download/nixos-24.05/", `pool = "rpool"`, "pool = \"rpool\"\nclear_existing = true"), machine: "kimsufi-raid1"},
 		{name: "seed on two-nic", spec: seedSpec, machine: "two-nic"},
 		{name: "pinned on two-nic", spec: exampleSpec(t, `interface = "eth0"`, "interface = \"public\"\nmac = \"0c:c4:7a:ee:ff:11\""), machine: "two-nic"},
 		{name: "seed on big-3tb", spec: seedSpec, machine: "big-3tb"},

@@ -264,6 +264,8 @@ func newHarness(t *testing.T, specText string, m *machine.Machine) *harness {
 	p, b := renderText(t, "host.toml", specText)
 	h := &harness{t: t, dir: t.TempDir(), machine: m, plan: p, bundle: b}
 	h.state = harnessState{Fake: simulate.NewFakeMachine(m), Fail: map[string]int{}, StandIns: map[string]string{}}
+	// What the installer's nix --version and zfs version report (unused in the rescue system).
+	h.state.Fake.Versions = simulate.InstallerVersions(p)
 	if p.Nixpkgs.Pinned {
 		sum := sha256.Sum256(standIn(p.Nixpkgs.ChannelURL + "/nixexprs.tar.xz"))
 		h.state.StandIns[hex.EncodeToString(sum[:])] = p.Nixpkgs.SHA256

@@ -36,6 +36,10 @@ type FakeMachine struct {
 	Stopped map[string]bool `json:"stopped"`
 	// Mounts made by the scripts, in order.
 	Mounts []plan.Mount `json:"mounts"`
+	// Versions are what the installer's `nix --version` and `zfs version`
+	// report ("nix": "2.18.0", "zfs": "2.2.0"), which a machine description
+	// does not say; empty in the rescue system.
+	Versions map[string]string `json:"versions"`
 }
 
 // Faults are what a machine description does not say but a test or a
@@ -77,6 +81,10 @@ func ChangesMachine(argv []string) bool {
 	case name == "curl" && slices.Contains(argv, "--head"):
 		return false
 	case name == "ssh-keygen" && slices.Contains(argv, "-l"):
+		return false
+	case name == "nix" && len(argv) == 2 && argv[1] == "--version":
+		return false
+	case name == "zfs" && len(argv) == 2 && argv[1] == "version":
 		return false
 	}
 	return changeCommands[name]
@@ -125,6 +133,24 @@ func (f *FakeMachine) Exec(argv []string, stdout, stderr io.Writer) int {
 		return 0
 	case "zpool":
 		return f.zpool(args, stdout, stderr)
+	case "nix":
+		if len(args) == 1 && args[0] == "--version" {
+			if v := f.Versions["nix"]; v != "" {
+				fmt.Fprintf(stdout, "nix (Nix) %s\n", v)
+				return 0
+			}
+			fmt.Fprintln(stderr, "nix: the simulated machine has no Nix")
+			return 127
+		}
+	case "zfs":
+		if len(args) == 1 && args[0] == "version" {
+			if v := f.Versions["zfs"]; v != "" {
+				fmt.Fprintf(stdout, "zfs-%s-1\nzfs-kmod-%s-1\n", v, v)
+				return 0
+			}
+			fmt.Fprintln(stderr, "zfs: the simulated machine has no ZFS")
+			return 127
+		}
 	case "parted":
 		return f.parted(args, stderr)
 	case "mdadm":

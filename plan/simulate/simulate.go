@@ -175,6 +175,8 @@ func Run(p *plan.Plan, b *plan.Bundle, opts Options) (*Simulation, error) {
 	// rescue system's files are gone.
 	installer := NewFakeMachine(InstallerMachine(m, p))
 	installer.Faults = opts.Faults
+	installer.Versions = InstallerVersions(p)
+	sim.Notes = append(sim.Notes, fmt.Sprintf("the installer reports Nix %s and ZFS %s, the lowest the image table allows for %s", installer.Versions["nix"], installer.Versions["zfs"], orThis(p.Kexec.Tag)))
 	keys := map[string][]byte{}
 	for _, name := range []string{"/root/.ssh/authorized_keys", "/root/.ssh/authorized_keys2"} {
 		if data, err := rfs.read(name); err == nil {
@@ -325,17 +327,52 @@ func InstallerMachine(rescue *machine.Machine, p *plan.Plan) *machine.Machine {
 		m.DMVolumes[i].Mountpoints = nil
 	}
 	m.Tools = map[string]bool{}
-	for _, t := range []string{"lsblk", "blkid", "ip", "curl", "tar", "sha256sum", "ssh-keygen", "udevadm", "mdadm", "lvm", "parted", "wipefs",
-		"mkfs.ext4", "mkfs.vfat", "zpool", "zfs", "nixos-generate-config", "nixos-install", "nix-channel", "nixos-enter", "sgdisk", "efibootmgr"} {
+	// Every NixOS system has these (nixpkgs nixos/modules/config/system-path.nix
+	// and the installer profile's nixos-install-tools).
+	for _, t := range []string{"lsblk", "blkid", "ip", "curl", "tar", "sha256sum", "ssh-keygen", "udevadm", "lvm", "lvs", "vgchange", "wipefs", "mkswap",
+		"nixos-generate-config", "nixos-install", "nix-channel", "nixos-enter", "nix"} {
 		m.Tools[t] = true
 	}
-	if p.Kexec.ImageKnown {
-		// The image table says which partitioning tools the installer carries.
-		for _, t := range []string{"parted", "sgdisk", "mkfs.ext4", "mkfs.vfat", "zpool", "zfs", "wipefs", "efibootmgr"} {
-			m.Tools[t] = slices.Contains(p.Kexec.Image.Tools, t)
+	// The partitioning and storage tools are what the image table says; an
+	// image outside the table is given them all, as the spec was not
+	// checked against it.
+	for _, t := range []string{"parted", "sgdisk", "mkfs.ext4", "mkfs.vfat", "zpool", "zfs", "mdadm", "efibootmgr"} {
+		m.Tools[t] = !p.Kexec.ImageKnown || slices.Contains(p.Kexec.Image.Tools, t)
+	}
+	if !m.Tools["mdadm"] {
+		// Without mdadm and its udev rules nothing assembles the old arrays:
+		// their members are only partitions with an md superblock.
+		var arrays []string
+		for _, md := range m.MDArrays {
+			arrays = append(arrays, md.Name)
+		}
+		m.MDArrays = nil
+		drop := func(holders []string) []string {
+			return slices.DeleteFunc(slices.Clone(holders), func(h string) bool { return slices.Contains(arrays, h) })
+		}
+		for i := range m.Disks {
+			d := &m.Disks[i]
+			d.Holders = drop(d.Holders)
+			for j := range d.Partitions {
+				d.Partitions[j].Holders = drop(d.Partitions[j].Holders)
+			}
 		}
 	}
 	return &m
+}
+
+// InstallerVersions are the Nix and ZFS versions the simulated installer
+// reports: the lowest the image table allows (the release's own needs for
+// an image outside the table), as "major.minor.0".
+func InstallerVersions(p *plan.Plan) map[string]string {
+	nix, zfs := p.Kexec.Image.Nix.Min, p.Kexec.Image.ZFS.Min
+	if !p.Kexec.ImageKnown {
+		nix, zfs = "2.18", p.Release.ZFS
+		if p.Release.MinNix != "" && !plan.VersionLess(p.Release.MinNix, nix) {
+			nix = p.Release.MinNix
+		}
+	}
+	return map[string]string{"nix": nix + ".0", "zfs": zfs + ".0"}
 }
 
 // simulator holds what both scripts' runs share.
@@ -870,4 +907,11 @@ func phaseName(name string) string {
 // standInFor is what simulate downloads in place of a URL's contents.
 func standInFor(url string) []byte {
 	return []byte("nixplan simulate: a stand-in for " + url + "\n")
+}
+
+func orThis(tag string) string {
+	if tag == "" {
+		return "this image"
+	}
+	return tag
 }

@@ -36,6 +36,12 @@ readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 nixos-generate-config nixos
 # Where nixpkgs comes from: channel https://nixos.org/channels/nixos-24.05, following the release.
 readonly CHANNEL_URL=https://nixos.org/channels/nixos-24.05
 readonly CONFIGURATION_SHA256=5b3412749d74dbf8f9512e79b07f0132df988301912b504800f39eb07c321ccd
+# What the plan assumed of the installer image nixos-24.05: its Nix and ZFS as
+# "major.minor" bounds from nixplan's capability table (empty: not known), and
+# what NixOS 24.05 needs. Checked against the installer in preflight.
+readonly IMAGE_TAG=nixos-24.05
+readonly NIX_MIN=2.18 NIX_MAX=2.24
+readonly RELEASE_MIN_NIX=2.3
 # Options NixOS 24.05 removed that an older installer's
 # nixos-generate-config may write into hardware-configuration.nix.
 readonly REMOVED_OPTIONS=( hardware.video.hidpi.enable )
@@ -253,7 +259,9 @@ disk_members() {
 # are here, checked before anything is erased.
 need_clearing_tools() {
   local tool tools=()
-  case "$1" in *'(raid'* | *'(linux_raid_member)'*) tools+=(mdadm) ;; esac
+  # An assembled array needs mdadm to stop it; a member alone (no array
+  # assembled) is cleared by wipefs.
+  case "$1" in *'(raid'*) tools+=(mdadm) ;; esac
   case "$1" in *'(lvm)'* | *'(LVM2_member)'*) tools+=(lvs vgchange) ;; esac
   case "$1" in *'(zfs_member)'*) tools+=(zpool) ;; esac
   for tool in "${tools[@]}"; do
@@ -350,6 +358,37 @@ check_interface_name() {
   esac
 }
 
+# version_less A B: the "major.minor" of version A is older than B's.
+version_less() {
+  local a_major=${1%%.*} b_major=${2%%.*} a_minor b_minor
+  a_minor=${1#*.} b_minor=${2#*.}
+  a_minor=${a_minor%%[!0-9]*} b_minor=${b_minor%%[!0-9]*}
+  if [ "$a_major" != "$b_major" ]; then
+    [ "$a_major" -lt "$b_major" ]
+    return
+  fi
+  [ "$a_minor" -lt "$b_minor" ]
+}
+
+# check_installer: the installer is what the plan assumed of the image: its
+# Nix within the table's bounds and new enough for the release.
+# A wrong assumption stops here, before anything is erased.
+check_installer() {
+  local line nix_version
+  line=$(nix --version) || die "nix --version failed; this installer has no working Nix" "use the installer image named in the spec"
+  nix_version=${line##* }
+  [[ "$nix_version" =~ ^[0-9]+\.[0-9]+ ]] || die "cannot read the Nix version from '$line'" "use the installer image named in the spec"
+  if [ -n "$NIX_MIN" ] && { version_less "$nix_version" "$NIX_MIN" || { [ -n "$NIX_MAX" ] && version_less "$NIX_MAX" "$nix_version"; }; }; then
+    die "this installer has Nix $nix_version, but nixplan's table says the $IMAGE_TAG image ships Nix $NIX_MIN${NIX_MAX:+ to $NIX_MAX}${NIX_MAX:- or later}" \
+      "this is not the image the plan was made for: check kexec.url and kexec.sha256; nothing was changed"
+  fi
+  if version_less "$nix_version" "$RELEASE_MIN_NIX"; then
+    die "NixOS 24.05 needs Nix >= $RELEASE_MIN_NIX and this installer has Nix $nix_version" \
+      "use an installer image with a newer Nix in kexec.url; nothing was changed"
+  fi
+  say "this installer has Nix $nix_version"
+}
+
 # Checks that stop before anything changes, then shows what will be erased
 # and asks for consent.
 phase_preflight() {
@@ -362,6 +401,7 @@ phase_preflight() {
   for tool in "${NEEDED_TOOLS[@]}"; do
     command -v "$tool" >/dev/null || die "$tool is missing from this installer" "use the installer image named in the spec"
   done
+  check_installer
 
   # A run that got further before: say how to resume, before the disk checks
   # report its mounts as "in use".
@@ -467,7 +507,15 @@ phase_partition() {
     done <<<"$(lsblk -nrpo NAME,TYPE "$disk")"
     while read -r dev kind; do
       case "$kind" in
-        linux_raid_member) run mdadm --zero-superblock "$dev" ;;
+        linux_raid_member)
+          # With no array assembled (an installer without mdadm assembles
+          # none), the wipefs below erases the md superblock as well.
+          if command -v mdadm >/dev/null; then
+            run mdadm --zero-superblock "$dev"
+          else
+            say "no mdadm here: wipefs clears the md superblock of $dev"
+          fi
+          ;;
         zfs_member) run zpool labelclear -f "$dev" ;;
       esac
     done <<<"$(lsblk -nrpo NAME,FSTYPE "$disk")"

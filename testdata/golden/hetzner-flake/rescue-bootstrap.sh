@@ -227,7 +227,9 @@ disk_members() {
 # are here, checked before anything is erased.
 need_clearing_tools() {
   local tool tools=()
-  case "$1" in *'(raid'* | *'(linux_raid_member)'*) tools+=(mdadm) ;; esac
+  # An assembled array needs mdadm to stop it; a member alone (no array
+  # assembled) is cleared by wipefs.
+  case "$1" in *'(raid'*) tools+=(mdadm) ;; esac
   case "$1" in *'(lvm)'* | *'(LVM2_member)'*) tools+=(lvs vgchange) ;; esac
   case "$1" in *'(zfs_member)'*) tools+=(zpool) ;; esac
   for tool in "${tools[@]}"; do

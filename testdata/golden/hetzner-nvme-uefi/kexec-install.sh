@@ -38,6 +38,16 @@ readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 mkfs.vfat zpool zfs nixos-g
 # Where nixpkgs comes from: channel https://nixos.org/channels/nixos-24.11, following the release.
 readonly CHANNEL_URL=https://nixos.org/channels/nixos-24.11
 readonly CONFIGURATION_SHA256=3462cc1a359ef0139bfbdeadbb0871b4d3d70ca03ffe8940844a403d40ea35ac
+# What the plan assumed of the installer image nixos-24.05: its Nix and ZFS as
+# "major.minor" bounds from nixplan's capability table (empty: not known), and
+# what NixOS 24.11 needs. Checked against the installer in preflight.
+readonly IMAGE_TAG=nixos-24.05
+readonly NIX_MIN=2.18 NIX_MAX=2.24
+readonly RELEASE_MIN_NIX=2.3
+readonly ZFS_MIN=2.2 ZFS_MAX=2.3
+readonly RELEASE_ZFS=2.2
+# The pool's compatibility= setting; empty when the pool is made without one.
+readonly POOL_COMPATIBILITY=openzfs-2.2-linux
 # Options NixOS 24.11 removed that an older installer's
 # nixos-generate-config may write into hardware-configuration.nix.
 readonly REMOVED_OPTIONS=( hardware.video.hidpi.enable )
@@ -255,7 +265,9 @@ disk_members() {
 # are here, checked before anything is erased.
 need_clearing_tools() {
   local tool tools=()
-  case "$1" in *'(raid'* | *'(linux_raid_member)'*) tools+=(mdadm) ;; esac
+  # An assembled array needs mdadm to stop it; a member alone (no array
+  # assembled) is cleared by wipefs.
+  case "$1" in *'(raid'*) tools+=(mdadm) ;; esac
   case "$1" in *'(lvm)'* | *'(LVM2_member)'*) tools+=(lvs vgchange) ;; esac
   case "$1" in *'(zfs_member)'*) tools+=(zpool) ;; esac
   for tool in "${tools[@]}"; do
@@ -352,6 +364,54 @@ check_interface_name() {
   esac
 }
 
+# version_less A B: the "major.minor" of version A is older than B's.
+version_less() {
+  local a_major=${1%%.*} b_major=${2%%.*} a_minor b_minor
+  a_minor=${1#*.} b_minor=${2#*.}
+  a_minor=${a_minor%%[!0-9]*} b_minor=${b_minor%%[!0-9]*}
+  if [ "$a_major" != "$b_major" ]; then
+    [ "$a_major" -lt "$b_major" ]
+    return
+  fi
+  [ "$a_minor" -lt "$b_minor" ]
+}
+
+# check_installer: the installer is what the plan assumed of the image: its
+# Nix within the table's bounds and new enough for the release, its ZFS within the bounds and fit for the pool's compatibility.
+# A wrong assumption stops here, before anything is erased.
+check_installer() {
+  local line nix_version zfs_version
+  line=$(nix --version) || die "nix --version failed; this installer has no working Nix" "use the installer image named in the spec"
+  nix_version=${line##* }
+  [[ "$nix_version" =~ ^[0-9]+\.[0-9]+ ]] || die "cannot read the Nix version from '$line'" "use the installer image named in the spec"
+  if [ -n "$NIX_MIN" ] && { version_less "$nix_version" "$NIX_MIN" || { [ -n "$NIX_MAX" ] && version_less "$NIX_MAX" "$nix_version"; }; }; then
+    die "this installer has Nix $nix_version, but nixplan's table says the $IMAGE_TAG image ships Nix $NIX_MIN${NIX_MAX:+ to $NIX_MAX}${NIX_MAX:- or later}" \
+      "this is not the image the plan was made for: check kexec.url and kexec.sha256; nothing was changed"
+  fi
+  if version_less "$nix_version" "$RELEASE_MIN_NIX"; then
+    die "NixOS 24.11 needs Nix >= $RELEASE_MIN_NIX and this installer has Nix $nix_version" \
+      "use an installer image with a newer Nix in kexec.url; nothing was changed"
+  fi
+  say "this installer has Nix $nix_version"
+  line=$(zfs version) || die "zfs version failed; this installer has no working ZFS" "use the installer image named in the spec"
+  read -r line <<<"$line"
+  zfs_version=${line#zfs-}
+  [[ "$zfs_version" =~ ^[0-9]+\.[0-9]+ ]] || die "cannot read the ZFS version from '$line'" "use the installer image named in the spec"
+  if [ -n "$ZFS_MIN" ] && { version_less "$zfs_version" "$ZFS_MIN" || { [ -n "$ZFS_MAX" ] && version_less "$ZFS_MAX" "$zfs_version"; }; }; then
+    die "this installer has ZFS ${zfs_version%%-*}, but nixplan's table says the $IMAGE_TAG image ships ZFS $ZFS_MIN${ZFS_MAX:+ to $ZFS_MAX}${ZFS_MAX:- or later}" \
+      "this is not the image the plan was made for: check kexec.url and kexec.sha256; nothing was changed"
+  fi
+  if [ -n "$POOL_COMPATIBILITY" ] && version_less "$zfs_version" "$RELEASE_ZFS"; then
+    die "this installer has ZFS ${zfs_version%%-*}, which does not know the pool's compatibility=$POOL_COMPATIBILITY" \
+      "use an installer image with ZFS >= $RELEASE_ZFS; nothing was changed"
+  fi
+  if [ -z "$POOL_COMPATIBILITY" ] && version_less "$RELEASE_ZFS" "$zfs_version"; then
+    die "this installer has ZFS ${zfs_version%%-*}, newer than NixOS 24.11's ZFS $RELEASE_ZFS, and the pool has no compatibility setting: the installed system may not import it" \
+      "use an installer image whose ZFS is not newer than $RELEASE_ZFS; nothing was changed"
+  fi
+  say "this installer has ZFS ${zfs_version%%-*}"
+}
+
 # Checks that stop before anything changes, then shows what will be erased
 # and asks for consent.
 phase_preflight() {
@@ -364,6 +424,7 @@ phase_preflight() {
   for tool in "${NEEDED_TOOLS[@]}"; do
     command -v "$tool" >/dev/null || die "$tool is missing from this installer" "use the installer image named in the spec"
   done
+  check_installer
 
   # A run that got further before: say how to resume, before the disk checks
   # report its mounts as "in use".
@@ -472,7 +533,15 @@ phase_partition() {
     done <<<"$(lsblk -nrpo NAME,TYPE "$disk")"
     while read -r dev kind; do
       case "$kind" in
-        linux_raid_member) run mdadm --zero-superblock "$dev" ;;
+        linux_raid_member)
+          # With no array assembled (an installer without mdadm assembles
+          # none), the wipefs below erases the md superblock as well.
+          if command -v mdadm >/dev/null; then
+            run mdadm --zero-superblock "$dev"
+          else
+            say "no mdadm here: wipefs clears the md superblock of $dev"
+          fi
+          ;;
         zfs_member) run zpool labelclear -f "$dev" ;;
       esac
     done <<<"$(lsblk -nrpo NAME,FSTYPE "$disk")"
