@@ -70,6 +70,10 @@ type Image struct {
 	Frozen bool
 	// Hostname is the installer's host name, which its shell prompt shows.
 	Hostname string
+	// LastLabel is the system.nixos.label of the last asset: the release,
+	// the date and the revision of the nixpkgs its tree locked, as kexec/run's
+	// init=/nix/store/…-nixos-system-HOSTNAME-LABEL/init shows it.
+	LastLabel string
 }
 
 // utilLinux is in every NixOS system: nixpkgs nixos/modules/config/system-path.nix
@@ -105,6 +109,8 @@ var images = map[string]Image{
 		Frozen: true,
 		// e70ef61^ nix/installer.nix sets no host name: NixOS' default.
 		Hostname: "nixos",
+		// e70ef61^ flake.lock: nixos-2211 at 51d9b86c, lastModified 2023-06-07.
+		LastLabel: "22.11.20230607.51d9b86",
 	},
 	// In the build matrix from 3e2e064 (2024-06-07) to d90e544 (2024-12-03).
 	// From dd8cd9d (2024-11-19) on, its "stable" input was nixos-24.11, so the
@@ -136,6 +142,8 @@ var images = map[string]Image{
 		// nix/installer.nix: networking.hostName = mkDefault "nixos-installer"
 		// since 8d35d4a (2024-04-16).
 		Hostname: "nixos-installer",
+		// d90e544^ flake.lock: nixos-stable (24.11) at f13a1a16, 2024-12-02.
+		LastLabel: "24.11.20241202.f13a1a1",
 	},
 	// In the build matrix from 81d1748 (2025-05-28) to db8b190 (2025-12-25),
 	// with the stable input nixos-25.05 throughout (db8b190^ flake.nix).
@@ -154,9 +162,10 @@ var images = map[string]Image{
 		// db8b190^ nix/noninteractive.nix: as for nixos-24.05.
 		Tools:  append([]string{"parted", "sgdisk", "mkfs.ext4", "mkfs.vfat", "zpool", "zfs"}, utilLinux...),
 		Frozen: true,
-		// nix/installer.nix: networking.hostName = mkDefault "nixos-installer"
-		// since 8d35d4a (2024-04-16).
+		// db8b190^ nix/installer.nix: mkDefault "nixos-installer".
 		Hostname: "nixos-installer",
+		// db8b190^ flake.lock: nixos-stable (25.05) at 70c74b02, 2025-06-06.
+		LastLabel: "25.05.20250606.70c74b0",
 	},
 }
 

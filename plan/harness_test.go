@@ -250,6 +250,9 @@ type harness struct {
 	bundle  *plan.Bundle
 	// premount /mnt as a tmpfs before the script runs (a resumed install).
 	premountMnt bool
+	// kexecRun makes the tarball's kexec/run from its first line; nil for
+	// the one the capability table describes.
+	kexecRun func(first string) string
 }
 
 // newHarness renders spec (TOML text) and prepares a fake machine.

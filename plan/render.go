@@ -83,6 +83,8 @@ type renderData struct {
 	FlakeNix              string
 	FlakeNixSHA256        string
 	FlakeHeredocDelimiter string
+	// How rescue-bootstrap.sh reads kexec/run (plan/kexecrun.go).
+	KeyRuleSSH, KeyRuleAll, ExtraFlagsCase, OnLinkSince string
 }
 
 // funcs is sprig's hermetic function map without anything random, time- or
@@ -112,7 +114,8 @@ var tmpl = template.Must(template.New("").Option("missingkey=error").Funcs(funcs
 func Render(p *Plan) (*Bundle, error) { return render(p, nil) }
 
 func render(p *Plan, shipped *Shipped) (*Bundle, error) {
-	data := &renderData{Plan: p, ConfigHeredocDelimiter: ConfigHeredocDelimiter, FlakeHeredocDelimiter: FlakeHeredocDelimiter}
+	data := &renderData{Plan: p, ConfigHeredocDelimiter: ConfigHeredocDelimiter, FlakeHeredocDelimiter: FlakeHeredocDelimiter,
+		KeyRuleSSH: KeyRuleSSH, KeyRuleAll: KeyRuleAll, ExtraFlagsCase: ExtraFlagsCase, OnLinkSince: onLinkSince}
 	b := &Bundle{Host: p.Host.Name, Shipped: shipped}
 	config, err := execute(ConfigurationFile, data)
 	if err != nil {

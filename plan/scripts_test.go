@@ -56,9 +56,23 @@ func (h *harness) downloadTarball() string {
 	src := filepath.Join(h.dir, "tarball-src/kexec")
 	os.MkdirAll(src, 0o755)
 	self, _ := os.Executable()
-	run := "#!/bin/sh\nexec " + self + " " + fakeToolFlag + " /root/kexec/run \"$@\"\n"
+	// kexec/run records itself first thing; the lines after it are what
+	// rescue-bootstrap.sh reads, as the image has them (or as the test says).
+	first := "exec " + self + " " + fakeToolFlag + " /root/kexec/run \"$@\""
+	run := plan.StandInKexecRunFor(h.plan.Kexec, first)
+	if h.kexecRun != nil {
+		run = h.kexecRun(first)
+	}
 	if err := os.WriteFile(filepath.Join(src, "run"), []byte(run), 0o755); err != nil {
 		t.Fatal(err)
+	}
+	// The rest of the real layout (nix/kexec-installer/module.nix).
+	for _, f := range plan.KexecTarballFiles {
+		if f != "kexec/run" {
+			if err := os.WriteFile(filepath.Join(h.dir, "tarball-src", f), []byte("nixplan test: a stand-in for "+f+"\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	tarball := filepath.Join(h.dir, "download.tmp")
 	out, err := exec.Command("tar", "-C", filepath.Join(h.dir, "tarball-src"), "--mtime=@0", "--owner=0", "--group=0", "-czf", tarball, "kexec").CombinedOutput()

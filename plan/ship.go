@@ -32,6 +32,18 @@ func ShipTarball(p *Plan, path string) (*Bundle, error) {
 	if p.Kexec.SHA256 != "" && p.Kexec.SHA256 != sum {
 		return nil, fmt.Errorf("%s has sha256 %s, but the spec pins kexec.sha256 = %q: it is not the tarball the spec names", path, sum, p.Kexec.SHA256)
 	}
+	// What rescue-bootstrap.sh reads on the server, read here first.
+	run, err := ReadKexecTarball(path)
+	if err != nil {
+		return nil, err
+	}
+	if problems := run.Check(p); len(problems) > 0 {
+		var lines []string
+		for _, pr := range problems {
+			lines = append(lines, pr.Fact+" (fix: "+pr.Fix+")")
+		}
+		return nil, fmt.Errorf("%s does not fit the spec: %s", path, strings.Join(lines, "; "))
+	}
 	shipped := *p
 	shipped.Kexec.SHA256 = sum
 	shipped.Kexec.Shipped = true

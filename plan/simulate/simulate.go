@@ -375,6 +375,12 @@ func InstallerVersions(p *plan.Plan) map[string]string {
 	return map[string]string{"nix": nix + ".0", "zfs": zfs + ".0"}
 }
 
+// kexecRun is the stand-in tarball's kexec/run: what the table says of the
+// image, in the lines rescue-bootstrap.sh reads.
+func (s *simulator) kexecRun() string {
+	return plan.StandInKexecRunFor(s.plan.Kexec, "# nixplan simulate: kexec/run of "+orThis(s.plan.Kexec.Tag))
+}
+
 // simulator holds what both scripts' runs share.
 type simulator struct {
 	plan     *plan.Plan

@@ -599,11 +599,23 @@ func emuTar(e *cmdEnv, args []string) (int, error) {
 	if !bytes.Equal(data, e.ss.tarball) {
 		return 0, e.ss.fail(e.line, "tar: %s is not the kexec tarball; simulate unpacks only that", archive)
 	}
+	if _, ok := flags["O"]; ok {
+		// tar -xzOf TARBALL kexec/run: the member to stdout, nothing written.
+		if len(ops) != 1 || ops[0] != "kexec/run" {
+			return 0, e.ss.fail(e.line, "tar: simulate prints only kexec/run with -O, not %q", ops)
+		}
+		io.WriteString(e.hc.Stdout, e.ss.kexecRun())
+		return 0, nil
+	}
 	if info, err := e.ss.fs.stat(dir); err != nil || !info.IsDir() {
 		fmt.Fprintf(e.hc.Stderr, "tar: %s: Cannot open: No such file or directory\n", dir)
 		return 2, nil
 	}
 	for _, f := range kexecTarballFiles {
+		if f.name == "kexec/run" {
+			e.ss.fs.put(path.Join(dir, f.name), []byte(e.ss.kexecRun()), f.mode)
+			continue
+		}
 		e.ss.fs.put(path.Join(dir, f.name), []byte("nixplan simulate: a stand-in for "+f.name+"\n"), f.mode)
 	}
 	return 0, nil

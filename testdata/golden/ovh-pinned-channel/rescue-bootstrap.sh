@@ -39,6 +39,16 @@ readonly MIN_RAM_MIB=2560
 readonly COPIED_KEYS=(
   'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHeVFQr7aj20GWUgd2JVHzu4yywDf+VA4xTtVkmOS+Rt operator@laptop'
 )
+# How kexec/run shows what the image does (plan/kexecrun.go): its key-copy
+# rule for ssh-* keys only, or for ssh-, ecdsa- and sk- keys; the case label
+# of --kexec-extra-flags; the first nixpkgs date of an image that restores
+# on-link gateways (nixos-images b62eb6e, 2025-01-21).
+readonly KEY_RULE_SSH="grep -o '\\(ssh-[^ ]* .*\\)'"
+readonly KEY_RULE_ALL="grep -o '\\(\\(ssh\\|ecdsa\\|sk\\)-[^ ]* .*\\)'"
+readonly EXTRA_FLAGS_CASE='--kexec-extra-flags)'
+readonly ONLINK_SINCE=20250120
+# 1 when the IPv4 gateway lies outside the prefix: the installer must restore it.
+readonly NEEDS_ONLINK=0
 readonly AUTHORIZED_KEYS=(
   'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHeVFQr7aj20GWUgd2JVHzu4yywDf+VA4xTtVkmOS+Rt operator@laptop'
 )
@@ -444,6 +454,56 @@ get_tarball() {
   fi
 }
 
+# Read kexec/run of the verified tarball (plain sh, unlike the route
+# restorer in the initrd) and stop before the kexec, after which a wrong
+# guess is a lockout, when it contradicts what the spec depends on or does
+# not show it: the key types it copies, --kexec-extra-flags, and (from the
+# nixpkgs date in its init path) whether it restores an on-link gateway.
+inspect_image() {
+  if [ "$DRY_RUN" = 1 ] && [ ! -f "$TARBALL" ]; then
+    say "would read kexec/run from $TARBALL"
+    return 0
+  fi
+  local text prefixes='' key prefix copied=0 label='' release='' date=''
+  text=$(tar -xzOf "$TARBALL" kexec/run) ||
+    die "cannot read kexec/run from $TARBALL" "this is not a kexec installer tarball; check kexec.url"
+  case "$text" in
+    *"$KEY_RULE_ALL"*) prefixes='ssh- ecdsa-sha2- sk-' ;;
+    *"$KEY_RULE_SSH"*) prefixes='ssh-' ;;
+    *) die "kexec/run copies login keys by a rule nixplan does not know, so it cannot tell whether yours survive the kexec" \
+      "use a nixos-images kexec tarball, or read kexec/run's extractPubKeys yourself before you run it by hand" ;;
+  esac
+  for key in "${AUTHORIZED_KEYS[@]}"; do
+    for prefix in $prefixes; do
+      case "$key" in "$prefix"*) copied=1 ;; esac
+    done
+  done
+  [ "$copied" = 1 ] ||
+    die "kexec/run copies only ${prefixes// /* }* keys into the installer and the spec has none: you would be locked out after the kexec" \
+      "add an ssh-ed25519 key to ssh.authorized_keys, or use an image whose kexec/run copies your key type"
+  if [ -n "$KEXEC_EXTRA_FLAGS" ]; then
+    case "$text" in
+      *"$EXTRA_FLAGS_CASE"*) ;;
+      *) die "kexec/run does not parse --kexec-extra-flags, so kexec.extra_flags would be ignored" \
+        "leave kexec.extra_flags out, or use an image built since June 2024" ;;
+    esac
+  fi
+  if [[ "$text" =~ nixos-system-[^/\"\']*-([0-9][0-9]\.[0-9][0-9])(pre[^./\"\']*)?\.([0-9]{8})\.[^/\"\']*/init ]]; then
+    release=${BASH_REMATCH[1]}
+    date=${BASH_REMATCH[3]}
+    label="NixOS $release, nixpkgs of $date"
+  fi
+  if [ "$NEEDS_ONLINK" = 1 ]; then
+    [ -n "$date" ] ||
+      die "kexec/run's init path names no nixpkgs date, so nixplan cannot tell whether the installer restores the on-link gateway $SERVER_GATEWAY4" \
+        "use a nixos-images tarball that restores on-link gateways (nixos-25.05 or later)"
+    [ "$date" -ge "$ONLINK_SINCE" ] ||
+      die "the image was built from nixpkgs of $date, before nixos-images b62eb6e (2025-01-21) made the installer restore on-link gateways: $SERVER_IPV4 would be unreachable after the kexec" \
+        "use a nixos-images tarball built since then (nixos-25.05 or later)"
+  fi
+  say "kexec/run: ${label:-no NixOS version in its init path}; copies ${prefixes// /*, }* keys"
+}
+
 boot_installer() {
   run tar -C /root -xzf "$TARBALL"
   say ""
@@ -467,6 +527,8 @@ main() {
   install_keys
   say "==> tarball"
   get_tarball
+  say "==> image"
+  inspect_image
   say "==> kexec"
   boot_installer
 }
