@@ -186,6 +186,9 @@ func fakeTool(name string, args []string) int {
 			}
 		}
 	case "nixos-generate-config":
+		if !simulate.ChangesMachine(argv) {
+			break // --show-hardware-config: the fake printed it
+		}
 		root := args[len(args)-1]
 		if err := os.MkdirAll(root+"/etc/nixos", 0o755); err == nil {
 			os.WriteFile(root+"/etc/nixos/hardware-configuration.nix", []byte("{ ... }: { }\n"), 0o644)
@@ -338,7 +341,7 @@ func (h *harness) setup(loop bool) string {
 	}
 	tools := []string{"id", "uname", "lsblk", "ip", "lvs", "curl", "wget", "zpool", "zfs", "mdadm", "vgchange", "parted", "wipefs",
 		"mkfs.ext4", "mkfs.vfat", "mkswap", "mount", "umount", "swapoff", "nixos-generate-config", "nix-channel", "nixos-install",
-		"nixos-enter", "ssh-keygen", "apt-get", "reboot", "kexec", "udevadm", "nix", "sha256sum"}
+		"nixos-enter", "ssh-keygen", "apt-get", "reboot", "kexec", "udevadm", "nix", "nix-instantiate", "sha256sum"}
 	for _, name := range tools {
 		if has, listed := h.machine.Tools[name]; listed && !has {
 			continue // the machine lacks it, as its description says

@@ -205,7 +205,7 @@ func TestHostileValuesWithNix(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The embedded copy, as bash writes it.
-	script := strings.Replace(string(b.File(plan.KexecInstallFile).Data), ">/mnt/etc/nixos/configuration.nix", "", 1)
+	script := strings.Replace(string(b.File(plan.KexecInstallFile).Data), ">\"$NIXOS_DIR/configuration.nix\"", "", 1)
 	script = sourceable(t, script)
 	cmd := exec.Command(bash, "-c", `source /dev/stdin && write_configuration`)
 	cmd.Stdin = strings.NewReader(script)

@@ -66,6 +66,14 @@ var embedded = []struct{ name, delim string }{
 	{FlakeFile, FlakeHeredocDelimiter},
 }
 
+// EvalMinMiB is the available memory kexec-install.sh wants for the
+// evaluation before the erase: an estimate, not a measurement, since
+// nixpkgs cannot be evaluated offline where nixplan is built (README,
+// Performance): a NixOS system's evaluation by Nix 2.18 or later takes
+// about a GiB, and the unpacked nixpkgs in the installer's RAM store some
+// hundreds of MiB more.
+const EvalMinMiB = 2048
+
 // Header is the generated-by sentence every bundle file starts with, in the
 // file's own comment syntax.
 func (p *Plan) Header() string {
@@ -85,6 +93,8 @@ type renderData struct {
 	FlakeHeredocDelimiter string
 	// How rescue-bootstrap.sh reads kexec/run (plan/kexecrun.go).
 	KeyRuleSSH, KeyRuleAll, ExtraFlagsCase, OnLinkSince string
+	// EvalMinMiB is the memory the evaluation before the erase asks for.
+	EvalMinMiB int
 }
 
 // funcs is sprig's hermetic function map without anything random, time- or
@@ -115,7 +125,8 @@ func Render(p *Plan) (*Bundle, error) { return render(p, nil) }
 
 func render(p *Plan, shipped *Shipped) (*Bundle, error) {
 	data := &renderData{Plan: p, ConfigHeredocDelimiter: ConfigHeredocDelimiter, FlakeHeredocDelimiter: FlakeHeredocDelimiter,
-		KeyRuleSSH: KeyRuleSSH, KeyRuleAll: KeyRuleAll, ExtraFlagsCase: ExtraFlagsCase, OnLinkSince: onLinkSince}
+		KeyRuleSSH: KeyRuleSSH, KeyRuleAll: KeyRuleAll, ExtraFlagsCase: ExtraFlagsCase, OnLinkSince: onLinkSince,
+		EvalMinMiB: EvalMinMiB}
 	b := &Bundle{Host: p.Host.Name, Shipped: shipped}
 	config, err := execute(ConfigurationFile, data)
 	if err != nil {

@@ -124,7 +124,7 @@ func TestEmbeddedConfigurationByBash(t *testing.T) {
 	for _, spec := range examples(t) {
 		b := renderFile(t, spec)
 		script := string(b.File(plan.KexecInstallFile).Data)
-		target := ">/mnt/etc/nixos/configuration.nix"
+		target := `>"$NIXOS_DIR/configuration.nix"`
 		if strings.Count(script, target) != 1 {
 			t.Fatalf("%s: want exactly one %q in kexec-install.sh", spec, target)
 		}

@@ -68,7 +68,7 @@ var changeCommands = map[string]bool{
 	"zpool": true, "zfs": true, "mdadm": true, "vgchange": true, "mount": true, "umount": true, "swapoff": true,
 	"nixos-generate-config": true, "nix-channel": true, "nixos-install": true, "nixos-enter": true,
 	"kexec": true, "run": true, "reboot": true, "apt-get": true, "udevadm": true, "partprobe": true,
-	"curl": true, "wget": true, "ssh-keygen": true, "nix": true,
+	"curl": true, "wget": true, "ssh-keygen": true, "nix": true, "nix-instantiate": true,
 }
 
 // ChangesMachine reports whether a command changes the machine, given its
@@ -86,8 +86,24 @@ func ChangesMachine(argv []string) bool {
 		return false
 	case name == "zfs" && len(argv) == 2 && argv[1] == "version":
 		return false
+	case name == "nixos-generate-config" && slices.Contains(argv, "--show-hardware-config"):
+		return false
 	}
 	return changeCommands[name]
+}
+
+// PreErase reports whether a command that changes the machine changes only
+// the installer's memory, as getting nixpkgs and evaluating the target
+// system do: kexec-install.sh runs these in preflight, before the operator
+// consents to the erase.
+func PreErase(argv []string) bool {
+	switch path.Base(argv[0]) {
+	case "nix-channel", "nix-instantiate", "curl":
+		return true
+	case "nix":
+		return len(argv) > 1 && slices.Contains(argv, "eval")
+	}
+	return false
 }
 
 // Handles reports whether the fake answers or plays this command.
@@ -142,6 +158,15 @@ func (f *FakeMachine) Exec(argv []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "nix: the simulated machine has no Nix")
 			return 127
 		}
+		if slices.Contains(args, "eval") {
+			fmt.Fprint(stdout, "/nix/store/00000000000000000000000000000000-nixos-system-simulated.drv")
+		}
+	case "nixos-generate-config":
+		if slices.Contains(args, "--show-hardware-config") {
+			fmt.Fprintln(stdout, "# A stand-in for nixos-generate-config --show-hardware-config of the simulated machine.\n{ ... }:\n{\n}")
+		}
+	case "nix-instantiate":
+		fmt.Fprintln(stdout, "/nix/store/00000000000000000000000000000000-nixos-system-simulated.drv")
 	case "zfs":
 		if len(args) == 1 && args[0] == "version" {
 			if v := f.Versions["zfs"]; v != "" {
@@ -580,7 +605,7 @@ func (f *FakeMachine) FakeFiles() map[string]string {
 	m := f.Machine
 	files := map[string]string{
 		"/etc/os-release": fmt.Sprintf("ID=%s\nVERSION_ID=%q\nPRETTY_NAME=%q\n", m.OS.ID, m.OS.VersionID, m.OS.PrettyName),
-		"/proc/meminfo":   fmt.Sprintf("MemTotal:       %d kB\nMemFree:        %d kB\n", m.RAMBytes/1024, m.RAMBytes/2048),
+		"/proc/meminfo":   fmt.Sprintf("MemTotal:       %d kB\nMemFree:        %d kB\nMemAvailable:   %d kB\n", m.RAMBytes/1024, m.RAMBytes/2048, m.RAMBytes/2048),
 	}
 	for _, ifc := range m.Interfaces {
 		files["/sys/class/net/"+ifc.Name+"/address"] = ifc.MAC + "\n"

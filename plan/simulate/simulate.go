@@ -330,7 +330,7 @@ func InstallerMachine(rescue *machine.Machine, p *plan.Plan) *machine.Machine {
 	// Every NixOS system has these (nixpkgs nixos/modules/config/system-path.nix
 	// and the installer profile's nixos-install-tools).
 	for _, t := range []string{"lsblk", "blkid", "ip", "curl", "tar", "sha256sum", "ssh-keygen", "udevadm", "lvm", "lvs", "vgchange", "wipefs", "mkswap",
-		"nixos-generate-config", "nixos-install", "nix-channel", "nixos-enter", "nix"} {
+		"nixos-generate-config", "nixos-install", "nix-channel", "nixos-enter", "nix", "nix-instantiate"} {
 		m.Tools[t] = true
 	}
 	// The partitioning and storage tools are what the image table says; an

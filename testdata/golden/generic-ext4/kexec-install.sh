@@ -48,6 +48,17 @@ readonly REMOVED_OPTIONS=( hardware.video.hidpi.enable )
 # 1 when the spec asks for a root password for the console.
 readonly CONSOLE_PASSWORD=0
 readonly PHASES=(preflight partition format mount configure install finish)
+# The evaluation before the erase works here, in the installer's memory.
+readonly EVAL_DIR=/root/nixplan-eval
+# MemAvailable (MiB) below which the evaluation asks before it is skipped:
+# unpacked nixpkgs and the evaluator live in the installer's RAM, and there
+# is no swap yet. An estimate, not a measurement (README, Performance).
+readonly EVAL_MIN_MIB=2048
+# Written once nixpkgs is fetched for the evaluation, so that the install
+# uses the same copy instead of fetching it again.
+readonly NIXPKGS_FETCHED=/var/lib/nixplan/nixpkgs-fetched
+# Where write_configuration write.
+NIXOS_DIR=/mnt/etc/nixos
 readonly LOG=/var/log/nixplan-install.log
 # Each finished phase is recorded here, so a run after a failure resumes
 # instead of erasing the disks again. The installer runs from memory: a
@@ -437,6 +448,8 @@ phase_preflight() {
         "check the network (ip route, /etc/resolv.conf); nothing was changed"
   done
 
+  evaluate_target
+
   say ""
   say "These disks will be ERASED, with every partition, filesystem, RAID and pool on them:"
   local disk members
@@ -461,6 +474,85 @@ phase_preflight() {
       "run it again and type $HOST_NAME exactly to erase the disks listed above"
   fi
   CONSENTED=1
+}
+
+# fetch_nixpkgs gets the target's nixpkgs once: the channel, which
+# nixos-install then uses as it is.
+fetch_nixpkgs() {
+  if has_line "$NIXPKGS_FETCHED" "$CHANNEL_URL"; then
+    say "nixpkgs of $CHANNEL_URL was fetched before: using that copy"
+    return 0
+  fi
+  run nix-channel --add "$CHANNEL_URL" nixos
+  run nix-channel --update
+  if [ "$DRY_RUN" = 0 ]; then
+    mkdir -p "${NIXPKGS_FETCHED%/*}"
+    printf '%s\n' "$CHANNEL_URL" >"$NIXPKGS_FETCHED"
+  fi
+}
+
+# evaluate_target evaluates the target system before anything is erased:
+# configuration.nix, nixplan-network.nix and a provisional
+# hardware-configuration.nix (this machine's without filesystems, fitted to
+# NixOS 24.05, plus the filesystems the plan creates), with the nixpkgs
+# nixos-install will use, up to the system's top-level derivation. An
+# evaluation error or a failed assertion stops here, with the disks untouched.
+evaluate_target() {
+  local key value _unit avail_kib='' free_kib=0 mac answer
+  while read -r key value _unit; do
+    case "$key" in
+      MemAvailable:) avail_kib=$value ;;
+      MemFree:) free_kib=$value ;;
+    esac
+  done </proc/meminfo
+  avail_kib=${avail_kib:-$free_kib}
+  if [ "$((avail_kib / 1024))" -lt "$EVAL_MIN_MIB" ]; then
+    say "this installer has $((avail_kib / 1024)) MiB of memory available; evaluating the system before the erase needs about $EVAL_MIN_MIB MiB (nixpkgs and the evaluator live in memory, and there is no swap yet)"
+    if [ "$DRY_RUN" = 1 ]; then
+      say "--dry-run: would ask whether to go on without the evaluation"
+      return 0
+    fi
+    printf 'Go on WITHOUT evaluating the system first (an error in it would then show only after the erase)? Type yes: '
+    if ! read -r answer || [ "$answer" != yes ]; then
+      die "not enough memory to evaluate the system before the erase; nothing was changed" \
+        "use a server with more memory, or run this again and type yes to go on without the evaluation"
+    fi
+    say "going on without the evaluation"
+    return 0
+  fi
+  fetch_nixpkgs
+  mac=${SERVER_MAC:-$PUBLIC_MAC}
+  if [ "$DRY_RUN" = 1 ]; then
+    say "would write configuration.nix, nixplan-network.nix and a provisional hardware-configuration.nix to $EVAL_DIR"
+  else
+    mkdir -p "$EVAL_DIR"
+    NIXOS_DIR=$EVAL_DIR write_configuration
+    network_nix "$mac" >"$EVAL_DIR/nixplan-network.nix"
+    nixos-generate-config --show-hardware-config --no-filesystems >"$EVAL_DIR/hardware-generated.nix" ||
+      die "nixos-generate-config --show-hardware-config --no-filesystems failed; the system cannot be evaluated before the erase" \
+        "use an installer image whose nixos-generate-config has --no-filesystems; nothing was changed"
+    fit_hardware_configuration "$EVAL_DIR/hardware-generated.nix"
+    write_eval_hardware
+  fi
+  say "evaluating the NixOS 24.05 system of $HOST_NAME before anything is erased"
+  run nix-instantiate '<nixpkgs/nixos>' -A system -I "nixos-config=$EVAL_DIR/configuration.nix" ||
+    die "the system of $HOST_NAME does not evaluate (see the error above); nothing was changed" \
+      "fix the spec (or configuration.nix) and render the bundle again"
+  say "the system evaluates"
+}
+
+# write_eval_hardware writes the provisional hardware-configuration.nix of
+# the evaluation: the generated one and the filesystems the plan creates.
+write_eval_hardware() {
+  cat >"$EVAL_DIR/hardware-configuration.nix" <<'NIXPLAN_EVAL_HARDWARE'
+# Provisional hardware-configuration.nix of the evaluation before the erase.
+{ ... }:
+{
+  imports = [ ./hardware-generated.nix ];
+  fileSystems."/" = { device = "/dev/vda3"; fsType = "ext4"; };
+  fileSystems."/boot" = { device = "/dev/vda2"; fsType = "ext4"; };
+}
+NIXPLAN_EVAL_HARDWARE
 }
 
 require_consent() {
@@ -656,7 +748,7 @@ write_file() {
 # configuration.nix, byte for byte as in the bundle (the heredoc is quoted, so
 # nothing in it is expanded).
 write_configuration() {
-  cat >/mnt/etc/nixos/configuration.nix <<'NIXPLAN_CONFIGURATION_NIX'
+  cat >"$NIXOS_DIR/configuration.nix" <<'NIXPLAN_CONFIGURATION_NIX'
 # Code generated by nixplan 0.1.0 from generic-ext4.toml (sha256 528b6e85df0b5f41dc98a3a5cdeeb5bdebf4f7360497a58343a93c005b5efc61). DO NOT EDIT.
 # nixpkgs: channel https://nixos.org/channels/nixos-24.05, following the release.
 #
@@ -712,8 +804,8 @@ phase_install() {
       run ssh-keygen -q -t "$type" -N '' -C "root@$HOST_NAME" -f "/mnt/etc/ssh/ssh_host_${type}_key"
     fi
   done
-  run nix-channel --add "$CHANNEL_URL" nixos
-  run nix-channel --update
+  # The channel the evaluation used, unless this run is the first to need it.
+  fetch_nixpkgs
   run nixos-install --root /mnt --no-root-passwd
   if [ "$CONSOLE_PASSWORD" = 1 ]; then
     say "Set root's password for the KVM console (it is not stored anywhere else):"

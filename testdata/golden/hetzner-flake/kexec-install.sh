@@ -54,6 +54,14 @@ readonly REMOVED_OPTIONS=( hardware.video.hidpi.enable )
 # 1 when the spec asks for a root password for the console.
 readonly CONSOLE_PASSWORD=0
 readonly PHASES=(preflight partition format mount configure install finish)
+# The evaluation before the erase works here, in the installer's memory.
+readonly EVAL_DIR=/root/nixplan-eval
+# MemAvailable (MiB) below which the evaluation asks before it is skipped:
+# unpacked nixpkgs and the evaluator live in the installer's RAM, and there
+# is no swap yet. An estimate, not a measurement (README, Performance).
+readonly EVAL_MIN_MIB=2048
+# Where write_configuration and write_flake write.
+NIXOS_DIR=/mnt/etc/nixos
 readonly LOG=/var/log/nixplan-install.log
 # Each finished phase is recorded here, so a run after a failure resumes
 # instead of erasing the disks again. The installer runs from memory: a
@@ -467,6 +475,8 @@ phase_preflight() {
         "check the network (ip route, /etc/resolv.conf); nothing was changed"
   done
 
+  evaluate_target
+
   say ""
   say "These disks will be ERASED, with every partition, filesystem, RAID and pool on them:"
   local disk members
@@ -491,6 +501,78 @@ phase_preflight() {
       "run it again and type $HOST_NAME exactly to erase the disks listed above"
   fi
   CONSENTED=1
+}
+
+# fetch_nixpkgs gets the target's nixpkgs once: the flake's pinned input, which
+# the evaluation locks and fetches into the store (the install reuses its lock).
+fetch_nixpkgs() {
+  return 0
+}
+
+# evaluate_target evaluates the target system before anything is erased:
+# configuration.nix, nixplan-network.nix and a provisional
+# hardware-configuration.nix (this machine's without filesystems, fitted to
+# NixOS 24.11, plus the filesystems the plan creates), with the nixpkgs
+# nixos-install will use, up to the system's top-level derivation. An
+# evaluation error or a failed assertion stops here, with the disks untouched.
+evaluate_target() {
+  local key value _unit avail_kib='' free_kib=0 mac answer
+  while read -r key value _unit; do
+    case "$key" in
+      MemAvailable:) avail_kib=$value ;;
+      MemFree:) free_kib=$value ;;
+    esac
+  done </proc/meminfo
+  avail_kib=${avail_kib:-$free_kib}
+  if [ "$((avail_kib / 1024))" -lt "$EVAL_MIN_MIB" ]; then
+    say "this installer has $((avail_kib / 1024)) MiB of memory available; evaluating the system before the erase needs about $EVAL_MIN_MIB MiB (nixpkgs and the evaluator live in memory, and there is no swap yet)"
+    if [ "$DRY_RUN" = 1 ]; then
+      say "--dry-run: would ask whether to go on without the evaluation"
+      return 0
+    fi
+    printf 'Go on WITHOUT evaluating the system first (an error in it would then show only after the erase)? Type yes: '
+    if ! read -r answer || [ "$answer" != yes ]; then
+      die "not enough memory to evaluate the system before the erase; nothing was changed" \
+        "use a server with more memory, or run this again and type yes to go on without the evaluation"
+    fi
+    say "going on without the evaluation"
+    return 0
+  fi
+  fetch_nixpkgs
+  mac=${SERVER_MAC:-$PUBLIC_MAC}
+  if [ "$DRY_RUN" = 1 ]; then
+    say "would write configuration.nix, nixplan-network.nix and a provisional hardware-configuration.nix to $EVAL_DIR"
+  else
+    mkdir -p "$EVAL_DIR"
+    NIXOS_DIR=$EVAL_DIR write_configuration
+    NIXOS_DIR=$EVAL_DIR write_flake
+    network_nix "$mac" >"$EVAL_DIR/nixplan-network.nix"
+    nixos-generate-config --show-hardware-config --no-filesystems >"$EVAL_DIR/hardware-generated.nix" ||
+      die "nixos-generate-config --show-hardware-config --no-filesystems failed; the system cannot be evaluated before the erase" \
+        "use an installer image whose nixos-generate-config has --no-filesystems; nothing was changed"
+    fit_hardware_configuration "$EVAL_DIR/hardware-generated.nix"
+    write_eval_hardware
+  fi
+  say "evaluating the NixOS 24.11 system of $HOST_NAME before anything is erased"
+  run nix --extra-experimental-features 'nix-command flakes' eval --raw "path:$EVAL_DIR#nixosConfigurations.$HOST_NAME.config.system.build.toplevel.drvPath" ||
+    die "the system of $HOST_NAME does not evaluate (see the error above); nothing was changed" \
+      "fix the spec (or configuration.nix) and render the bundle again"
+  say "the system evaluates"
+}
+
+# write_eval_hardware writes the provisional hardware-configuration.nix of
+# the evaluation: the generated one and the filesystems the plan creates.
+write_eval_hardware() {
+  cat >"$EVAL_DIR/hardware-configuration.nix" <<'NIXPLAN_EVAL_HARDWARE'
+# Provisional hardware-configuration.nix of the evaluation before the erase.
+{ ... }:
+{
+  imports = [ ./hardware-generated.nix ];
+  fileSystems."/" = { device = "rpool/root/nixos"; fsType = "zfs"; };
+  fileSystems."/boot" = { device = "/dev/nvme0n1p2"; fsType = "ext4"; };
+  fileSystems."/home" = { device = "rpool/home"; fsType = "zfs"; };
+}
+NIXPLAN_EVAL_HARDWARE
 }
 
 require_consent() {
@@ -702,7 +784,7 @@ write_file() {
 # configuration.nix, byte for byte as in the bundle (the heredoc is quoted, so
 # nothing in it is expanded).
 write_configuration() {
-  cat >/mnt/etc/nixos/configuration.nix <<'NIXPLAN_CONFIGURATION_NIX'
+  cat >"$NIXOS_DIR/configuration.nix" <<'NIXPLAN_CONFIGURATION_NIX'
 # Code generated by nixplan 0.1.0 from hetzner-flake.toml (sha256 78036b0d1df534f004c927d36c277b0eb3b1caebb58527c6352cb58fd8317f72). DO NOT EDIT.
 # nixpkgs: flake, nixpkgs pinned to 5e4fbfb6b3de1aa2872b76d49fafc942626e2add.
 #
@@ -766,7 +848,7 @@ NIXPLAN_CONFIGURATION_NIX
 }
 # flake.nix, byte for byte as in the bundle.
 write_flake() {
-  cat >/mnt/etc/nixos/flake.nix <<'NIXPLAN_FLAKE_NIX'
+  cat >"$NIXOS_DIR/flake.nix" <<'NIXPLAN_FLAKE_NIX'
 # Code generated by nixplan 0.1.0 from hetzner-flake.toml (sha256 78036b0d1df534f004c927d36c277b0eb3b1caebb58527c6352cb58fd8317f72). DO NOT EDIT.
 #
 # The flake of hz-flake: NixOS 24.11 from nixpkgs pinned to one revision.
@@ -801,6 +883,10 @@ phase_install() {
       run ssh-keygen -q -t "$type" -N '' -C "root@$HOST_NAME" -f "/mnt/etc/ssh/ssh_host_${type}_key"
     fi
   done
+  # The lock the evaluation made names the nixpkgs it fetched: the same copy.
+  if [ -f "$EVAL_DIR/flake.lock" ]; then
+    run cp "$EVAL_DIR/flake.lock" /mnt/etc/nixos/flake.lock
+  fi
   run nix --extra-experimental-features 'nix-command flakes' flake lock /mnt/etc/nixos
   if [ -f /mnt/etc/nixos/flake.lock ]; then
     say "flake.lock (commit it next to the spec; checklist.md says how):"
