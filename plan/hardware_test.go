@@ -88,14 +88,7 @@ func TestMultiDiskBootsNofail(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, ps := plan.Validate(s)
-		if p == nil {
-			t.Fatal(ps)
-		}
-		b, err := plan.Render(p)
-		if err != nil {
-			t.Fatal(err)
-		}
+		p, b := validateAndRender(t, s)
 		config := string(b.File(plan.ConfigurationFile).Data)
 		if len(p.Storage.Disks) > 1 && p.Storage.MirroredBoots {
 			n++
