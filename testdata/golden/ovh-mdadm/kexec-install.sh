@@ -528,6 +528,9 @@ evaluate_target() {
     mkdir -p "$EVAL_DIR"
     NIXOS_DIR=$EVAL_DIR write_configuration
     network_nix "$mac" >"$EVAL_DIR/nixplan-network.nix"
+    # --no-filesystems is older than the seed's 22.11 image: installers of
+    # early 2022 already take it (Holo-Host/holo-nixpkgs PR 1132, 2022-02-24);
+    # nixpkgs nixos/modules/installer/tools/nixos-generate-config.pl parses it.
     nixos-generate-config --show-hardware-config --no-filesystems >"$EVAL_DIR/hardware-generated.nix" ||
       die "nixos-generate-config --show-hardware-config --no-filesystems failed; the system cannot be evaluated before the erase" \
         "use an installer image whose nixos-generate-config has --no-filesystems; nothing was changed"
