@@ -448,13 +448,10 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 	release := releases[StarterRelease]
 	// A gateway outside the address's prefix is reached on-link, and only an
 	// image that restores such a route keeps the server reachable.
-	onLink := false
-	if a, err := netip.ParseAddr(addr.Address); err == nil {
-		if g, err := netip.ParseAddr(gw.Gateway); err == nil {
-			onLink = !netip.PrefixFrom(a, addr.Prefix).Masked().Contains(g)
-		}
-	}
-	tag := imageFor(release, onLink)
+	onLink := outsidePrefix(addr.Address, addr.Prefix, gw.Gateway)
+	v6, gw6, hasV6 := ipv6Of(m, ifc)
+	onLink6 := hasV6 && outsidePrefix(v6.Address, v6.Prefix, gw6.Gateway)
+	tag := imageFor(release, onLink || onLink6)
 	img := images[tag]
 
 	var b strings.Builder
@@ -494,7 +491,7 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 	line("")
 	line("[kexec]")
 	comment(fmt.Sprintf("%s ships Nix %s and needs %d MiB of memory; this machine has %d MiB.", tag, img.Nix, img.MinRAMMiB, m.RAMBytes/mib))
-	if onLink {
+	if onLink || onLink6 {
 		comment("It restores the on-link default route after the kexec (the gateway lies outside the prefix).")
 	}
 	line("url = %s", tomlString(KexecURL(tag)))
@@ -525,12 +522,15 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 	switch {
 	case len(ns) > 0:
 		line("nameservers = [%s]  # %s's resolvers", strings.Join(ns, ", "), prov.Name)
-	case len(m.Nameservers) > 0:
-		for _, n := range m.Nameservers {
+	case len(usableResolvers(m.Nameservers)) > 0:
+		for _, n := range usableResolvers(m.Nameservers) {
 			ns = append(ns, tomlString(n))
 		}
 		line("nameservers = [%s]  # the rescue system's resolvers", strings.Join(ns, ", "))
 	default:
+		if len(m.Nameservers) > 0 {
+			comment(fmt.Sprintf("the rescue system resolves through %s, a local stub the installed system will not have", strings.Join(m.Nameservers, ", ")))
+		}
 		comment("FILL IN: the provider's resolvers; the facts name none")
 		line("nameservers = []")
 	}
@@ -542,12 +542,22 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 	if onLink {
 		line("gateway_on_link = true  # %s lies outside %s/%d", gw.Gateway, addr.Address, addr.Prefix)
 	}
-	if v6, gw6, ok := ipv6Of(m, ifc); ok {
+	if hasV6 {
 		line("")
 		line("[network.ipv6]  # as configured in the rescue system now")
 		line("address = %s", tomlString(v6.Address))
 		line("prefix = %d", v6.Prefix)
-		line("gateway = %s", tomlString(gw6.Gateway))
+		switch rule, ok := OVHIPv6Gateway(v6.Address); {
+		case prov.OVHFamily && ok && rule == gw6.Gateway:
+			line("derive_gateway = true  # %s, by OVH's rule for the address; reached on-link", gw6.Gateway)
+		case onLink6:
+			line("gateway = %s", tomlString(gw6.Gateway))
+			line("gateway_on_link = true  # %s lies outside %s/%d", gw6.Gateway, v6.Address, v6.Prefix)
+		default:
+			line("gateway = %s", tomlString(gw6.Gateway))
+		}
+	} else if why := ipv6LeftOut(m, ifc); why != "" {
+		comment(why)
 	}
 	line("")
 	line("[disks]")
@@ -671,18 +681,59 @@ func ipv6Of(m *machine.Machine, ifc *machine.Interface) (machine.Address, machin
 	return machine.Address{}, machine.Route{}, false
 }
 
+// usableResolvers drops loopback resolvers (a local stub such as
+// 127.0.0.53) and anything that is not an address.
+func usableResolvers(ns []string) []string {
+	var out []string
+	for _, n := range ns {
+		if a, err := netip.ParseAddr(n); err == nil && !a.IsLoopback() && !a.IsUnspecified() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// outsidePrefix reports whether gateway lies outside address/prefix, so that
+// it is reached on-link; a link-local gateway (fe80::1) is on the link by
+// definition.
+func outsidePrefix(address string, prefix int, gateway string) bool {
+	a, err1 := netip.ParseAddr(address)
+	g, err2 := netip.ParseAddr(gateway)
+	if err1 != nil || err2 != nil || g.IsLinkLocalUnicast() {
+		return false
+	}
+	return !netip.PrefixFrom(a, prefix).Masked().Contains(g)
+}
+
+// ipv6LeftOut says why the spec has no IPv6 although the machine has a
+// global IPv6 address, or "" when it has none.
+func ipv6LeftOut(m *machine.Machine, public *machine.Interface) string {
+	for _, ifc := range m.Interfaces {
+		for _, a := range ifc.Addresses {
+			if a.Family != "ipv6" || (a.Scope != "" && a.Scope != "global") {
+				continue
+			}
+			if ifc.Name != public.Name {
+				return fmt.Sprintf("no [network.ipv6]: %s/%d is on %s, not on the interface with the IPv4 default route", a.Address, a.Prefix, ifc.Name)
+			}
+			return fmt.Sprintf("no [network.ipv6]: %s/%d has no IPv6 default route in the rescue system; add the gateway from the provider's panel", a.Address, a.Prefix)
+		}
+	}
+	return ""
+}
+
 // guessProvider names the provider the facts point to, and says why in a
 // line for the spec's comment. Only OVH's rescue system tells itself apart
 // by its host name (DOMAIN.md: the prompt is root@rescue-customer-eu); any
 // other machine gets the generic rules rather than another provider's.
 func guessProvider(m *machine.Machine) (id, why string) {
 	const ovhGroup = " (Kimsufi and So you Start share OVH's rescue system: --provider kimsufi or soyoustart for those)"
-	for _, id := range knownProviders() {
-		prov, _ := LookupProvider(id)
-		if id == "kimsufi" || id == "soyoustart" {
-			continue // OVH's resolvers: told apart by --provider only
-		}
-		for _, ns := range m.Nameservers {
+	for _, ns := range m.Nameservers { // in resolv.conf's order: the first one named decides
+		for _, id := range knownProviders() {
+			prov, _ := LookupProvider(id)
+			if id == "kimsufi" || id == "soyoustart" {
+				continue // OVH's resolvers: told apart by --provider only
+			}
 			if slices.Contains(prov.Nameservers, ns) {
 				why = fmt.Sprintf("provider: the rescue system resolves through %s, %s's resolver", ns, prov.Name)
 				if id == "ovh" {
@@ -695,8 +746,14 @@ func guessProvider(m *machine.Machine) (id, why string) {
 	if strings.HasPrefix(m.Hostname, "rescue-customer") {
 		return "ovh", fmt.Sprintf("provider: the rescue system's host name %s is OVH's", m.Hostname) + ovhGroup
 	}
+	var named []string
+	for _, id := range knownProviders() {
+		if id != "generic" {
+			named = append(named, id)
+		}
+	}
 	return "generic", fmt.Sprintf("provider: nothing in the facts names it (host name %q, resolvers %s), so the generic rules apply; --provider %s names one",
-		m.Hostname, orUnknown(strings.Join(m.Nameservers, ", ")), strings.Join(knownProviders(), ", --provider "))
+		m.Hostname, orUnknown(strings.Join(m.Nameservers, ", ")), strings.Join(named, ", --provider "))
 }
 
 // chooseInstallDisks picks the disks a proposed spec installs on: the
@@ -747,26 +804,48 @@ func chooseInstallDisks(disks []machine.Disk) (used, left []machine.Disk) {
 }
 
 // mdArraysOn lists the md arrays built on the given disks, as "md1 (raid1 on
-// sda1, sdb1)", and every other holder of them (LVM, device mapper), which
-// init does not consent to clear on the operator's behalf.
+// sda1, sdb1)", noting members on other disks, which keep their superblock,
+// and every other holder of the disks (LVM, device mapper), which init does
+// not consent to clear on the operator's behalf.
 func mdArraysOn(m *machine.Machine, disks []machine.Disk) (arrays, others []string) {
-	held := map[string]bool{}
+	onUsed := func(dev string) bool {
+		d := m.DiskOf(dev)
+		return d != nil && slices.ContainsFunc(disks, func(u machine.Disk) bool { return u.Path == d.Path })
+	}
+	isMD := map[string]bool{}
 	for _, md := range m.MDArrays {
+		if !slices.ContainsFunc(md.Members, onUsed) {
+			continue
+		}
+		isMD[md.Name] = true
+		text := fmt.Sprintf("%s (%s on %s)", md.Name, md.Level, strings.Join(md.Members, ", "))
+		var kept []string
 		for _, member := range md.Members {
-			if d := m.DiskOf(member); d != nil && slices.ContainsFunc(disks, func(u machine.Disk) bool { return u.Path == d.Path }) {
-				held[md.Name] = true
+			if !onUsed(member) {
+				kept = append(kept, member)
 			}
 		}
-	}
-	for _, md := range m.MDArrays {
-		if held[md.Name] {
-			arrays = append(arrays, fmt.Sprintf("%s (%s on %s)", md.Name, md.Level, strings.Join(md.Members, ", ")))
+		if len(kept) > 0 {
+			text += "; " + strings.Join(kept, ", ") + " is on a disk left alone and keeps its superblock"
 		}
+		arrays = append(arrays, text)
 	}
 	for _, d := range disks {
-		for _, why := range d.HeldBy() {
-			if h := why[strings.LastIndex(why, " ")+1:]; !held[h] {
-				others = append(others, why)
+		devs := []struct {
+			name    string
+			holders []string
+		}{{d.Name, d.Holders}}
+		for _, p := range d.Partitions {
+			devs = append(devs, struct {
+				name    string
+				holders []string
+			}{p.Name, p.Holders})
+		}
+		for _, dev := range devs {
+			for _, h := range dev.holders {
+				if !isMD[h] {
+					others = append(others, dev.name+" is held by "+h)
+				}
 			}
 		}
 	}

@@ -723,3 +723,56 @@ func TestSpecFromMachineOnLink(t *testing.T) {
 		t.Errorf("check --facts refuses the written spec: %v", errs)
 	}
 }
+
+// TestSpecFromMachineIPv6 writes the IPv6 the rescue system has, with OVH's
+// rule or gateway_on_link for a gateway outside the /64, says why it leaves
+// IPv6 out, and leaves out a local resolver stub.
+func TestSpecFromMachineIPv6(t *testing.T) {
+	keys := exampleSpec(t).SSH.AuthorizedKeys
+	for _, tc := range []struct {
+		name, fixture string
+		edit          func(m *machine.Machine)
+		want          []string
+		valid         bool
+	}{
+		{"OVH's gateway outside the /64", "ovh-seed", func(m *machine.Machine) {
+			m.Interfaces[0].Addresses = append(m.Interfaces[0].Addresses, machine.Address{Family: "ipv6", Address: "2001:41d0:8:e79d::1", Prefix: 64, Scope: "global"})
+			m.Routes = append(m.Routes, machine.Route{Family: "ipv6", Destination: "default", Gateway: "2001:41d0:8:e7ff:ff:ff:ff:ff", Interface: "eth0", OnLink: true})
+		}, []string{"[network.ipv6]", "derive_gateway = true  # 2001:41d0:8:e7ff:ff:ff:ff:ff, by OVH's rule", "nixos-25.05"}, true},
+		{"another gateway outside the /64", "hetzner-uefi", func(m *machine.Machine) {
+			m.Routes[2].Gateway = "2001:db8:1:ff::1"
+		}, []string{`gateway = "2001:db8:1:ff::1"`, "gateway_on_link = true  # 2001:db8:1:ff::1 lies outside 2001:db8:1:2::2/64", "nixos-25.05"}, true},
+		{"no IPv6 default route", "hetzner-uefi", func(m *machine.Machine) { m.Routes = m.Routes[:2] },
+			[]string{"# no [network.ipv6]: 2001:db8:1:2::2/64 has no IPv6 default route in the rescue system"}, true},
+		{"IPv6 on another NIC", "two-nic", func(m *machine.Machine) {
+			m.Interfaces[0].Addresses = []machine.Address{{Family: "ipv6", Address: "2001:db8::5", Prefix: 64, Scope: "global"}}
+		}, []string{"# no [network.ipv6]: 2001:db8::5/64 is on eth0, not on the interface with the IPv4 default route"}, true},
+		{"a local resolver stub", "small-vps", func(m *machine.Machine) { m.Nameservers = []string{"127.0.0.53"} },
+			[]string{"# the rescue system resolves through 127.0.0.53, a local stub", "nameservers = []"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := loadFixture(t, tc.fixture)
+			tc.edit(m)
+			text, ps := SpecFromMachine(m, InitOptions{AuthorizedKeys: keys})
+			if len(ps.Errors()) > 0 {
+				t.Fatal(ps)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("want %q in the spec:\n%s", w, text)
+				}
+			}
+			spec, err := Parse("host.toml", []byte(text))
+			if err != nil {
+				t.Fatalf("%v\n%s", err, text)
+			}
+			p, ps := Validate(spec)
+			if p != nil {
+				ps = append(ps, CheckMachine(spec, p, m)...)
+			}
+			if ok := len(ps.Errors()) == 0; ok != tc.valid {
+				t.Errorf("check --facts passes: %v, want %v: %v\n%s", ok, tc.valid, ps.Errors(), text)
+			}
+		})
+	}
+}
