@@ -248,10 +248,25 @@ func Parse(name string, data []byte) (*Spec, error) {
 		return nil, Problems{tomlProblem(name, data, err)}
 	}
 	var ps Problems
-	for _, k := range md.Undecoded() {
+	var positions map[string][]position // found once, when a key is unknown
+	seen := map[string]int{}            // how often each unknown key was met
+	undecoded := md.Undecoded()
+	for i, k := range undecoded {
+		if i == maxUnknownKeys {
+			ps = append(ps, Problem{File: name, Msg: fmt.Sprintf("and %d more unknown keys", len(undecoded)-i),
+				Hint: "is this a nixplan spec? The spec reference in README.md lists every key"})
+			break
+		}
+		if positions == nil {
+			positions = keyPositions(data)
+		}
 		key := k.String()
 		p := Problem{File: name, Key: key, Msg: "unknown key"}
-		p.Line, p.Col = keyPosition(data, k)
+		// A key of a list of tables comes once for each entry, in order.
+		if at := positions[key]; seen[key] < len(at) {
+			p.Line, p.Col = at[seen[key]].line, at[seen[key]].col
+		}
+		seen[key]++
 		if near := nearestKey(key); near != "" {
 			p.Hint = fmt.Sprintf("did you mean %q?", near)
 		} else {
@@ -270,6 +285,9 @@ func Parse(name string, data []byte) (*Spec, error) {
 	}
 	return spec, nil
 }
+
+// maxUnknownKeys is how many unknown keys a spec's problems name one by one.
+const maxUnknownKeys = 20
 
 // specHash is the sha256 of the spec's one file, or with includes, of a list
 // of "SHA256  NAME" lines for every file read, includes first.

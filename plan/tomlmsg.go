@@ -3,6 +3,7 @@ package plan
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -12,7 +13,13 @@ import (
 // names them, an example of the right form for the key, and the line and
 // column of an unknown key, which the decoder does not report.
 
-var typeErrorRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): incompatible types: TOML value has type (.*); destination has type (.*)$`)
+// The decoder's two forms of a type mismatch: a value of the wrong type, and
+// a value where a table belongs (BurntSushi/toml v1.6.0 decode.go, badtype
+// and "type mismatch for").
+var (
+	typeErrorRE  = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): incompatible types: TOML value has type (.*); destination has type (.*)$`)
+	tableErrorRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): type mismatch for .*: expected table but found (.*)$`)
+)
 
 // tomlTypeNames maps the decoder's Go type names, for what the file holds and
 // for what the key wants, to TOML's names.
@@ -24,13 +31,55 @@ var tomlTypeNames = map[string]string{
 	"primitive (string-like)": "string",
 }
 
-// keyExamples holds an example of the right form for the keys whose form is
-// not plain from their type.
+// keyKinds says what each key of a spec takes, in TOML's words, from Spec's
+// types: "string", "integer", "boolean", "array of strings", "array of
+// tables" or "table".
+var keyKinds = func() map[string]string {
+	kinds := map[string]string{}
+	var walk func(prefix string, t reflect.Type)
+	walk = func(prefix string, t reflect.Type) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		for i := 0; i < t.NumField(); i++ {
+			tag := t.Field(i).Tag.Get("toml")
+			if tag == "" || tag == "-" {
+				continue
+			}
+			key, ft := prefix+tag, t.Field(i).Type
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			switch {
+			case ft.Kind() == reflect.Struct:
+				kinds[key] = "table"
+				walk(key+".", ft)
+			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+				kinds[key] = "array of tables"
+				walk(key+".", ft.Elem())
+			case ft.Kind() == reflect.Slice:
+				kinds[key] = "array of " + tomlTypeName(ft.Elem().Kind().String()) + "s"
+			default:
+				kinds[key] = tomlTypeName(ft.Kind().String())
+			}
+		}
+	}
+	walk("", reflect.TypeOf(Spec{}))
+	return kinds
+}()
+
+// keyExamples holds the right form of keys whose form is not plain from
+// their type; examples are valid values, so a hint never proposes one the
+// key refuses.
 var keyExamples = map[string]string{
 	"include":                      `["common.toml"]`,
+	"provider":                     `"ovh"`,
+	"host.name":                    `"web1"`,
 	"host.nixos":                   `"24.05"`,
 	"host.state_version":           `"24.05"`,
 	"host.host_id":                 `"1234abcd"`,
+	"host.firmware":                `"bios"`,
+	"network.interface":            `"eth0"`,
 	"network.nameservers":          `["8.8.8.8"]`,
 	"network.ipv4.address":         `"203.0.113.10"`,
 	"network.ipv4.prefix":          `24`,
@@ -39,11 +88,18 @@ var keyExamples = map[string]string{
 	"network.ipv6.prefix":          `64`,
 	"network.ipv6.gateway":         `"fe80::1"`,
 	"network.mac":                  `"aa:bb:cc:dd:ee:ff"`,
+	"disks.layout":                 `"zfs"`,
+	"disks.topology":               `"mirror"`,
+	"disks.boot":                   `"all"`,
+	"disks.label":                  `"gpt"`,
+	"disks.pool":                   `"rpool"`,
 	"disks.devices":                `["/dev/sda"]`,
 	"disks.boot_size":              `"512MiB"`,
 	"disks.swap_size":              `"8GiB"`,
 	"disks.arc_max":                `"4GiB"`,
 	"disks.identity.size_bytes":    `2000398934016`,
+	"disks.datasets.name":          `"root/nixos"`,
+	"disks.datasets.mountpoint":    `"/"`,
 	"ssh.authorized_keys":          `["ssh-ed25519 AAAA... me@laptop"]`,
 	"channel.url":                  `"https://releases.nixos.org/nixos/24.05/nixos-24.05.1234.abcdef0"`,
 	"flake.nixpkgs_rev":            `"0123456789abcdef0123456789abcdef01234567"`,
@@ -54,21 +110,71 @@ var keyExamples = map[string]string{
 // typeProblem rewrites the decoder's type mismatch, or returns false when err
 // is not one.
 func typeProblem(file string, data []byte, err error) (Problem, bool) {
-	m := typeErrorRE.FindStringSubmatch(err.Error())
-	if m == nil {
+	var line int
+	var key, have, want string
+	if m := typeErrorRE.FindStringSubmatch(err.Error()); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		key, have, want = m[2], tomlTypeName(m[3]), tomlTypeName(m[4])
+	} else if m := tableErrorRE.FindStringSubmatch(err.Error()); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		key, have, want = m[2], tomlTypeName(m[3]), "table"
+	} else {
 		return Problem{}, false
 	}
-	line, _ := strconv.Atoi(m[1])
-	key := m[2]
-	have, want := tomlTypeName(m[3]), tomlTypeName(m[4])
-	p := Problem{File: file, Line: line, Key: key}
-	if value := valueOnLine(data, line, key); value != "" {
-		p.Msg = fmt.Sprintf("%s is %s; this key takes %s", value, articled(have), articled(want))
-	} else {
-		p.Msg = fmt.Sprintf("the value is %s; this key takes %s", articled(have), articled(want))
+	generic := genericKey(key)
+	kind := keyKinds[generic]
+	if kind == "" {
+		kind = want
 	}
-	p.Hint = "write it as " + exampleFor(key, want, m[3], data, line)
+	p := Problem{File: file, Line: line, Key: key}
+	// The decoder names the element's types for an array's element. For a
+	// list of tables it reports the line of the key's last entry, which need
+	// not be the one in error: a value is quoted only when it is the one.
+	value := valueOnLine(data, line, key)
+	if value != "" && literalType(value) != have {
+		value = ""
+	}
+	if value == "" && inListOfTables(generic) {
+		p.Line = 0
+	}
+	switch {
+	case strings.HasPrefix(kind, "array of ") && kind != "array of tables" && have != "array" && want != "array":
+		p.Msg = fmt.Sprintf("the array holds %s; this key takes %s", articled(have), articleFor(kind))
+	case value != "":
+		p.Msg = fmt.Sprintf("%s is %s; this key takes %s", value, articled(have), articleFor(kind))
+	default:
+		p.Msg = fmt.Sprintf("the value is %s; this key takes %s", articled(have), articleFor(kind))
+	}
+	p.Hint = "write it as " + exampleFor(key, kind, have, value)
 	return p, true
+}
+
+// inListOfTables reports whether key is a key of the entries of a list of
+// tables, such as disks.datasets.name.
+func inListOfTables(key string) bool {
+	for i := strings.LastIndexByte(key, '.'); i > 0; i = strings.LastIndexByte(key[:i], '.') {
+		if keyKinds[key[:i]] == "array of tables" {
+			return true
+		}
+	}
+	return false
+}
+
+// literalType is the TOML type of a value as written: a quoted string, a
+// boolean, an integer or a float; "" when it is none of them plainly.
+func literalType(v string) string {
+	switch {
+	case strings.HasPrefix(v, `"`) || strings.HasPrefix(v, "'"):
+		return "string"
+	case v == "true" || v == "false":
+		return "boolean"
+	case isInteger(strings.ReplaceAll(v, "_", "")):
+		return "integer"
+	}
+	if _, err := strconv.ParseFloat(strings.ReplaceAll(v, "_", ""), 64); err == nil {
+		return "float"
+	}
+	return ""
 }
 
 func tomlTypeName(goName string) string {
@@ -81,60 +187,66 @@ func tomlTypeName(goName string) string {
 	if strings.HasPrefix(goName, "map[") {
 		return "table"
 	}
+	switch goName {
+	case "int", "int8", "int16", "int32", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "integer"
+	}
 	return goName
 }
 
-func article(typeName string) string {
-	if strings.IndexByte("aeiou", typeName[0]) >= 0 {
-		return "an"
+func articleFor(s string) string {
+	if strings.HasPrefix(s, "array of") {
+		return "an " + s
 	}
-	return "a"
+	return articled(s)
 }
 
-func articled(typeName string) string { return article(typeName) + " " + typeName }
+func articled(typeName string) string {
+	if typeName != "" && strings.IndexByte("aeiou", typeName[0]) >= 0 {
+		return "an " + typeName
+	}
+	return "a " + typeName
+}
 
-// exampleFor shows the key in the right form: the value the file holds,
-// turned into the type the key takes where that is plain ("24" → 24,
-// "8.8.8.8" → ["8.8.8.8"], 24.05 → "24.05"), else the key's example.
-func exampleFor(key, want, have string, data []byte, line int) string {
+// exampleFor shows the key in the right form: the key's example, or the
+// value the file holds turned into the type the key takes where that is
+// plain ("24" → 24, "8.8.8.8" → ["8.8.8.8"]).
+func exampleFor(key, kind, have, value string) string {
 	name := key[strings.LastIndex(key, ".")+1:]
-	value := valueOnLine(data, line, key)
+	if kind == "array of tables" {
+		return "[[" + genericKey(key) + "]] on a line of its own for each entry, its keys below it"
+	}
+	if kind == "table" {
+		return "[" + genericKey(key) + "] on a line of its own, its keys below it"
+	}
 	unquoted, quoted := value, false
 	if u, err := strconv.Unquote(value); err == nil {
 		unquoted, quoted = u, true
 	}
-	_, needsUnit := sizeKeys[genericKey(key)]
 	switch {
 	case value == "":
-	case want == "string" && !quoted && !needsUnit && tomlTypeName(have) != "array" && tomlTypeName(have) != "table":
-		return name + " = " + tomlString(value) + " (a string goes in quotes)"
-	case want == "integer" && quoted && isInteger(unquoted):
+	case kind == "integer" && quoted && isInteger(unquoted):
 		return name + " = " + unquoted + " (a number goes without quotes)"
-	case want == "boolean" && quoted && (unquoted == "true" || unquoted == "false"):
+	case kind == "boolean" && quoted && (unquoted == "true" || unquoted == "false"):
 		return name + " = " + unquoted + " (true or false, without quotes)"
-	case want == "array" && quoted:
-		return name + " = [" + value + "] (an array goes in [ ], one value for each item)"
+	case kind == "array of strings" && quoted && !strings.ContainsAny(unquoted, ", "):
+		return name + " = [" + value + "] (an array goes in [ ], one string for each value)"
 	}
 	if ex, ok := keyExamples[genericKey(key)]; ok {
 		return name + " = " + ex
 	}
-	switch want {
+	switch kind {
 	case "string":
 		return name + ` = "..." (a string goes in quotes)`
 	case "integer":
 		return name + " = 24 (a number goes without quotes)"
 	case "boolean":
 		return name + " = true (true or false, without quotes)"
-	case "array":
-		return name + ` = ["..."] (an array goes in [ ])`
-	case "table":
-		return "a table: [" + key + "] on a line of its own, then its keys"
+	case "array of strings":
+		return name + ` = ["...", "..."] (an array goes in [ ], one string for each value)`
 	}
 	return name + " = ..."
 }
-
-// sizeKeys take a size with its unit: a bare number is not made a string.
-var sizeKeys = map[string]bool{"disks.boot_size": true, "disks.swap_size": true, "disks.arc_max": true}
 
 func isInteger(s string) bool {
 	_, err := strconv.ParseInt(s, 10, 64)
@@ -149,30 +261,34 @@ var listIndexRE = regexp.MustCompile(`\[\d+\]`)
 
 // valueOnLine returns the text of the value of key's last part on the given
 // line, as written ("24.05", 512, "8.8.8.8"), or "" when the line does not
-// hold it plainly.
+// hold it plainly (an array, a table, a multi-line string).
 func valueOnLine(data []byte, line int, key string) string {
-	lines := bytes.Split(data, []byte("\n"))
+	lines := bytes.SplitN(data, []byte("\n"), line+1)
 	if line < 1 || line > len(lines) {
 		return ""
 	}
 	text := string(lines[line-1])
 	name := key[strings.LastIndex(key, ".")+1:]
-	m := regexp.MustCompile(`(?:^|[\s{,.])` + regexp.QuoteMeta(name) + `\s*=\s*("(?:[^"\\]|\\.)*"|'[^']*'|[^\s,}#]+)`).FindStringSubmatch(text)
-	if m == nil {
+	m := regexp.MustCompile(`(?:^|[\s{,.])` + regexp.QuoteMeta(name) + `\s*=\s*("(?:[^"\\]|\\.)*"|'[^']*'|[^\s,}#\[{]+)`).FindStringSubmatch(text)
+	if m == nil || strings.HasPrefix(m[1], `""`) || strings.HasPrefix(m[1], "''") && len(m[1]) > 2 {
 		return ""
 	}
-	return m[1]
+	return strings.TrimRight(m[1], "\r")
 }
 
-// keyPosition finds where a key of the spec is written: the line and column
-// where it starts, in a [table] header, a key = value line, a dotted key or
-// an inline table on one line. It returns 0, 0 when it cannot tell: a key
-// inside a multi-line string or spread over lines is not looked for.
-func keyPosition(data []byte, key []string) (line, col int) {
+// position is where a key is written: its line and column, 1-based.
+type position struct{ line, col int }
+
+// keyPositions finds, in one pass, where every key of a spec is written: in
+// a [table] header, a key = value line, a dotted key, or an inline table on
+// one line, each in the order written (a key of a list of tables once for
+// each entry). Keys are joined by dots. A key inside a multi-line string or
+// spread over lines is not looked for.
+func keyPositions(data []byte) map[string][]position {
+	found := map[string][]position{}
 	var table []string
 	inMultiline := ""
-	for i, raw := range strings.Split(string(data), "\n") {
-		text := raw
+	for i, text := range strings.Split(string(data), "\n") {
 		if inMultiline != "" {
 			if strings.Contains(text, inMultiline) {
 				inMultiline = ""
@@ -193,49 +309,43 @@ func keyPosition(data []byte, key []string) (line, col int) {
 				continue
 			}
 			parts, _ := splitKey(header[:end])
-			if pathEqual(parts, key) {
-				return i + 1, indent + (len(trimmed) - len(header)) + leadingSpace(header[:end]) + 1
-			}
+			key := strings.Join(parts, ".")
+			found[key] = append(found[key], position{i + 1, indent + (len(trimmed) - len(header)) + leadingSpace(header[:end]) + 1})
 			table = parts
 			continue
 		}
-		if c, ok := findKeyIn(trimmed, table, key); ok {
-			return i + 1, indent + c + 1
-		}
+		collectKeys(trimmed, table, func(path []string, off int) {
+			key := strings.Join(path, ".")
+			found[key] = append(found[key], position{i + 1, indent + off + 1})
+		})
 	}
-	return 0, 0
+	return found
 }
 
-// findKeyIn looks for key in one line of key = value pairs under table,
-// following inline tables; it returns the offset where the key starts.
-func findKeyIn(text string, table, key []string) (int, bool) {
+// collectKeys finds the keys of one line of key = value pairs under table,
+// following inline tables, and calls add with each key's path and offset.
+func collectKeys(text string, table []string, add func(path []string, off int)) {
 	eq := indexOutsideQuotes(text, '=')
 	if eq < 0 {
-		return 0, false
+		return
 	}
-	left := text[:eq]
-	parts, ok := splitKey(left)
+	parts, ok := splitKey(text[:eq])
 	if !ok || len(parts) == 0 {
-		return 0, false
+		return
 	}
 	full := append(append([]string(nil), table...), parts...)
-	if pathEqual(full, key) {
-		return 0, true
-	}
-	// An inline table: { a = 1, b = { c = 2 } } on this line.
+	add(full, 0)
 	rest := strings.TrimLeft(text[eq+1:], " \t")
 	off := len(text) - len(rest)
-	if !strings.HasPrefix(rest, "{") || len(full) >= len(key) || !pathEqual(full, key[:len(full)]) {
-		return 0, false
+	if !strings.HasPrefix(rest, "{") {
+		return
 	}
-	inner := rest[1:]
-	pos := off + 1
-	for _, item := range splitOutside(inner, ',') {
-		if c, ok := findKeyIn(strings.TrimLeft(item.text, " \t"), full, key); ok {
-			return pos + item.start + (len(item.text) - len(strings.TrimLeft(item.text, " \t"))) + c, true
-		}
+	for _, item := range splitOutside(rest[1:], ',') {
+		lead := leadingSpace(item.text)
+		collectKeys(item.text[lead:], full, func(path []string, o int) {
+			add(path, off+1+item.start+lead+o)
+		})
 	}
-	return 0, false
 }
 
 type piece struct {
@@ -321,15 +431,3 @@ func splitKey(s string) ([]string, bool) {
 }
 
 func leadingSpace(s string) int { return len(s) - len(strings.TrimLeft(s, " \t")) }
-
-func pathEqual(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
