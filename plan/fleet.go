@@ -2,6 +2,8 @@ package plan
 
 import (
 	"fmt"
+	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -13,10 +15,11 @@ type FleetMember struct {
 }
 
 // CheckFleet finds what two specs of one fleet share that two servers
-// cannot: a host name (one bundle folder), an address, a MAC, a disk (by
-// serial or by-id path). A shared host id is a warning: ZFS pools would look
-// as if they belonged to both hosts. Each problem names both files, on the
-// later spec's line. clashes lists the members with an error (by index).
+// cannot: a host name (one bundle folder), an address, a MAC. A shared host
+// id is a warning (ZFS pools would look as if they belonged to both hosts),
+// and so is a shared disk serial or by-id path (virtual disks can share
+// them). Each problem names both files, on the later spec's line. clashes
+// lists the members with an error (by index).
 func CheckFleet(members []FleetMember) (ps Problems, clashes []int) {
 	type claim struct {
 		member    int
@@ -27,6 +30,9 @@ func CheckFleet(members []FleetMember) (ps Problems, clashes []int) {
 	shared := func(m FleetMember, key, what, value, hint string, warning bool) {
 		if value == "" {
 			return
+		}
+		if a, err := netip.ParseAddr(value); err == nil {
+			value = a.String() // 2001:db8:0:0::2 and 2001:db8::2 are one address
 		}
 		id := what + "\x00" + strings.ToLower(value)
 		first, dup := seen[id]
@@ -46,12 +52,12 @@ func CheckFleet(members []FleetMember) (ps Problems, clashes []int) {
 	files := map[string]int{}
 	for i, m := range members {
 		at = i
-		if first, dup := files[m.File]; dup {
+		if first, dup := files[sameFile(m.File)]; dup {
 			ps = append(ps, Problem{File: m.File, Msg: "given twice", Hint: "name each spec once"})
 			clashes = append(clashes, first, at)
 			continue
 		}
-		files[m.File] = i
+		files[sameFile(m.File)] = i
 		p := m.Plan
 		shared(m, "host.name", "host name", p.Host.Name,
 			"two specs for one host would write one bundle folder twice: rename one, or remove the one that is out of date", false)
@@ -65,17 +71,29 @@ func CheckFleet(members []FleetMember) (ps Problems, clashes []int) {
 		}
 		shared(m, "network.mac", "MAC", p.Network.MAC,
 			"a MAC belongs to one network card: one spec names the wrong server", false)
+		// Virtual disks can share a serial or a by-id name (QEMU's
+		// QM00001, scsi-0QEMU_QEMU_HARDDISK_…), so a shared disk is a warning;
+		// on the wrong server the install stops at the disk's identity.
 		for i, d := range p.Storage.Identity {
 			shared(m, fmt.Sprintf("disks.identity[%d].serial", i), "disk serial", d.Serial,
-				"a disk is in one server: one spec names the wrong disk, and its install would erase another server's", false)
+				"a real disk is in one server: unless these are virtual disks, one spec names another server's disk", true)
 		}
 		for i, dev := range p.Storage.Disks {
 			if strings.HasPrefix(dev, "/dev/disk/by-id/") {
 				shared(m, fmt.Sprintf("disks.devices[%d]", i), "disk", dev,
-					"a disk is in one server: one spec names the wrong disk, and its install would erase another server's", false)
+					"a real disk is in one server: unless these are virtual disks, one spec names another server's disk", true)
 			}
 		}
 	}
 	slices.Sort(clashes)
 	return ps, slices.Compact(clashes)
+}
+
+// sameFile names a spec file so that two spellings of one file (a.toml,
+// ./a.toml, /abs/a.toml) are one name.
+func sameFile(name string) string {
+	if abs, err := filepath.Abs(name); err == nil {
+		return abs
+	}
+	return filepath.Clean(name)
 }
