@@ -17,6 +17,10 @@ const (
 	StarterIPv4Gateway = "192.0.2.254"
 )
 
+// starterHostName is the starter's host name, which check refuses in any
+// case: lowercased it would be a valid name.
+const starterHostName = "FILL-IN"
+
 // Providers lists the provider ids a spec may name.
 func Providers() []string { return knownProviders() }
 

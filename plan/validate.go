@@ -76,6 +76,8 @@ func validateHost(ps *problems, spec *Spec, p *Plan) {
 	switch {
 	case h.Name == "":
 		ps.add("host.name", `for example name = "web1"`, "missing; the installed system's host name")
+	case strings.EqualFold(h.Name, starterHostName):
+		ps.add("host.name", `the server's own host name, for example name = "web1"`, "%q is the starter spec's placeholder", h.Name)
 	case !hostNameRE.MatchString(h.Name):
 		hint := "1 to 63 lowercase letters, digits and hyphens, not starting or ending with a hyphen"
 		if low := strings.ToLower(h.Name); hostNameRE.MatchString(low) {

@@ -19,6 +19,7 @@ type command struct {
 	name     string
 	synopsis string // the usage line
 	summary  string // one line, for completion menus
+	notes    string // more for the command's help, such as its exit status
 	operands operand
 	flags    []flagDef
 	run      func(c *cli, args []string) int
@@ -66,12 +67,14 @@ func init() {
 			run: (*cli).render},
 		{name: "check", synopsis: "nixplan check SPEC... [--facts FACTS]",
 			summary: "validate specs and print every problem", operands: specOperands,
+			notes: "Exit status: 0 every spec is valid (and matches --facts), 1 a problem, 2 a wrong\ncommand line.",
 			flags: []flagDef{
 				{name: "facts", value: "FACTS", glob: "*.json", usage: "also compare the specs with this machine description (facts.sh's output)"},
 			},
 			run: (*cli).check},
 		{name: "simulate", synopsis: "nixplan simulate SPEC [--machine FACTS] [--format text|json]",
 			summary: "print every command the scripts would run", operands: specOperands,
+			notes: "Exit status: 0 both scripts would finish, 1 they would stop (standard error says\nwhere and why), 2 a wrong command line.",
 			flags: []flagDef{
 				{name: "machine", value: "FACTS", glob: "*.json", usage: "a machine description (facts.sh's output) to run against; default: the healthy machine the spec describes"},
 				{name: "format", value: "FORMAT", def: "text", words: func() []string { return []string{"text", "json"} },
@@ -80,7 +83,8 @@ func init() {
 			run: (*cli).simulate},
 		{name: "diff", synopsis: "nixplan diff SPEC... DIR",
 			summary: "compare committed bundles with their specs", operands: specsThenDir,
-			run: (*cli).diff},
+			notes: "Exit status, as diff(1)'s: 0 every bundle matches its spec, 1 drift (a file changed,\nmissing or extra, a bundle no spec names), 2 trouble (a spec that does not\nvalidate, a bundle folder that cannot be read, a wrong command line).",
+			run:   (*cli).diff},
 		{name: "init", synopsis: "nixplan init [--provider PROVIDER] [--facts FACTS] [--ssh-key FILE]... > host.toml",
 			summary: "print a starter spec, or one written from a machine's facts", operands: noOperands,
 			flags: []flagDef{
@@ -147,6 +151,9 @@ func (c *cli) flags(name string) *pflag.FlagSet {
 // its default.
 func writeCommandHelp(w io.Writer, cmd *command) {
 	fmt.Fprintf(w, "Usage:\n    %s\n\n%s.\n", cmd.synopsis, capitalize(cmd.summary))
+	if cmd.notes != "" {
+		fmt.Fprintf(w, "\n%s\n", cmd.notes)
+	}
 	defs := append(append([]flagDef(nil), cmd.flags...), flagDef{name: "help", short: "h", usage: "print this help"})
 	left := make([]string, len(defs))
 	width := 0
@@ -225,7 +232,7 @@ func (c *cli) help(args []string) int {
 	}
 	switch fs.NArg() {
 	case 0:
-		fmt.Fprint(c.stdout, usage)
+		fmt.Fprint(c.stdout, usage())
 		return exitOK
 	case 1:
 		if cmd := lookup(fs.Arg(0)); cmd != nil {

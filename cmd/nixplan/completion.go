@@ -69,11 +69,19 @@ func (cmd *command) operandWords() []string {
 func writeBashCompletion(w io.Writer) {
 	fmt.Fprintf(w, `# bash completion for nixplan %s; written by "nixplan completion bash".
 # Load it with: source <(nixplan completion bash)
+# It runs in bash 3.2 (macOS's /bin/bash) too: no mapfile.
+_nixplan_words() { COMPREPLY=($(compgen -W "$1" -- "$cur")); }
+# _nixplan_files GLOB: folders, to walk into, and files matching GLOB; one
+# name a line, so names with spaces stay whole.
+_nixplan_files() {
+  local IFS=$'\n'
+  COMPREPLY=($(compgen -d -- "$cur"; [ -n "$1" ] && compgen -f -X "!$1" -- "$cur"))
+}
 _nixplan() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
   COMPREPLY=()
   if ((COMP_CWORD == 1)); then
-    mapfile -t COMPREPLY < <(compgen -W %s -- "$cur")
+    _nixplan_words %s
     return
   fi
   case ${COMP_WORDS[1]} in
@@ -91,14 +99,14 @@ _nixplan() {
 		for _, f := range cmd.allFlags() {
 			flags = append(flags, f.spellings()...)
 		}
-		fmt.Fprintf(w, "    if [[ $cur == -* ]]; then\n      mapfile -t COMPREPLY < <(compgen -W %s -- \"$cur\")\n      return\n    fi\n", shq(strings.Join(flags, " ")))
+		fmt.Fprintf(w, "    if [[ $cur == -* ]]; then\n      _nixplan_words %s\n      return\n    fi\n", shq(strings.Join(flags, " ")))
 		switch cmd.operands {
 		case specOperands:
 			fmt.Fprintf(w, "    %s\n", bashValues(nil, "*.toml", false))
 		case specsThenDir:
 			fmt.Fprintf(w, "    %s\n", bashValues(nil, "*.toml", true))
 		case commandName, shellName:
-			fmt.Fprintf(w, "    ((COMP_CWORD == 2)) && mapfile -t COMPREPLY < <(compgen -W %s -- \"$cur\")\n", shq(strings.Join(cmd.operandWords(), " ")))
+			fmt.Fprintf(w, "    ((COMP_CWORD == 2)) && _nixplan_words %s\n", shq(strings.Join(cmd.operandWords(), " ")))
 		}
 		fmt.Fprintf(w, "    ;;\n")
 	}
@@ -110,13 +118,13 @@ _nixplan() {
 func bashValues(words func() []string, glob string, dir bool) string {
 	switch {
 	case words != nil:
-		return fmt.Sprintf(`mapfile -t COMPREPLY < <(compgen -W %s -- "$cur")`, shq(strings.Join(words(), " ")))
+		return "_nixplan_words " + shq(strings.Join(words(), " "))
 	case glob != "":
-		return fmt.Sprintf(`mapfile -t COMPREPLY < <(compgen -d -- "$cur"; compgen -f -X %s -- "$cur")`, shq("!"+glob))
+		return "_nixplan_files " + shq(glob)
 	case dir:
-		return `mapfile -t COMPREPLY < <(compgen -d -- "$cur")`
+		return "_nixplan_files ''"
 	}
-	return `mapfile -t COMPREPLY < <(compgen -f -- "$cur")`
+	return "_nixplan_files '*'"
 }
 
 func writeZshCompletion(w io.Writer) {
@@ -201,11 +209,22 @@ func writeFishCompletion(w io.Writer) {
     test (count $words) -ge 2; and test $words[2] = $argv[1]
 end
 function __nixplan_files --description 'folders, and files whose name ends in $argv[1]'
-    for f in (commandline -ct)*
+    set -l tok (commandline -ct)
+    set -l home ''
+    if string match -q -- '~*' $tok
+        # ~/... as typed: look under $HOME, show it as ~ again
+        set home $HOME
+        set tok (string sub -s 2 -- $tok)
+    end
+    for f in $home$tok*
+        set -l shown $f
+        if test -n "$home"
+            set shown '~'(string sub -s (math (string length -- $home) + 1) -- $f)
+        end
         if test -d $f
-            echo $f/
+            echo $shown/
         else if string match -q -- "*$argv[1]" $f
-            echo $f
+            echo $shown
         end
     end
 end

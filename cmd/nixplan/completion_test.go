@@ -44,7 +44,7 @@ func completionScript(t *testing.T, shell string) string {
 func completionDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, f := range []string{"host.toml", "facts.json", "me.pub", "notes.txt"} {
+	for _, f := range []string{"host.toml", "facts.json", "me.pub", "notes.txt", "my host.toml"} {
 		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -71,6 +71,13 @@ func sortedLines(s string) []string {
 func TestBashCompletion(t *testing.T) {
 	bash := needShell(t, "bash")
 	script, dir := completionScript(t, "bash"), completionDir(t)
+	// macOS's /bin/bash is 3.2, which has no mapfile.
+	text, _ := os.ReadFile(script)
+	for _, line := range strings.Split(string(text), "\n") {
+		if strings.Contains(line, "mapfile") && !strings.HasPrefix(strings.TrimSpace(line), "#") {
+			t.Errorf("the bash script uses mapfile, which bash 3.2 lacks: %q", line)
+		}
+	}
 	for _, tc := range []struct {
 		line string // the words typed; the last is the one being completed
 		want []string
@@ -79,7 +86,8 @@ func TestBashCompletion(t *testing.T) {
 		{"nixplan c", []string{"check", "completion"}},
 		{"nixplan render -", []string{"--help", "--kexec-tarball", "--output", "-h", "-o"}},
 		{"nixplan render -o ", []string{"bundles"}},
-		{"nixplan check ", []string{"bundles", "host.toml"}},
+		{"nixplan check ", []string{"bundles", "host.toml", "my host.toml"}},
+		{"nixplan check m", []string{"my host.toml"}},
 		{"nixplan check --facts ", []string{"bundles", "facts.json"}},
 		{"nixplan simulate --format ", []string{"json", "text"}},
 		{"nixplan init --provider h", []string{"hetzner"}},
@@ -114,7 +122,8 @@ func TestFishCompletion(t *testing.T) {
 	}{
 		{"nixplan ren", []string{"render"}},
 		{"nixplan render --out", []string{"--output"}},
-		{"nixplan check ", []string{"bundles/", "host.toml"}},
+		{"nixplan check ", []string{"bundles/", "host.toml", "my host.toml"}},
+		{"nixplan check ~/", []string{"~/bundles/", "~/host.toml", "~/my host.toml"}},
 		{"nixplan check --facts ", []string{"bundles/", "facts.json"}},
 		{"nixplan simulate --format ", []string{"json", "text"}},
 		{"nixplan init --provider k", []string{"kimsufi"}},
@@ -123,6 +132,7 @@ func TestFishCompletion(t *testing.T) {
 		t.Run(tc.line, func(t *testing.T) {
 			cmd := exec.Command(fish, "--no-config", "-c", `source $argv[1]; complete -C $argv[2] | string replace -r '\t.*' ''; or true`, script, tc.line)
 			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "HOME="+dir)
 			out, err := cmd.CombinedOutput()
 			if err != nil {
 				t.Fatalf("fish: %v\n%s", err, out)

@@ -30,6 +30,15 @@ func (c *cli) diff(args []string) int {
 	}
 	files, root := fs.Args()[:fs.NArg()-1], fs.Arg(fs.NArg()-1)
 	fleet := len(files) > 1
+	// A fleet's folder that is not there is a wrong command line, not every
+	// host drifting (a single spec's folder is CompareBundle's to judge).
+	if fi, err := os.Stat(root); fleet && err != nil {
+		c.errorf("%s: %s", root, map[bool]string{true: "no such folder", false: "cannot be read"}[errors.Is(err, os.ErrNotExist)])
+		return exitTrouble
+	} else if fleet && !fi.IsDir() {
+		c.errorf("%s: not a folder; diff compares a folder of bundles", root)
+		return exitTrouble
+	}
 	// diff keeps no bundle once compared, so its live heap is a few MB and
 	// the collector would run every few renders: a larger heap goal costs
 	// tens of MB and saves about a quarter of the CPU on a fleet.

@@ -17,18 +17,7 @@ import (
 	"github.com/nixplan/nixplan/plan"
 )
 
-const usage = `Usage:
-    nixplan render SPEC... -o DIR [--kexec-tarball FILE]
-    nixplan check SPEC... [--facts FACTS]
-    nixplan simulate SPEC [--machine FACTS] [--format text|json]
-    nixplan diff SPEC... DIR
-    nixplan init [--provider PROVIDER] [--facts FACTS] [--ssh-key FILE]...
-    nixplan facts-script
-    nixplan help [COMMAND]
-    nixplan completion bash|zsh|fish
-    nixplan version
-
-nixplan turns a TOML host spec into a bundle that installs NixOS on a rented
+const usageText = `nixplan turns a TOML host spec into a bundle that installs NixOS on a rented
 server from its Debian rescue system: rescue-bootstrap.sh, kexec-install.sh,
 configuration.nix, checklist.md and SHA256SUMS. It never uses the network and
 never touches a server; review the bundle, commit it, then follow checklist.md.
@@ -77,6 +66,18 @@ Exit status:
        load or validate, a bundle that cannot be read
 `
 
+// usage is the whole usage: every command's synopsis from the command
+// table, then usageText.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("Usage:\n")
+	for _, cmd := range commands {
+		fmt.Fprintf(&b, "    %s\n", cmd.synopsis)
+	}
+	b.WriteString("\n" + usageText)
+	return b.String()
+}
+
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // exit codes
@@ -102,20 +103,26 @@ func (c *cli) hintf(format string, args ...any) {
 
 // usageError reports a wrong command line.
 func (c *cli) usageError(format string, args ...any) int {
-	c.errorf(format, args...)
-	c.hintf(`run "nixplan --help" for usage`)
+	msg := fmt.Sprintf(format, args...)
+	c.errorf("%s", msg)
+	// Messages about one command start with its name: point to its help.
+	if name, _, ok := strings.Cut(msg, ": "); ok && lookup(name) != nil {
+		c.hintf(`run "nixplan help %s" for its usage and flags`, name)
+	} else {
+		c.hintf(`run "nixplan help" for usage`)
+	}
 	return exitUsage
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	c := &cli{stdout: stdout, stderr: stderr}
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return exitUsage
 	}
 	switch args[0] {
 	case "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return exitOK
 	case "--version":
 		return c.version(nil)
