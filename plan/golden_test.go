@@ -134,6 +134,13 @@ func TestRenderedTextReadsCleanly(t *testing.T) {
 			t.Errorf("%s: the on-link note is there: %v; the IPv4 gateway is on-link: %v", exampleName(spec), onLink, p.Network.IPv4.OnLink)
 		}
 	}
+	// No example has an on-link IPv4 gateway: a Hetzner /32 has one.
+	text := strings.NewReplacer("prefix = 26", "prefix = 32\ngateway_on_link = true",
+		"nixos-images/releases/download/nixos-24.05/", "nixos-images/releases/download/nixos-25.05/").Replace(exampleText(t, "hetzner-nvme-uefi"))
+	p, b := renderText(t, "onlink.toml", text)
+	if !p.Network.IPv4.OnLink || !strings.Contains(string(b.File(plan.ConfigurationFile).Data), "adds an on-link route") {
+		t.Errorf("an on-link IPv4 gateway (%v) gets no on-link note:\n%s", p.Network.IPv4.OnLink, b.File(plan.ConfigurationFile).Data)
+	}
 }
 
 // TestRenderDeterministic renders every example twice and compares the bytes.
