@@ -18,6 +18,9 @@ type Problem struct {
 	Warning bool   // a warning does not make the spec invalid
 }
 
+// Error is printable whatever the problem quotes: a file name, a value from
+// a spec or a string from a machine description cannot move the terminal's
+// cursor or start a line of its own.
 func (p Problem) Error() string {
 	var b strings.Builder
 	b.WriteString(p.File)
@@ -33,7 +36,7 @@ func (p Problem) Error() string {
 		b.WriteString(": ")
 	}
 	b.WriteString(p.Msg)
-	return b.String()
+	return Printable(b.String())
 }
 
 // Problems is every problem found in one or more specs, in the order found.

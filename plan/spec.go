@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 )
@@ -184,6 +186,9 @@ func Load(path string) (*Spec, error) {
 }
 
 func load(path string, stack []string) (*Spec, error) {
+	if p := fileNameProblem(path); p != nil {
+		return nil, Problems{*p}
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, Problems{{File: path, Msg: readErrorText(err)}}
@@ -229,6 +234,9 @@ func load(path string, stack []string) (*Spec, error) {
 // Parse decodes the bytes of one spec file without following its includes;
 // name is used in problems and the bundle header.
 func Parse(name string, data []byte) (*Spec, error) {
+	if p := fileNameProblem(name); p != nil {
+		return nil, Problems{*p}
+	}
 	sum := sha256.Sum256(data)
 	spec := &Spec{File: name, SHA256: hex.EncodeToString(sum[:]), files: []loadedFile{{name, sum}}}
 	if bytes.IndexByte(data, 0) >= 0 {
@@ -288,6 +296,28 @@ func Parse(name string, data []byte) (*Spec, error) {
 
 // maxUnknownKeys is how many unknown keys a spec's problems name one by one.
 const maxUnknownKeys = 20
+
+// fileNameProblem refuses a spec file name that is not Printable: the name
+// stands in the header of every bundle file and in checklist.md, and a line
+// break in it would end the header's comment there.
+func fileNameProblem(name string) *Problem {
+	for i, r := range name {
+		if r == utf8.RuneError || !unicode.IsGraphic(r) {
+			what := fmt.Sprintf("the character %U", r)
+			switch {
+			case r == utf8.RuneError:
+				what = fmt.Sprintf("the byte 0x%02x, which is not UTF-8", name[i])
+			case r == '\n' || r == '\r':
+				what = fmt.Sprintf("a line break (%U)", r)
+			case unicode.IsControl(r):
+				what = fmt.Sprintf("the control character %U", r)
+			}
+			return &Problem{File: name, Msg: "the file name holds " + what + "; nixplan writes the spec's name into the header of every bundle file",
+				Hint: `rename the file to printable characters, e.g. "web1.toml"`}
+		}
+	}
+	return nil
+}
 
 // specHash is the sha256 of the spec's one file, or with includes, of a list
 // of "SHA256  NAME" lines for every file read, includes first.

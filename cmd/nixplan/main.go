@@ -93,12 +93,18 @@ type cli struct {
 	stdout, stderr io.Writer
 }
 
+// errorf, warnf and hintf print one line each: plan.Printable escapes the
+// line breaks and control characters a file name or a value may hold.
 func (c *cli) errorf(format string, args ...any) {
-	fmt.Fprintf(c.stderr, "nixplan: error: "+format+"\n", args...)
+	fmt.Fprintf(c.stderr, "nixplan: error: %s\n", plan.Printable(fmt.Sprintf(format, args...)))
+}
+
+func (c *cli) warnf(format string, args ...any) {
+	fmt.Fprintf(c.stderr, "nixplan: warning: %s\n", plan.Printable(fmt.Sprintf(format, args...)))
 }
 
 func (c *cli) hintf(format string, args ...any) {
-	fmt.Fprintf(c.stderr, "nixplan: hint: "+format+"\n", args...)
+	fmt.Fprintf(c.stderr, "nixplan: hint: %s\n", plan.Printable(fmt.Sprintf(format, args...)))
 }
 
 // usageError reports a wrong command line.
@@ -183,7 +189,7 @@ func loadOne(file string) (*plan.Plan, plan.Problems) {
 func (c *cli) report(ps plan.Problems) {
 	for _, p := range ps {
 		if p.Warning {
-			fmt.Fprintf(c.stderr, "nixplan: warning: %s\n", p.Error())
+			c.warnf("%s", p.Error())
 		} else {
 			c.errorf("%s", p.Error())
 		}
