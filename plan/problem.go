@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Problem is one thing wrong with a spec. Its Error text is what the operator
@@ -32,7 +33,7 @@ func (p Problem) Error() string {
 	}
 	b.WriteString(": ")
 	if p.Key != "" {
-		b.WriteString(p.Key)
+		fmt.Fprintf(&b, "%s", clip(p.Key))
 		b.WriteString(": ")
 	}
 	b.WriteString(p.Msg)
@@ -102,4 +103,29 @@ func (ps *problems) add(key, hint, format string, args ...any) {
 
 func (ps *problems) warn(key, hint, format string, args ...any) {
 	ps.list = append(ps.list, Problem{File: ps.fileFor(key), Key: key, Msg: fmt.Sprintf(format, args...), Hint: hint, Warning: true})
+}
+
+// maxShown is how much of a value a message quotes.
+const maxShown = 160
+
+// clipped is a value quoted in a message: longer than maxShown bytes, it is
+// cut there (at a character boundary) and its length follows, so that a
+// 100 MB host name is not echoed whole: "aaaa…"… (104857600 bytes).
+type clipped string
+
+// clip marks a value for a message; %q and %s print it clipped.
+func clip(s string) clipped { return clipped(s) }
+
+func (c clipped) Format(f fmt.State, verb rune) {
+	s := string(c)
+	if len(s) <= maxShown {
+		fmt.Fprintf(f, fmt.FormatString(f, verb), s)
+		return
+	}
+	cut := maxShown
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	fmt.Fprintf(f, fmt.FormatString(f, verb), s[:cut])
+	fmt.Fprintf(f, "… (%d bytes)", len(s))
 }

@@ -51,13 +51,13 @@ func ShipTarball(p *Plan, path string) (*Bundle, error) {
 }
 
 func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
+	f, _, err := openRegular(path, MaxTarballBytes)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%s: %s", path, readErrorText(err))
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.Copy(h, io.LimitReader(f, MaxTarballBytes)); err != nil {
 		return "", fmt.Errorf("reading %s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
@@ -75,7 +75,7 @@ func gitignore(p *Plan, name string) []byte {
 // copyShipped copies the shipped tarball into a folder being written, and
 // checks that it is still the file that was hashed.
 func copyShipped(s *Shipped, dir string) error {
-	in, err := os.Open(s.Source)
+	in, _, err := openRegular(s.Source, MaxTarballBytes)
 	if err != nil {
 		return err
 	}
@@ -85,7 +85,7 @@ func copyShipped(s *Shipped, dir string) error {
 		return err
 	}
 	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(out, h), in); err != nil {
+	if _, err := io.Copy(io.MultiWriter(out, h), io.LimitReader(in, MaxTarballBytes)); err != nil {
 		out.Close()
 		return err
 	}

@@ -177,7 +177,8 @@ type SSHSpec struct {
 // value is a whole key: lists and [[disks.datasets]] replace, never append.
 // Includes may include, up to 8 deep, without cycles.
 func Load(path string) (*Spec, error) {
-	spec, err := load(path, nil)
+	l := &loader{resolved: map[string]*Spec{}}
+	spec, err := l.load(path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -185,50 +186,113 @@ func Load(path string) (*Spec, error) {
 	return spec, nil
 }
 
-func load(path string, stack []string) (*Spec, error) {
+// loader reads one spec tree. Each file is read, parsed and resolved with
+// its own includes once, however often the tree includes it, and the tree is
+// bounded: MaxIncludeFiles files, MaxIncludeEdges include entries, 8 levels,
+// MaxSpecTreeBytes in all.
+type loader struct {
+	resolved map[string]*Spec // by cleaned path
+	edges    int
+	bytes    int64
+}
+
+func (l *loader) load(path string, stack []string) (*Spec, error) {
 	if p := fileNameProblem(path); p != nil {
 		return nil, Problems{*p}
 	}
-	data, err := os.ReadFile(path)
+	data, err := ReadRegular(path, MaxSpecFileBytes)
 	if err != nil {
-		return nil, Problems{{File: path, Msg: readErrorText(err)}}
+		p := Problem{File: path, Msg: readErrorText(err)}
+		var nr *NotRegularError
+		var tl *TooLargeError
+		switch {
+		case errors.As(err, &nr):
+			p.Hint = "a spec is a TOML text file: give the path of the file itself"
+		case errors.As(err, &tl):
+			p.Hint = "a spec is a few KB of TOML; is this the right file?"
+		}
+		return nil, Problems{p}
+	}
+	if l.bytes += int64(len(data)); l.bytes > MaxSpecTreeBytes {
+		return nil, Problems{{File: path, Msg: fmt.Sprintf("the spec and its includes hold more than %s together", FormatBinary(MaxSpecTreeBytes)),
+			Hint: "a spec tree is a few files of a few KB each"}}
 	}
 	own, err := Parse(path, data)
 	if err != nil {
 		return nil, err
 	}
+	l.resolved[filepath.Clean(path)] = nil // being resolved: an include of it is a cycle
 	if len(own.Include) == 0 {
+		l.resolved[filepath.Clean(path)] = own
 		return own, nil
 	}
 	stack = append(stack, path)
 	merged := &Spec{File: path, Origin: map[string]string{}}
+	listed := map[string]int{}
 	for i, inc := range own.Include {
 		key := fmt.Sprintf("include[%d]", i)
+		refuse := func(hint, format string, args ...any) (*Spec, error) {
+			return nil, Problems{{File: path, Key: key, Msg: fmt.Sprintf(format, args...), Hint: hint}}
+		}
 		incPath := inc
 		if !filepath.IsAbs(inc) {
 			incPath = filepath.Join(filepath.Dir(path), inc)
 		}
+		clean := filepath.Clean(incPath)
+		done, seen := l.resolved[clean]
+		l.edges++
 		switch {
 		case inc == "" || !strings.HasSuffix(inc, ".toml"):
-			return nil, Problems{{File: path, Key: key, Msg: fmt.Sprintf("%q is not a .toml file", inc), Hint: "name a spec file relative to this one, e.g. \"common.toml\""}}
-		case slices.Contains(stack, incPath):
-			return nil, Problems{{File: path, Key: key, Msg: fmt.Sprintf("includes form a cycle: %s → %s", strings.Join(stack, " → "), incPath)}}
+			return refuse(`name a spec file relative to this one, e.g. "common.toml"`, "%q is not a .toml file", clip(inc))
+		case fileNameProblem(inc) != nil:
+			p := fileNameProblem(inc)
+			return refuse(p.Hint, "%q: %s", clip(inc), strings.TrimPrefix(p.Msg, "the file name holds "))
+		case seen && done == nil:
+			chain := append(slices.Clone(stack), incPath)
+			return refuse("", "includes form a cycle: %s", strings.Join(chain, " → "))
 		case len(stack) >= maxIncludeDepth:
-			return nil, Problems{{File: path, Key: key, Msg: fmt.Sprintf("includes nest deeper than %d", maxIncludeDepth)}}
+			return refuse("", "includes nest deeper than %d", maxIncludeDepth)
+		case listed[clean] > 0:
+			return refuse("list each file once", "%q is listed twice (as include[%d] too)", clip(inc), listed[clean]-1)
+		case l.edges > MaxIncludeEdges:
+			return refuse("share values through one common file rather than long chains",
+				"the spec tree has more than %d include entries", MaxIncludeEdges)
+		case !seen && len(l.resolved) >= MaxIncludeFiles:
+			return refuse("share values through one common file rather than many",
+				"the spec tree has more than %d files", MaxIncludeFiles)
 		}
-		if _, err := os.Stat(incPath); err != nil {
-			return nil, Problems{{File: path, Key: key, Msg: fmt.Sprintf("%s: %s", incPath, readErrorText(err))}}
-		}
-		sub, err := load(incPath, stack)
-		if err != nil {
-			return nil, err
+		listed[clean] = i + 1
+		sub := done
+		if sub == nil {
+			if _, err := os.Stat(incPath); err != nil {
+				return refuse("", "%s: %s", incPath, readErrorText(err))
+			}
+			if sub, err = l.load(incPath, stack); err != nil {
+				return nil, err
+			}
 		}
 		overlay(merged, sub)
 		merged.files = append(merged.files, sub.files...)
 	}
 	overlay(merged, own)
 	merged.files = append(merged.files, own.files...)
+	merged.files = uniqueFiles(merged.files)
+	l.resolved[filepath.Clean(path)] = merged
 	return merged, nil
+}
+
+// uniqueFiles keeps the first of each file a tree lists more than once
+// (two includes that both include a common file).
+func uniqueFiles(files []loadedFile) []loadedFile {
+	seen := map[string]bool{}
+	out := files[:0:0]
+	for _, f := range files {
+		if !seen[f.name] {
+			seen[f.name] = true
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // Parse decodes the bytes of one spec file without following its includes;
@@ -250,6 +314,10 @@ func Parse(name string, data []byte) (*Spec, error) {
 				Msg:  "holds private key material; never put a private key in a spec (treat this key as exposed if the file was shared)",
 				Hint: "use the public half: the one-line contents of the .pub file, e.g. ~/.ssh/id_ed25519.pub"}}
 		}
+	}
+	if at, msg, hint := tomlShape(data); at >= 0 {
+		line, col := lineCol(data, at)
+		return nil, Problems{{File: name, Line: line, Col: col, Msg: msg, Hint: hint}}
 	}
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(spec)
 	if err != nil {
@@ -373,19 +441,6 @@ func fieldByPath(v reflect.Value, path []string, alloc bool) reflect.Value {
 	return v
 }
 
-func readErrorText(err error) string {
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return "no such file"
-	case errors.Is(err, os.ErrPermission):
-		return "permission denied"
-	}
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
-}
 
 // tomlProblem turns a decoder error into a Problem with a position.
 func tomlProblem(file string, data []byte, err error) Problem {
@@ -449,6 +504,9 @@ var knownKeys, leafKeys = func() (keys, leaves []string) {
 // nearestKey returns the known key closest to an unknown one, if any is close.
 func nearestKey(key string) string {
 	best, bestDist := "", 4
+	if len(key) > 64 {
+		return "" // no known key is near, and the distance costs len(key) per key
+	}
 	for _, k := range knownKeys {
 		// Compare within the same table only: "network.gatway" → "network.gateway"
 		// is a useful hint, "disks.name" → "host.name" is not.

@@ -31,7 +31,7 @@ func validateDisks(ps *problems, spec *Spec, p *Plan) {
 		s.Layout = "zfs"
 	case "zfs", "ext4", "mdadm":
 	default:
-		ps.add("disks.layout", `"zfs" (a ZFS pool), "ext4" (one disk, ext4 root) or "mdadm" (ext4 on md RAID1 over every disk)`, "unknown layout %q", d.Layout)
+		ps.add("disks.layout", `"zfs" (a ZFS pool), "ext4" (one disk, ext4 root) or "mdadm" (ext4 on md RAID1 over every disk)`, "unknown layout %q", clip(d.Layout))
 	}
 
 	devicesOK := validateDevices(ps, d.Devices)
@@ -50,10 +50,10 @@ func validateDisks(ps *problems, spec *Spec, p *Plan) {
 			}
 		}
 		if need, ok := minDisks[topo]; !ok {
-			ps.add("disks.topology", `"single", "mirror", "raidz1" or "raidz2"`, "unknown topology %q", topo)
+			ps.add("disks.topology", `"single", "mirror", "raidz1" or "raidz2"`, "unknown topology %q", clip(topo))
 		} else if d.Topology != "" && n > 0 && (n < need || (topo == "single" && n != 1)) {
-			ps.add("disks.topology", fmt.Sprintf("%s takes %s", topo, map[bool]string{true: "exactly 1 disk", false: fmt.Sprintf("at least %d disks", need)}[topo == "single"]),
-				"%s does not fit %d disks", topo, n)
+			ps.add("disks.topology", fmt.Sprintf("%s takes %s", clip(topo), map[bool]string{true: "exactly 1 disk", false: fmt.Sprintf("at least %d disks", need)}[topo == "single"]),
+				"%s does not fit %d disks", clip(topo), n)
 		}
 		if topo != "single" {
 			s.Topology = topo
@@ -90,7 +90,7 @@ func validateDisks(ps *problems, spec *Spec, p *Plan) {
 			ps.add("disks.label", `label = "gpt"`, "UEFI boots from an EFI system partition on a GPT disk, not msdos")
 		}
 	default:
-		ps.add("disks.label", `"gpt" (any size; a 1 MiB bios_grub partition is added on BIOS) or "msdos" (disks up to 2 TiB)`, "unknown partition label %q", d.Label)
+		ps.add("disks.label", `"gpt" (any size; a 1 MiB bios_grub partition is added on BIOS) or "msdos" (disks up to 2 TiB)`, "unknown partition label %q", clip(d.Label))
 	}
 
 	switch d.Boot {
@@ -98,7 +98,7 @@ func validateDisks(ps *problems, spec *Spec, p *Plan) {
 	case "all":
 		s.MirroredBoots = n > 1
 	default:
-		ps.add("disks.boot", `"first" (/boot and GRUB on the first disk) or "all" (on every disk, GRUB mirroredBoots)`, "unknown boot %q", d.Boot)
+		ps.add("disks.boot", `"first" (/boot and GRUB on the first disk) or "all" (on every disk, GRUB mirroredBoots)`, "unknown boot %q", clip(d.Boot))
 	}
 
 	s.BootSizeMiB = 512
@@ -106,9 +106,9 @@ func validateDisks(ps *problems, spec *Spec, p *Plan) {
 		mib, err := parseMiB(d.BootSize)
 		switch {
 		case err != nil:
-			ps.add("disks.boot_size", `a whole number of KiB, MiB, GiB or TiB that is a multiple of 1 MiB, e.g. "512MiB"`, "%q: %v", d.BootSize, err)
+			ps.add("disks.boot_size", `a whole number of KiB, MiB, GiB or TiB that is a multiple of 1 MiB, e.g. "512MiB"`, "%q: %v", clip(d.BootSize), err)
 		case mib < 128 || mib > 8192:
-			ps.add("disks.boot_size", `between "128MiB" and "8GiB"; "512MiB" holds several generations`, "%q is out of range", d.BootSize)
+			ps.add("disks.boot_size", `between "128MiB" and "8GiB"; "512MiB" holds several generations`, "%q is out of range", clip(d.BootSize))
 		default:
 			s.BootSizeMiB = mib
 		}
@@ -119,9 +119,9 @@ func validateDisks(ps *problems, spec *Spec, p *Plan) {
 		mib, err := parseMiB(d.SwapSize)
 		switch {
 		case err != nil:
-			ps.add("disks.swap_size", `a size such as "8GiB"`, "%q: %v", d.SwapSize, err)
+			ps.add("disks.swap_size", `a size such as "8GiB"`, "%q: %v", clip(d.SwapSize), err)
 		case mib < 128 || mib > 256<<10:
-			ps.add("disks.swap_size", `between "128MiB" and "256GiB"`, "%q is out of range", d.SwapSize)
+			ps.add("disks.swap_size", `between "128MiB" and "256GiB"`, "%q is out of range", clip(d.SwapSize))
 		default:
 			s.SwapSizeMiB = mib
 		}
@@ -130,9 +130,9 @@ func validateDisks(ps *problems, spec *Spec, p *Plan) {
 		mib, err := parseMiB(d.ARCMax)
 		switch {
 		case err != nil:
-			ps.add("disks.arc_max", `a size such as "4GiB"`, "%q: %v", d.ARCMax, err)
+			ps.add("disks.arc_max", `a size such as "4GiB"`, "%q: %v", clip(d.ARCMax), err)
 		case mib < 64:
-			ps.add("disks.arc_max", `at least "64MiB"`, "%q is too small for the ZFS ARC", d.ARCMax)
+			ps.add("disks.arc_max", `at least "64MiB"`, "%q is too small for the ZFS ARC", clip(d.ARCMax))
 		default:
 			s.ARCMaxBytes = int64(mib) << 20
 		}
@@ -145,7 +145,7 @@ func validateDisks(ps *problems, spec *Spec, p *Plan) {
 		if s.Pool == "" {
 			s.Pool = "rpool"
 		} else if !poolNameRE.MatchString(s.Pool) || reservedPoolNames[s.Pool] || isDiskLikePoolName(s.Pool) || len(s.Pool) > 200 {
-			ps.add("disks.pool", `a name that starts with a letter, of letters, digits and "_ . : -", not a vdev word (mirror, raidz, …) or a disk name (c0…)`, "%q is not a valid pool name", s.Pool)
+			ps.add("disks.pool", `a name that starts with a letter, of letters, digits and "_ . : -", not a vdev word (mirror, raidz, …) or a disk name (c0…)`, "%q is not a valid pool name", clip(s.Pool))
 		}
 		validateDatasets(ps, d.Datasets, s)
 	}
@@ -178,16 +178,16 @@ func validateDevices(ps *problems, devices []string) bool {
 		key := fmt.Sprintf("disks.devices[%d]", i)
 		switch {
 		case !devicePathRE.MatchString(dev):
-			ps.add(key, `an absolute /dev path of letters, digits and "/ . _ : + -", e.g. "/dev/sda" or "/dev/disk/by-id/ata-..."`, "%q is not a device path", dev)
+			ps.add(key, `an absolute /dev path of letters, digits and "/ . _ : + -", e.g. "/dev/sda" or "/dev/disk/by-id/ata-..."`, "%q is not a device path", clip(dev))
 			ok = false
 		case path.Clean(dev) != dev:
-			ps.add(key, fmt.Sprintf("write %q", path.Clean(dev)), "%q is not a clean path", dev)
+			ps.add(key, fmt.Sprintf("write %q", clip(path.Clean(dev))), "%q is not a clean path", clip(dev))
 			ok = false
 		case seen[dev]:
-			ps.add(key, "", "%s is listed twice", dev)
+			ps.add(key, "", "%s is listed twice", clip(dev))
 			ok = false
 		case strings.HasPrefix(dev, "/dev/disk/") && strings.Contains(dev, "-part"):
-			ps.add(key, "name the whole disk; nixplan makes the partitions", "%s is a partition, not a disk", dev)
+			ps.add(key, "name the whole disk; nixplan makes the partitions", "%s is a partition, not a disk", clip(dev))
 			ok = false
 		}
 		seen[dev] = true
@@ -209,15 +209,15 @@ func validateIdentity(ps *problems, d DisksSpec, s *Storage) {
 			ps.add(key+".device", "the disk this identity is for, as listed in disks.devices", "missing")
 			ok = false
 		case !listed[id.Device]:
-			ps.add(key+".device", "one of disks.devices", "%q is not in disks.devices", id.Device)
+			ps.add(key+".device", "one of disks.devices", "%q is not in disks.devices", clip(id.Device))
 			ok = false
 		case identified[id.Device]:
-			ps.add(key+".device", "", "%s has two identities", id.Device)
+			ps.add(key+".device", "", "%s has two identities", clip(id.Device))
 			ok = false
 		}
 		identified[id.Device] = true
 		if id.Serial != "" && !serialRE.MatchString(id.Serial) {
-			ps.add(key+".serial", "the serial as lsblk -dno SERIAL prints it", "%q is not a disk serial", id.Serial)
+			ps.add(key+".serial", "the serial as lsblk -dno SERIAL prints it", "%q is not a disk serial", clip(id.Serial))
 			ok = false
 		}
 		if id.SizeBytes < 0 || (id.SizeBytes > 0 && id.SizeBytes < 1<<30) {
@@ -230,7 +230,7 @@ func validateIdentity(ps *problems, d DisksSpec, s *Storage) {
 		}
 		// An msdos label cannot address beyond 2 TiB.
 		if id.SizeBytes > 2<<40 && s.Label == "msdos" {
-			ps.add("disks.label", `label = "gpt"`, "%s is %d bytes, beyond the 2 TiB an msdos label can address", id.Device, id.SizeBytes)
+			ps.add("disks.label", `label = "gpt"`, "%s is %d bytes, beyond the 2 TiB an msdos label can address", clip(id.Device), id.SizeBytes)
 		}
 		if ok {
 			s.Identity = append(s.Identity, DiskIdentity{Device: id.Device, Serial: id.Serial, SizeBytes: id.SizeBytes})

@@ -65,7 +65,7 @@ func validateProvider(ps *problems, spec *Spec, p *Plan) {
 	case spec.Provider == "":
 		ps.add("provider", `write provider = "ovh" (or one of: `+strings.Join(knownProviders(), ", ")+")", "missing")
 	case !ok:
-		ps.add("provider", "one of: "+strings.Join(knownProviders(), ", "), "unknown provider %q", spec.Provider)
+		ps.add("provider", "one of: "+strings.Join(knownProviders(), ", "), "unknown provider %q", clip(spec.Provider))
 	default:
 		p.Provider = prov
 	}
@@ -81,9 +81,9 @@ func validateHost(ps *problems, spec *Spec, p *Plan) {
 	case !hostNameRE.MatchString(h.Name):
 		hint := "1 to 63 lowercase letters, digits and hyphens, not starting or ending with a hyphen"
 		if low := strings.ToLower(h.Name); hostNameRE.MatchString(low) {
-			hint = fmt.Sprintf("write %q", low)
+			hint = fmt.Sprintf("write %q", clip(low))
 		}
-		ps.add("host.name", hint, "%q is not a valid host name (RFC 1123 label)", h.Name)
+		ps.add("host.name", hint, "%q is not a valid host name (RFC 1123 label)", clip(h.Name))
 	default:
 		p.Host.Name = h.Name
 	}
@@ -100,9 +100,9 @@ func validateHost(ps *problems, spec *Spec, p *Plan) {
 			hint = fmt.Sprintf("exactly 8 hexadecimal digits, e.g. %q; or leave host_id out to derive it from the host name", DeriveHostID(p.Host.Name))
 		}
 		if low := strings.ToLower(h.HostID); hostIDRE.MatchString(low) {
-			hint = fmt.Sprintf("write %q", low)
+			hint = fmt.Sprintf("write %q", clip(low))
 		}
-		ps.add("host.host_id", hint, "%q is not 8 lowercase hex digits (ZFS needs networking.hostId)", h.HostID)
+		ps.add("host.host_id", hint, "%q is not 8 lowercase hex digits (ZFS needs networking.hostId)", clip(h.HostID))
 	default:
 		p.Host.ID = h.HostID
 	}
@@ -116,7 +116,7 @@ func validateHost(ps *problems, spec *Spec, p *Plan) {
 		state = h.NixOS
 	} else if r, ok := validateRelease(ps, "host.state_version", state, false); ok && p.Release.Version != "" && versionLess(p.Release.Version, r.Version) {
 		ps.add("host.state_version", fmt.Sprintf("state_version is the release first installed: %q or older", p.Release.Version),
-			"%q is newer than the release installed (%s)", state, p.Release.Version)
+			"%q is newer than the release installed (%s)", clip(state), p.Release.Version)
 	}
 	p.StateVersion = state
 
@@ -126,7 +126,7 @@ func validateHost(ps *problems, spec *Spec, p *Plan) {
 	case "uefi":
 		p.Firmware = "uefi"
 	default:
-		ps.add("host.firmware", `"bios" (legacy boot) or "uefi"; facts.sh tells which the server uses`, "unknown firmware %q", h.Firmware)
+		ps.add("host.firmware", `"bios" (legacy boot) or "uefi"; facts.sh tells which the server uses`, "unknown firmware %q", clip(h.Firmware))
 	}
 }
 
@@ -138,13 +138,13 @@ func validateRelease(ps *problems, key, v string, known bool) (Release, bool) {
 	case v == "":
 		ps.add(key, "the NixOS release to install, one of: "+list, "missing")
 	case !releaseRE.MatchString(v):
-		ps.add(key, "releases are YY.05 or YY.11, e.g. \"24.05\"", "%q is not a NixOS release", v)
+		ps.add(key, "releases are YY.05 or YY.11, e.g. \"24.05\"", "%q is not a NixOS release", clip(v))
 	default:
 		r, ok := LookupRelease(v)
 		if ok || !known {
 			return r, true
 		}
-		ps.add(key, "one of: "+list, "NixOS %s is not a release nixplan knows", v)
+		ps.add(key, "one of: "+list, "NixOS %s is not a release nixplan knows", clip(v))
 	}
 	return Release{}, false
 }
@@ -155,9 +155,9 @@ func validateKexec(ps *problems, spec *Spec, p *Plan) {
 		ps.add("kexec.url", fmt.Sprintf("the seed's image: url = %q", KexecURL("nixos-22.11")),
 			"missing; the kexec installer tarball to boot from the rescue system")
 	} else if u, err := url.Parse(k.URL); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		ps.add("kexec.url", "an https:// address without user, query or fragment, e.g. "+KexecURL("nixos-22.11"), "%q is not a plain https URL", k.URL)
+		ps.add("kexec.url", "an https:// address without user, query or fragment, e.g. "+KexecURL("nixos-22.11"), "%q is not a plain https URL", clip(k.URL))
 	} else if base := path.Base(u.Path); !strings.HasSuffix(base, ".tar.gz") || !isPlainFileName(base) {
-		ps.add("kexec.url", "the nixos-images asset nixos-kexec-installer-noninteractive-x86_64-linux.tar.gz", "%q does not name a .tar.gz file", k.URL)
+		ps.add("kexec.url", "the nixos-images asset nixos-kexec-installer-noninteractive-x86_64-linux.tar.gz", "%q does not name a .tar.gz file", clip(k.URL))
 	} else {
 		p.Kexec.URL = k.URL
 		p.Kexec.Tarball = base
@@ -171,12 +171,12 @@ func validateKexec(ps *problems, spec *Spec, p *Plan) {
 				"the URL names no nixos-images release tag: nixplan knows nothing of the image; only ssh-* keys are trusted to survive the kexec")
 		case !p.Kexec.ImageKnown:
 			ps.warn("kexec.url", "known tags: "+strings.Join(imageTags(), ", "),
-				"image tag %q is not in nixplan's capability table: only ssh-* keys are trusted to survive the kexec", p.Kexec.Tag)
+				"image tag %q is not in nixplan's capability table: only ssh-* keys are trusted to survive the kexec", clip(p.Kexec.Tag))
 		}
 	}
 	if k.ExtraFlags != "" {
 		if !kexecFlagsRE.MatchString(k.ExtraFlags) {
-			ps.add("kexec.extra_flags", `kexec options separated by spaces, e.g. "--kexec-syscall-auto"`, "%q is not a list of kexec options", k.ExtraFlags)
+			ps.add("kexec.extra_flags", `kexec options separated by spaces, e.g. "--kexec-syscall-auto"`, "%q is not a list of kexec options", clip(k.ExtraFlags))
 		} else {
 			p.Kexec.ExtraFlags = k.ExtraFlags
 		}
@@ -185,9 +185,9 @@ func validateKexec(ps *problems, spec *Spec, p *Plan) {
 		if !sha256RE.MatchString(k.SHA256) {
 			hint := "64 lowercase hex digits, as printed by sha256sum"
 			if low := strings.ToLower(k.SHA256); sha256RE.MatchString(low) {
-				hint = fmt.Sprintf("write %q", low)
+				hint = fmt.Sprintf("write %q", clip(low))
 			}
-			ps.add("kexec.sha256", hint, "%q is not a sha256 hash", k.SHA256)
+			ps.add("kexec.sha256", hint, "%q is not a sha256 hash", clip(k.SHA256))
 		} else {
 			p.Kexec.SHA256 = k.SHA256
 		}
@@ -209,7 +209,7 @@ func validateNetwork(ps *problems, spec *Spec, p *Plan) {
 	if n.Interface == "" {
 		p.Network.Interface = "eth0"
 	} else if !ifaceRE.MatchString(n.Interface) {
-		ps.add("network.interface", `a Linux interface name of 1 to 15 letters, digits, "_", "." or "-", e.g. "eth0"`, "%q is not an interface name", n.Interface)
+		ps.add("network.interface", `a Linux interface name of 1 to 15 letters, digits, "_", "." or "-", e.g. "eth0"`, "%q is not an interface name", clip(n.Interface))
 	}
 	if name := p.Network.Interface; ifaceRE.MatchString(name) && strings.HasPrefix(name, "eth") && !ethRE.MatchString(name) {
 		// systemd.link(5), Name=: a name the kernel would use for another
@@ -223,15 +223,15 @@ func validateNetwork(ps *problems, spec *Spec, p *Plan) {
 		if !macRE.MatchString(n.MAC) {
 			hint := `six lowercase hex pairs separated by colons, e.g. "0c:c4:7a:12:34:56", as the provider's panel lists it`
 			if low := strings.ToLower(strings.ReplaceAll(n.MAC, "-", ":")); macRE.MatchString(low) {
-				hint = fmt.Sprintf("write %q", low)
+				hint = fmt.Sprintf("write %q", clip(low))
 			}
-			ps.add("network.mac", hint, "%q is not a MAC address", n.MAC)
+			ps.add("network.mac", hint, "%q is not a MAC address", clip(n.MAC))
 		} else {
 			p.Network.MAC = n.MAC
 		}
 		if ethRE.MatchString(p.Network.Interface) {
 			ps.add("network.interface", `a name of your own such as "wan0"; the installed system gives it to the NIC with network.mac`,
-				"%q is a kernel name, which another NIC may take first; a MAC-pinned interface needs a name of its own", p.Network.Interface)
+				"%q is a kernel name, which another NIC may take first; a MAC-pinned interface needs a name of its own", clip(p.Network.Interface))
 		}
 	}
 
@@ -257,11 +257,11 @@ func validateNetwork(ps *problems, spec *Spec, p *Plan) {
 	for i, ns := range n.Nameservers {
 		key := fmt.Sprintf("network.nameservers[%d]", i)
 		if a, err := netip.ParseAddr(ns); err != nil || a.Zone() != "" {
-			ps.add(key, "an IPv4 or IPv6 address such as \"8.8.8.8\"", "%q is not an IP address", ns)
+			ps.add(key, "an IPv4 or IPv6 address such as \"8.8.8.8\"", "%q is not an IP address", clip(ns))
 		} else if a.IsUnspecified() || a.IsMulticast() {
-			ps.add(key, "a resolver's address, e.g. the provider's", "%s cannot be a nameserver", ns)
+			ps.add(key, "a resolver's address, e.g. the provider's", "%s cannot be a nameserver", clip(ns))
 		} else if seen[ns] {
-			ps.add(key, "", "%s is listed twice", ns)
+			ps.add(key, "", "%s is listed twice", clip(ns))
 		}
 		seen[ns] = true
 	}
@@ -285,7 +285,7 @@ func validateFamily(ps *problems, key string, spec *IPSpec, v6 bool, prov Provid
 		case spec.Address == "":
 			ps.add(key+".address", "the address the provider's panel shows, to reach and recognise the server", "missing; with DHCP it is the address expected")
 		case err != nil || addr.Is6() != v6 || addr.Is4In6():
-			ps.add(key+".address", "an address of this family", "%q is not an %s address", spec.Address, map[bool]string{false: "IPv4", true: "IPv6"}[v6])
+			ps.add(key+".address", "an address of this family", "%q is not an %s address", clip(spec.Address), map[bool]string{false: "IPv4", true: "IPv6"}[v6])
 		}
 		return Static{Address: spec.Address, DHCP: true}
 	}
@@ -313,8 +313,8 @@ func validateFamily(ps *problems, key string, spec *IPSpec, v6 bool, prov Provid
 			rule, ok = OVHIPv6Gateway(spec.Address)
 		}
 		if ok && spec.Gateway != rule && spec.Gateway != "fe80::1" && spec.Prefix <= 64 {
-			ps.warn(key+".gateway", fmt.Sprintf("check the panel; OVH's documented gateway for %s is %s", spec.Address, rule),
-				"%s differs from the gateway OVH's rule gives", spec.Gateway)
+			ps.warn(key+".gateway", fmt.Sprintf("check the panel; OVH's documented gateway for %s is %s", clip(spec.Address), rule),
+				"%s differs from the gateway OVH's rule gives", clip(spec.Gateway))
 		}
 	}
 	return st
@@ -366,11 +366,11 @@ func validateStatic(ps *problems, key string, spec *IPSpec, v6 bool) Static {
 		if pfx, err := netip.ParsePrefix(spec.Address); err == nil && is(pfx.Addr()) {
 			// "203.0.113.10/24": the prefix belongs in its own key.
 			ps.add(key+".address", fmt.Sprintf("write address = %q and prefix = %d", pfx.Addr().String(), pfx.Bits()),
-				"%q is an address with its prefix length; the prefix goes in its own key", spec.Address)
+				"%q is an address with its prefix length; the prefix goes in its own key", clip(spec.Address))
 			cidrPrefix = true
 			break
 		}
-		ps.add(key+".address", fmt.Sprintf("an %s address such as %q", family, example), "%q is not an %s address", spec.Address, family)
+		ps.add(key+".address", fmt.Sprintf("an %s address such as %q", family, example), "%q is not an %s address", clip(spec.Address), family)
 	case addr.IsUnspecified() || addr.IsLoopback() || addr.IsMulticast() || addr.IsLinkLocalUnicast():
 		ps.add(key+".address", "the server's public address", "%s is not a usable host address", addr)
 		addrOK = false
@@ -408,7 +408,7 @@ func validateStatic(ps *problems, key string, spec *IPSpec, v6 bool) Static {
 		}
 		ps.add(key+".gateway", hint, "missing")
 	case !gwOK:
-		ps.add(key+".gateway", fmt.Sprintf("an %s address such as %q", family, gwExample), "%q is not an %s address", spec.Gateway, family)
+		ps.add(key+".gateway", fmt.Sprintf("an %s address such as %q", family, gwExample), "%q is not an %s address", clip(spec.Gateway), family)
 	case addrOK && gw == addr:
 		ps.add(key+".gateway", "", "%s is the server's own address", gw)
 	case gw.IsLinkLocalUnicast():
@@ -463,33 +463,33 @@ func validateDatasets(ps *problems, specs []DatasetSpec, s *Storage) {
 		parts := strings.Split(ds.Name, "/")
 		for _, c := range parts {
 			if !zfsNameRE.MatchString(c) || len(ds.Name) > 200 {
-				ps.add(key+".name", `a path below the pool of letters, digits and "_ . : -", e.g. "root/nixos" (without the pool name)`, "%q is not a valid dataset name", ds.Name)
+				ps.add(key+".name", `a path below the pool of letters, digits and "_ . : -", e.g. "root/nixos" (without the pool name)`, "%q is not a valid dataset name", clip(ds.Name))
 				ok = false
 				break
 			}
 		}
 		if ok {
 			if names[ds.Name] {
-				ps.add(key+".name", "", "dataset %q is listed twice", ds.Name)
+				ps.add(key+".name", "", "dataset %q is listed twice", clip(ds.Name))
 				ok = false
 			} else if parent := path.Dir(ds.Name); parent != "." && !names[parent] {
-				ps.add(key+".name", fmt.Sprintf("list %q before it", parent), "the parent of %q is not listed before it", ds.Name)
+				ps.add(key+".name", fmt.Sprintf("list %q before it", clip(parent)), "the parent of %q is not listed before it", clip(ds.Name))
 			}
 			names[ds.Name] = true
 		}
 		if mp := ds.Mountpoint; mp != "" {
 			switch {
 			case !strings.HasPrefix(mp, "/"):
-				ps.add(key+".mountpoint", "an absolute path such as \"/home\"", "%q is not absolute", mp)
+				ps.add(key+".mountpoint", "an absolute path such as \"/home\"", "%q is not absolute", clip(mp))
 				ok = false
 			case path.Clean(mp) != mp || strings.ContainsAny(mp, " \t\n\\"):
-				ps.add(key+".mountpoint", fmt.Sprintf("write %q", path.Clean(mp)), "%q is not a clean path", mp)
+				ps.add(key+".mountpoint", fmt.Sprintf("write %q", clip(path.Clean(mp))), "%q is not a clean path", clip(mp))
 				ok = false
 			case mp == "/boot" || strings.HasPrefix(mp, "/boot/"):
-				ps.add(key+".mountpoint", "", "%s is the ext4 boot partition's", mp)
+				ps.add(key+".mountpoint", "", "%s is the ext4 boot partition's", clip(mp))
 				ok = false
 			case mounts[mp]:
-				ps.add(key+".mountpoint", "", "%s is mounted twice", mp)
+				ps.add(key+".mountpoint", "", "%s is mounted twice", clip(mp))
 				ok = false
 			}
 			mounts[mp] = true
@@ -771,23 +771,23 @@ func validateNixpkgs(ps *problems, spec *Spec, p *Plan) {
 		case ch.URL == "":
 			ps.add("channel.url", "the release folder, e.g. https://releases.nixos.org/nixos/24.05/nixos-24.05.7376.b134951a4c9f", "missing; channel.sha256 pins a release only with its url")
 		case err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "":
-			ps.add("channel.url", "an https:// release folder, e.g. https://releases.nixos.org/nixos/24.05/nixos-24.05.7376.b134951a4c9f", "%q is not a plain https URL", ch.URL)
+			ps.add("channel.url", "an https:// release folder, e.g. https://releases.nixos.org/nixos/24.05/nixos-24.05.7376.b134951a4c9f", "%q is not a plain https URL", clip(ch.URL))
 		case p.Release.Version != "" && !strings.Contains(path.Base(u.Path), "nixos-"+p.Release.Version+"."):
 			ps.add("channel.url", fmt.Sprintf("a release folder of NixOS %s (its name starts with nixos-%s.)", p.Release.Version, p.Release.Version),
-				"%q is not a release of NixOS %s, the release host.nixos installs", ch.URL, p.Release.Version)
+				"%q is not a release of NixOS %s, the release host.nixos installs", clip(ch.URL), p.Release.Version)
 		}
 		switch {
 		case ch.SHA256 == "":
 			ps.add("channel.sha256", "the sha256 of the release's nixexprs.tar.xz (sha256sum nixexprs.tar.xz)", "missing; a pinned channel is checked against it before the install")
 		case !sha256RE.MatchString(ch.SHA256):
-			ps.add("channel.sha256", "64 lowercase hex digits, as printed by sha256sum", "%q is not a sha256 hash", ch.SHA256)
+			ps.add("channel.sha256", "64 lowercase hex digits, as printed by sha256sum", "%q is not a sha256 hash", clip(ch.SHA256))
 		}
 		p.Nixpkgs.ChannelURL = strings.TrimSuffix(ch.URL, "/")
 		p.Nixpkgs.Pinned, p.Nixpkgs.SHA256 = true, ch.SHA256
 	}
 	if fl.NixpkgsRev != "" {
 		if !gitRevRE.MatchString(fl.NixpkgsRev) {
-			ps.add("flake.nixpkgs_rev", "the full 40-hex-digit nixpkgs commit of the release branch, e.g. from https://status.nixos.org", "%q is not a git revision", fl.NixpkgsRev)
+			ps.add("flake.nixpkgs_rev", "the full 40-hex-digit nixpkgs commit of the release branch, e.g. from https://status.nixos.org", "%q is not a git revision", clip(fl.NixpkgsRev))
 		} else {
 			p.Nixpkgs.FlakeRev = fl.NixpkgsRev
 		}

@@ -28,9 +28,13 @@ func (c *cli) factsScript(args []string) int {
 func (c *cli) readKeyFiles(files []string) ([]string, bool) {
 	var keys []string
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := plan.ReadRegular(f, plan.MaxKeyFileBytes)
 		if err != nil {
-			c.errorf("%s: %v", f, errors.Unwrap(err))
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			c.errorf("%s: %v", f, err)
 			return nil, false
 		}
 		if plan.LooksPrivate(string(data)) {
