@@ -20,8 +20,8 @@ func TestBadSpecs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(specs) < 40 {
-		t.Fatalf("want at least 40 bad specs, have %d", len(specs))
+	if len(specs) < 120 {
+		t.Fatalf("want at least 120 bad specs, have %d", len(specs))
 	}
 	for _, file := range specs {
 		t.Run(strings.TrimSuffix(filepath.Base(file), ".toml"), func(t *testing.T) {

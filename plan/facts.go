@@ -134,6 +134,7 @@ func (c *machineCheck) firmware() {
 func (c *machineCheck) disks() {
 	installDisks := c.m.InstallDisks()
 	inSpec := map[string]bool{}
+	first := map[string]int{} // a disk's kernel name → the first device naming it
 	for i, dev := range c.plan.Storage.Disks {
 		key := fmt.Sprintf("disks.devices[%d]", i)
 		d := c.m.Disk(dev)
@@ -141,6 +142,12 @@ func (c *machineCheck) disks() {
 			c.ps.add(key, c.diskList(), "%s is not a disk of this machine (%s)", dev, c.facts)
 			continue
 		}
+		if j, dup := first[d.Name]; dup {
+			c.ps.add(key, "list each disk once", "%s is %s on %s, and so is disks.devices[%d] (%s): the same disk twice",
+				dev, d.Path, c.facts, j, c.plan.Storage.Disks[j])
+			continue
+		}
+		first[d.Name] = i
 		inSpec[d.Name] = true
 		c.identity(i, dev, d)
 		switch {

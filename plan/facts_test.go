@@ -64,6 +64,12 @@ func TestCheckMachine(t *testing.T) {
 			edit: func(s *Spec, _ *machine.Machine) {
 				s.Disks.Devices = []string{"/dev/disk/by-id/ata-HGST_HUS724020ALA640_PN2134P5G1TJWX"}
 			}},
+		{name: "seed twice, by name and by id", machine: "ovh-seed", errors: []string{"disks.devices[1]"},
+			edit: func(s *Spec, _ *machine.Machine) {
+				s.Disks.Devices = []string{"/dev/sda", "/dev/disk/by-id/ata-HGST_HUS724020ALA640_PN2134P5G1TJWX"}
+				s.Disks.Topology = "mirror"
+			},
+			want: []string{"disks.devices[1]: /dev/disk/by-id/ata-HGST_HUS724020ALA640_PN2134P5G1TJWX is /dev/sda on ovh-seed.json, and so is disks.devices[0] (/dev/sda): the same disk twice"}},
 		{name: "seed other disk", machine: "ovh-seed", errors: []string{"disks.devices[0]"},
 			edit: func(s *Spec, _ *machine.Machine) {
 				s.Disks.Devices = []string{"/dev/disk/by-id/ata-HGST_HUS724020ALA640_PN2134P5XXXXXX"}

@@ -79,6 +79,9 @@ type problems struct {
 	file   string            // the spec
 	origin map[string]string // key → the file that set it, for includes
 	list   Problems
+	// refused are keys whose value holds what no value may (validateText):
+	// any other problem of theirs would only repeat it.
+	refused map[string]bool
 }
 
 // fileFor names the file a key's value came from: the include that set it,
@@ -98,10 +101,16 @@ func (ps *problems) fileFor(key string) string {
 }
 
 func (ps *problems) add(key, hint, format string, args ...any) {
+	if ps.refused[key] {
+		return
+	}
 	ps.list = append(ps.list, Problem{File: ps.fileFor(key), Key: key, Msg: fmt.Sprintf(format, args...), Hint: hint})
 }
 
 func (ps *problems) warn(key, hint, format string, args ...any) {
+	if ps.refused[key] {
+		return
+	}
 	ps.list = append(ps.list, Problem{File: ps.fileFor(key), Key: key, Msg: fmt.Sprintf(format, args...), Hint: hint, Warning: true})
 }
 

@@ -244,9 +244,8 @@ func (l *loader) load(path string, stack []string) (*Spec, error) {
 		switch {
 		case inc == "" || !strings.HasSuffix(inc, ".toml"):
 			return refuse(`name a spec file relative to this one, e.g. "common.toml"`, "%q is not a .toml file", clip(inc))
-		case fileNameProblem(inc) != nil:
-			p := fileNameProblem(inc)
-			return refuse(p.Hint, "%q: %s", clip(inc), strings.TrimPrefix(p.Msg, "the file name holds "))
+		case unprintable(inc) != "":
+			return refuse(`rename the file to printable characters, e.g. "common.toml"`, "%q holds %s; a file name in a spec is printable text", clip(inc), unprintable(inc))
 		case seen && done == nil:
 			chain := append(slices.Clone(stack), incPath)
 			return refuse("", "includes form a cycle: %s", strings.Join(chain, " → "))

@@ -18,6 +18,10 @@ import (
 // partition); UEFI boots \EFI\BOOT\BOOTX64.EFI from an EFI system partition
 // mounted on /boot, and no EFI variable is ever written.
 
+// maxDevices bounds disks.devices: the scripts check, wipe and partition
+// each, and GRUB goes on every one with boot = "all".
+const maxDevices = 64
+
 // minDisks is the number of disks each ZFS topology needs.
 var minDisks = map[string]int{"single": 1, "mirror": 2, "raidz1": 3, "raidz2": 4}
 
@@ -147,10 +151,11 @@ func validateDisks(ps *problems, spec *Spec, p *Plan) {
 		} else if !poolNameRE.MatchString(s.Pool) || reservedPoolNames[s.Pool] || isDiskLikePoolName(s.Pool) || len(s.Pool) > 200 {
 			ps.add("disks.pool", `a name that starts with a letter, of letters, digits and "_ . : -", not a vdev word (mirror, raidz, …) or a disk name (c0…)`, "%q is not a valid pool name", clip(s.Pool))
 		}
-		validateDatasets(ps, d.Datasets, s)
+		validateDatasets(ps, d.Datasets, s, bootMountpoints(d, n))
 	}
 
 	validateIdentity(ps, d, s)
+	validateSameDisk(ps, d)
 	s.ClearExisting = d.ClearExisting
 
 	if devicesOK && n > 0 {
@@ -169,8 +174,12 @@ func validateDisks(ps *problems, spec *Spec, p *Plan) {
 
 func validateDevices(ps *problems, devices []string) bool {
 	ok := true
-	if len(devices) == 0 {
+	switch {
+	case len(devices) == 0:
 		ps.add("disks.devices", `e.g. devices = ["/dev/sda"]; the first disk carries /boot and GRUB`, "missing; the disks to wipe and install on")
+		return false
+	case len(devices) > maxDevices:
+		ps.add("disks.devices", `e.g. devices = ["/dev/sda", "/dev/sdb"]; add other disks to a pool after the install`, "an array of %d paths; nixplan installs on at most %d disks", len(devices), maxDevices)
 		return false
 	}
 	seen := map[string]bool{}
@@ -182,6 +191,9 @@ func validateDevices(ps *problems, devices []string) bool {
 			ok = false
 		case path.Clean(dev) != dev:
 			ps.add(key, fmt.Sprintf("write %q", clip(path.Clean(dev))), "%q is not a clean path", clip(dev))
+			ok = false
+		case pathLimit(dev) != "":
+			ps.add(key, "the disk's path as ls /dev/disk/by-id lists it", "%s", pathLimit(dev))
 			ok = false
 		case seen[dev]:
 			ps.add(key, "", "%s is listed twice", clip(dev))
@@ -236,6 +248,63 @@ func validateIdentity(ps *problems, d DisksSpec, s *Storage) {
 			s.Identity = append(s.Identity, DiskIdentity{Device: id.Device, Serial: id.Serial, SizeBytes: id.SizeBytes})
 		}
 	}
+}
+
+// validateSameDisk refuses one disk listed twice under two names: the
+// install would partition it twice and build a pool or RAID on itself. Two
+// identities with one serial are one disk; so are a by-id path that ends in
+// the serial another entry's identity gives, and two by-id paths that end in
+// the same serial (udev names a disk's ata-, scsi- and nvme- links
+// BUS-MODEL_SERIAL). check --facts compares what each path is on the machine.
+func validateSameDisk(ps *problems, d DisksSpec) {
+	bySerial := map[string]int{}
+	for i, id := range d.Identity {
+		if id.Serial == "" {
+			continue
+		}
+		if j, dup := bySerial[id.Serial]; dup {
+			ps.add(fmt.Sprintf("disks.identity[%d].serial", i), "give each disk its own serial, as lsblk -dno SERIAL prints it",
+				"%q is also the serial disks.identity[%d] gives %s: one disk cannot be two entries of disks.devices", clip(id.Serial), j, clip(d.Identity[j].Device))
+			continue
+		}
+		bySerial[id.Serial] = i
+	}
+	tails := map[string]int{}
+	for i, dev := range d.Devices {
+		name, ok := strings.CutPrefix(dev, "/dev/disk/by-id/")
+		if !ok {
+			continue
+		}
+		key := fmt.Sprintf("disks.devices[%d]", i)
+		for j, id := range d.Identity {
+			if id.Serial != "" && id.Device != dev && (strings.HasSuffix(name, "_"+id.Serial) || strings.HasSuffix(name, "-"+id.Serial)) {
+				ps.add(key, "list each disk once; its identity may name it by either path", "%s names the disk with serial %s, which disks.identity[%d] gives %s: the same disk twice",
+					clip(dev), clip(id.Serial), j, clip(id.Device))
+			}
+		}
+		if k := strings.LastIndexByte(name, '_'); k >= 0 && len(name)-k > 4 {
+			tail := name[k+1:]
+			if j, dup := tails[tail]; dup {
+				ps.add(key, "list each disk once; if they are two disks, pin them by serial in [[disks.identity]]",
+					"%s and disks.devices[%d] (%s) both end in the serial %s: the same disk twice", clip(dev), j, clip(d.Devices[j]), clip(tail))
+				continue
+			}
+			tails[tail] = i
+		}
+	}
+}
+
+// bootMountpoints are where the boot partitions will be mounted: /boot,
+// and with boot = "all" /boot-2, /boot-3, … for the other disks (as
+// layoutPartitions names them).
+func bootMountpoints(d DisksSpec, disks int) []string {
+	mps := []string{"/boot"}
+	if d.Boot == "all" {
+		for i := 2; i <= min(disks, maxDevices); i++ {
+			mps = append(mps, "/boot-"+strconv.Itoa(i))
+		}
+	}
+	return mps
 }
 
 // layoutPartitions lays out every disk: [bios_grub] [boot] [swap] data,

@@ -30,7 +30,9 @@ var (
 	zfsNameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]*$`)
 	poolNameRE   = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.:-]*$`)
 	sizeRE       = regexp.MustCompile(`^([0-9]+)\s*(KiB|MiB|GiB|TiB)$`)
-	tagRE        = regexp.MustCompile(`/releases/download/([^/]+)/`)
+	// imageURLRE is the path of a nixos-images release asset on github.com
+	// (see KexecURL).
+	imageURLRE = regexp.MustCompile(`^/nix-community/nixos-images/releases/download/([^/]+)/[^/]+$`)
 	// kexecFlagsRE: options only (each starting with -), no shell syntax.
 	kexecFlagsRE = regexp.MustCompile(`^-[A-Za-z0-9_=,.:/-]*( -[A-Za-z0-9_=,.:/-]*)*$`)
 )
@@ -38,12 +40,13 @@ var (
 // Validate checks a spec and resolves it into a Plan. It reports every
 // problem it finds, not only the first; warnings come back with a Plan.
 func Validate(spec *Spec) (*Plan, Problems) {
-	ps := &problems{file: spec.File, origin: spec.Origin}
+	ps := &problems{file: spec.File, origin: spec.Origin, refused: map[string]bool{}}
 	p := &Plan{
 		Version:    Version,
 		SpecFile:   filepath.Base(spec.File),
 		SpecSHA256: spec.SHA256,
 	}
+	validateText(ps, spec)
 	validateProvider(ps, spec, p)
 	validateHost(ps, spec, p)
 	validateKexec(ps, spec, p)
@@ -154,18 +157,24 @@ func validateKexec(ps *problems, spec *Spec, p *Plan) {
 	if k.URL == "" {
 		ps.add("kexec.url", fmt.Sprintf("the seed's image: url = %q", KexecURL("nixos-22.11")),
 			"missing; the kexec installer tarball to boot from the rescue system")
-	} else if u, err := url.Parse(k.URL); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		ps.add("kexec.url", "an https:// address without user, query or fragment, e.g. "+KexecURL("nixos-22.11"), "%q is not a plain https URL", clip(k.URL))
-	} else if base := path.Base(u.Path); !strings.HasSuffix(base, ".tar.gz") || !isPlainFileName(base) {
+	} else if msg := urlProblem(k.URL); msg != "" {
+		ps.add("kexec.url", "an https:// address without user, query or fragment, e.g. "+KexecURL("nixos-22.11"), "%s", msg)
+	} else if u, _ := url.Parse(k.URL); !strings.HasSuffix(path.Base(u.Path), ".tar.gz") || !isPlainFileName(path.Base(u.Path)) {
 		ps.add("kexec.url", "the nixos-images asset nixos-kexec-installer-noninteractive-x86_64-linux.tar.gz", "%q does not name a .tar.gz file", clip(k.URL))
 	} else {
 		p.Kexec.URL = k.URL
-		p.Kexec.Tarball = base
-		if m := tagRE.FindStringSubmatch(u.Path); m != nil {
+		p.Kexec.Tarball = path.Base(u.Path)
+		// Only nixos-images' own release assets are the images the
+		// capability table describes; a mirror may serve anything.
+		m := imageURLRE.FindStringSubmatch(u.Path)
+		if m != nil && u.Host == "github.com" {
 			p.Kexec.Tag = m[1]
 			p.Kexec.Image, p.Kexec.ImageKnown = LookupImage(m[1])
 		}
 		switch {
+		case m != nil && u.Host != "github.com":
+			ps.warn("kexec.url", "to have it checked, use the release URL: "+KexecURL(m[1]),
+				"%s is not github.com, so this is not nixos-images' own release asset: the image's Nix, ZFS and key handling are not checked", clip(u.Host))
 		case p.Kexec.Tag == "":
 			ps.warn("kexec.url", "known tags: "+strings.Join(imageTags(), ", "),
 				"the URL names no nixos-images release tag: nixplan knows nothing of the image; only ssh-* keys are trusted to survive the kexec")
@@ -208,8 +217,8 @@ func validateNetwork(ps *problems, spec *Spec, p *Plan) {
 	p.Network.Interface = n.Interface
 	if n.Interface == "" {
 		p.Network.Interface = "eth0"
-	} else if !ifaceRE.MatchString(n.Interface) {
-		ps.add("network.interface", `a Linux interface name of 1 to 15 letters, digits, "_", "." or "-", e.g. "eth0"`, "%q is not an interface name", clip(n.Interface))
+	} else if msg, hint := interfaceProblem(n.Interface); msg != "" {
+		ps.add("network.interface", hint, "%s", msg)
 	}
 	if name := p.Network.Interface; ifaceRE.MatchString(name) && strings.HasPrefix(name, "eth") && !ethRE.MatchString(name) {
 		// systemd.link(5), Name=: a name the kernel would use for another
@@ -253,6 +262,10 @@ func validateNetwork(ps *problems, spec *Spec, p *Plan) {
 			ps.add("network.nameservers", `the provider's resolvers, e.g. nameservers = ["1.1.1.1", "9.9.9.9"]`, "missing; provider %q has no default resolvers", p.Provider.ID)
 		}
 	}
+	if len(n.Nameservers) > maxNameservers {
+		ps.add("network.nameservers", `e.g. nameservers = ["213.186.33.99"]; the C library asks only the first 3`, "an array of %d addresses; nixplan takes at most %d", len(n.Nameservers), maxNameservers)
+		return
+	}
 	seen := map[string]bool{}
 	for i, ns := range n.Nameservers {
 		key := fmt.Sprintf("network.nameservers[%d]", i)
@@ -266,6 +279,9 @@ func validateNetwork(ps *problems, spec *Spec, p *Plan) {
 		seen[ns] = true
 	}
 }
+
+// maxNameservers bounds network.nameservers.
+const maxNameservers = 8
 
 // validateFamily checks one address family: DHCP with the address
 // expected, or a static address, whose gateway may be derived by the
@@ -451,9 +467,13 @@ var defaultDatasets = []DatasetSpec{
 	{Name: "home", Mountpoint: "/home"},
 }
 
-func validateDatasets(ps *problems, specs []DatasetSpec, s *Storage) {
+func validateDatasets(ps *problems, specs []DatasetSpec, s *Storage, boots []string) {
 	if specs == nil {
 		specs = defaultDatasets
+	}
+	if len(specs) > maxDatasets {
+		ps.add("disks.datasets", "create the others after the install with zfs create", "an array of %d tables; nixplan creates at most %d datasets", len(specs), maxDatasets)
+		return
 	}
 	names := map[string]bool{}
 	mounts := map[string]bool{}
@@ -485,8 +505,20 @@ func validateDatasets(ps *problems, specs []DatasetSpec, s *Storage) {
 			case path.Clean(mp) != mp || strings.ContainsAny(mp, " \t\n\\"):
 				ps.add(key+".mountpoint", fmt.Sprintf("write %q", clip(path.Clean(mp))), "%q is not a clean path", clip(mp))
 				ok = false
-			case mp == "/boot" || strings.HasPrefix(mp, "/boot/"):
-				ps.add(key+".mountpoint", "", "%s is the ext4 boot partition's", clip(mp))
+			case pathLimit(mp) != "":
+				ps.add(key+".mountpoint", "a shorter path", "%s", pathLimit(mp))
+				ok = false
+			case bootUnder(mp, boots) != "":
+				b := bootUnder(mp, boots)
+				hint := `a path of its own, e.g. mountpoint = "/srv"`
+				if b != "/boot" {
+					hint = fmt.Sprintf(`with boot = "all" the boot partitions are mounted on /boot to %s: %s`, boots[len(boots)-1], hint)
+				}
+				if mp == b {
+					ps.add(key+".mountpoint", hint, "%s is where a boot partition is mounted", clip(mp))
+				} else {
+					ps.add(key+".mountpoint", hint, "%s lies under %s, where a boot partition is mounted", clip(mp), b)
+				}
 				ok = false
 			case mounts[mp]:
 				ps.add(key+".mountpoint", "", "%s is mounted twice", clip(mp))
@@ -507,22 +539,40 @@ func validateDatasets(ps *problems, specs []DatasetSpec, s *Storage) {
 	}
 }
 
+// maxDatasets bounds disks.datasets.
+const maxDatasets = 64
+
+// bootUnder returns the boot mountpoint mp is or lies under, or "".
+func bootUnder(mp string, boots []string) string {
+	for _, b := range boots {
+		if mp == b || strings.HasPrefix(mp, b+"/") {
+			return b
+		}
+	}
+	return ""
+}
+
 // parseMiB parses a size such as "512MiB" or "1GiB" into MiB.
 func parseMiB(s string) (int, error) {
 	m := sizeRE.FindStringSubmatch(strings.TrimSpace(s))
 	if m == nil {
 		return 0, fmt.Errorf("not a size with a binary unit (KiB, MiB, GiB, TiB)")
 	}
+	unit := map[string]int64{"KiB": 1, "MiB": 1 << 10, "GiB": 1 << 20, "TiB": 1 << 30}[m[2]]
 	n, err := strconv.ParseInt(m[1], 10, 64)
-	if err != nil || n > 1<<40 {
-		return 0, fmt.Errorf("number too large")
+	if err != nil || n > maxSizeKiB/unit {
+		return 0, fmt.Errorf("more than 1 PiB, beyond any disk or memory")
 	}
-	kib := map[string]int64{"KiB": 1, "MiB": 1 << 10, "GiB": 1 << 20, "TiB": 1 << 30}[m[2]] * n
+	kib := n * unit
 	if kib%1024 != 0 {
 		return 0, fmt.Errorf("not a multiple of 1 MiB")
 	}
-	return int(min(kib/1024, 1<<30)), nil
+	return int(kib / 1024), nil
 }
+
+// maxSizeKiB bounds every size a spec gives (1 PiB): no multiplication
+// with its unit can overflow, and no size is clipped silently.
+const maxSizeKiB = int64(1) << 40
 
 // keyTypes are the public key types sshd accepts for root logins.
 var keyTypes = map[string]bool{
@@ -530,6 +580,9 @@ var keyTypes = map[string]bool{
 	"ecdsa-sha2-nistp256": true, "ecdsa-sha2-nistp384": true, "ecdsa-sha2-nistp521": true,
 	"sk-ssh-ed25519@openssh.com": true, "sk-ecdsa-sha2-nistp256@openssh.com": true,
 }
+
+// maxKeys bounds ssh.authorized_keys.
+const maxKeys = 64
 
 // maxKeyLen bounds one authorized_keys entry; a 16384-bit RSA key is about 2.8 KB.
 const maxKeyLen = 8192
@@ -540,6 +593,10 @@ func validateKeys(ps *problems, spec *Spec, p *Plan) {
 	if len(keys) == 0 {
 		ps.add("ssh.authorized_keys", `add your public key, e.g. authorized_keys = ["ssh-ed25519 AAAA... you@laptop"] (the contents of ~/.ssh/id_ed25519.pub)`,
 			"missing; without a key nobody can log in to the installer or the installed system")
+		return
+	}
+	if len(keys) > maxKeys {
+		ps.add("ssh.authorized_keys", "add the others to users.users.root.openssh.authorizedKeys.keys after the install", "an array of %d keys; nixplan takes at most %d", len(keys), maxKeys)
 		return
 	}
 	seen := map[string]bool{}
@@ -766,12 +823,12 @@ func validateNixpkgs(ps *problems, spec *Spec, p *Plan) {
 		ps.add("flake.nixpkgs_rev", "a flake pins nixpkgs itself: leave [channel] out", "cannot go with a pinned [channel]: install from one or the other")
 	}
 	if ch.URL != "" || ch.SHA256 != "" {
-		u, err := url.Parse(ch.URL)
+		u, _ := url.Parse(ch.URL)
 		switch {
 		case ch.URL == "":
 			ps.add("channel.url", "the release folder, e.g. https://releases.nixos.org/nixos/24.05/nixos-24.05.7376.b134951a4c9f", "missing; channel.sha256 pins a release only with its url")
-		case err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "":
-			ps.add("channel.url", "an https:// release folder, e.g. https://releases.nixos.org/nixos/24.05/nixos-24.05.7376.b134951a4c9f", "%q is not a plain https URL", clip(ch.URL))
+		case urlProblem(ch.URL) != "":
+			ps.add("channel.url", "an https:// release folder without user, query or fragment, e.g. https://releases.nixos.org/nixos/24.05/nixos-24.05.7376.b134951a4c9f", "%s", urlProblem(ch.URL))
 		case p.Release.Version != "" && !strings.Contains(path.Base(u.Path), "nixos-"+p.Release.Version+"."):
 			ps.add("channel.url", fmt.Sprintf("a release folder of NixOS %s (its name starts with nixos-%s.)", p.Release.Version, p.Release.Version),
 				"%q is not a release of NixOS %s, the release host.nixos installs", clip(ch.URL), p.Release.Version)
