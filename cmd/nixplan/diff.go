@@ -116,7 +116,10 @@ func (c *cli) diff(args []string) int {
 		entries, _ := os.ReadDir(root)
 		var stale []string
 		for _, e := range entries {
-			if e.IsDir() && !hosts[e.Name()] && plan.IsBundle(filepath.Join(root, e.Name())) {
+			switch {
+			case plan.IsLeftover(e.Name()):
+				c.warnf("%s: left by an interrupted render, not a host; the next render of its host removes it", filepath.Join(root, e.Name()))
+			case e.IsDir() && !hosts[e.Name()] && plan.IsBundle(filepath.Join(root, e.Name())):
 				stale = append(stale, e.Name())
 			}
 		}
