@@ -1,11 +1,13 @@
 package plan_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,8 +21,10 @@ type hostileInput struct {
 	name string
 	// setup writes the input into dir and returns the spec to load.
 	setup func(t testing.TB, dir string) string
-	// want is in the error Load and Validate return.
+	// want is in the error Load and Validate return, or in what run returns.
 	want string
+	// run, when set, takes the input instead of Load and Validate.
+	run func(path string) (string, error)
 }
 
 func writeFile(t testing.TB, path, text string) {
@@ -47,26 +51,26 @@ var hostileInputs = []hostileInput{
 		}
 		writeFile(t, filepath.Join(dir, "host.toml"), exampleWith(t, `include = ["fifo.toml"]`+"\n"))
 		return filepath.Join(dir, "host.toml")
-	}, "fifo.toml: is a named pipe (FIFO), not a regular file"},
+	}, "fifo.toml: is a named pipe (FIFO), not a regular file", nil},
 	{"FIFO spec", func(t testing.TB, dir string) string {
 		if err := syscall.Mkfifo(filepath.Join(dir, "host.toml"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return filepath.Join(dir, "host.toml")
-	}, "host.toml: is a named pipe (FIFO), not a regular file"},
+	}, "host.toml: is a named pipe (FIFO), not a regular file", nil},
 	{"link to /dev/zero", func(t testing.TB, dir string) string {
 		if err := os.Symlink("/dev/zero", filepath.Join(dir, "zero.toml")); err != nil {
 			t.Fatal(err)
 		}
 		return filepath.Join(dir, "zero.toml")
-	}, "zero.toml: links to /dev/zero, a character device, not a regular file"},
+	}, "zero.toml: links to /dev/zero, a character device, not a regular file", nil},
 	{"include of a link to /dev/zero", func(t testing.TB, dir string) string {
 		if err := os.Symlink("/dev/zero", filepath.Join(dir, "zero.toml")); err != nil {
 			t.Fatal(err)
 		}
 		writeFile(t, filepath.Join(dir, "host.toml"), exampleWith(t, `include = ["zero.toml"]`+"\n"))
 		return filepath.Join(dir, "host.toml")
-	}, "zero.toml: links to /dev/zero, a character device, not a regular file"},
+	}, "zero.toml: links to /dev/zero, a character device, not a regular file", nil},
 	{"include fan-out, each file listed 12 times", func(t testing.TB, dir string) string {
 		// 7 files of about 1.9 KB, each listing the next 12 times:
 		// 12^6 paths through the tree.
@@ -82,7 +86,7 @@ var hostileInputs = []hostileInput{
 			writeFile(t, filepath.Join(dir, fmt.Sprintf("f%d.toml", i)), text)
 		}
 		return filepath.Join(dir, "f0.toml")
-	}, `f5.toml: include[1]: "f6.toml" is listed twice (as include[0] too)`},
+	}, `f5.toml: include[1]: "f6.toml" is listed twice (as include[0] too)`, nil},
 	{"include fan-out, 12 distinct files a level", func(t testing.TB, dir string) string {
 		// 6 levels of 12 files, each including all 12 of the next level.
 		for level := 5; level >= 0; level-- {
@@ -97,23 +101,23 @@ var hostileInputs = []hostileInput{
 			}
 		}
 		return filepath.Join(dir, "l0-0.toml")
-	}, "l4-4.toml: include[8]: the spec tree has more than 64 include entries"},
+	}, "l4-4.toml: include[8]: the spec tree has more than 64 include entries", nil},
 	{"dotted key of 40,001 parts", func(t testing.TB, dir string) string {
 		writeFile(t, filepath.Join(dir, "host.toml"), strings.Repeat("a.", 40000)+"a = 1\n")
 		return filepath.Join(dir, "host.toml")
-	}, "host.toml:1:1: a key of more than 16 parts; nixplan reads keys of at most 16"},
+	}, "host.toml:1:1: a key of more than 16 parts; nixplan reads keys of at most 16", nil},
 	{"table header of 40,001 parts", func(t testing.TB, dir string) string {
 		writeFile(t, filepath.Join(dir, "host.toml"), "provider = \"ovh\"\n["+strings.Repeat("a.", 40000)+"a]\n")
 		return filepath.Join(dir, "host.toml")
-	}, "host.toml:2:1: a key of more than 16 parts"},
+	}, "host.toml:2:1: a key of more than 16 parts", nil},
 	{"20,000 nested inline tables", func(t testing.TB, dir string) string {
 		writeFile(t, filepath.Join(dir, "host.toml"), "a = "+strings.Repeat("{a=", 20000)+"1"+strings.Repeat("}", 20000)+"\n")
 		return filepath.Join(dir, "host.toml")
-	}, "host.toml:1:53: inline tables and arrays nest more than 16 deep"},
+	}, "host.toml:1:53: inline tables and arrays nest more than 16 deep", nil},
 	{"200,000 nested inline tables", func(t testing.TB, dir string) string {
 		writeFile(t, filepath.Join(dir, "host.toml"), "a = "+strings.Repeat("{a=", 200000)+"1"+strings.Repeat("}", 200000)+"\n")
 		return filepath.Join(dir, "host.toml")
-	}, "host.toml: is 800006 bytes, more than the 256 KiB nixplan reads here"},
+	}, "host.toml: is 800006 bytes, more than the 256 KiB nixplan reads here", nil},
 	{"100 MB host name", func(t testing.TB, dir string) string {
 		f, err := os.Create(filepath.Join(dir, "host.toml"))
 		if err != nil {
@@ -127,11 +131,11 @@ var hostileInputs = []hostileInput{
 		}
 		f.WriteString("\"\n")
 		return filepath.Join(dir, "host.toml")
-	}, "host.toml: is 104857617 bytes, more than the 256 KiB nixplan reads here"},
+	}, "host.toml: is 104857617 bytes, more than the 256 KiB nixplan reads here", nil},
 	{"200 KB host name", func(t testing.TB, dir string) string {
 		writeFile(t, filepath.Join(dir, "host.toml"), strings.Replace(exampleWith(t, ""), `name = "blog-demo"`, `name = "`+strings.Repeat("A", 200<<10)+`"`, 1))
 		return filepath.Join(dir, "host.toml")
-	}, `host.toml: host.name: "` + strings.Repeat("A", 160) + `"… (204800 bytes) is not a valid host name (RFC 1123 label)`},
+	}, `host.toml: host.name: "` + strings.Repeat("A", 160) + `"… (204800 bytes) is not a valid host name (RFC 1123 label)`, nil},
 	{"20,000 unknown keys", func(t testing.TB, dir string) string {
 		var b strings.Builder
 		for i := range 20000 {
@@ -139,8 +143,64 @@ var hostileInputs = []hostileInput{
 		}
 		writeFile(t, filepath.Join(dir, "host.toml"), b.String())
 		return filepath.Join(dir, "host.toml")
-	}, "host.toml: and 19980 more unknown keys"},
+	}, "host.toml: and 19980 more unknown keys", nil},
+	{"30,000-line drifted file for diff", func(t testing.TB, dir string) string {
+		return driftedBundle(t, dir, otherLines(30000))
+	}, "kexec-install.sh changed: --- committed/kexec-install.sh", compareDrifted},
+	{"20 MB drifted file for diff", func(t testing.TB, dir string) string {
+		return driftedBundle(t, dir, bytes.Repeat([]byte("x"), 20<<20))
+	}, "kexec-install.sh changed: 20971520 bytes, no diff", compareDrifted},
 }
+
+// driftedBundle writes the example's bundle into dir/bundle with
+// kexec-install.sh replaced by text.
+func driftedBundle(t testing.TB, dir string, text []byte) string {
+	b := diffTestBundle(t)
+	bundle := filepath.Join(dir, "bundle")
+	if err := plan.Write(b, bundle); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, plan.KexecInstallFile), text, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bundle
+}
+
+// compareDrifted compares the example's bundle with the folder at path and
+// says how each file drifted.
+func compareDrifted(path string) (string, error) {
+	b, err := exampleBundle()
+	if err != nil {
+		return "", err
+	}
+	drift, err := plan.CompareBundle(b, path, "committed", "rendered")
+	if err != nil {
+		return "", err
+	}
+	var out []string
+	for _, d := range drift {
+		if d.Diff == nil {
+			out = append(out, fmt.Sprintf("%s changed: %d bytes, no diff", d.Name, d.Size))
+			continue
+		}
+		first, _, _ := strings.Cut(string(d.Diff), "\n")
+		out = append(out, fmt.Sprintf("%s changed: %s (%d bytes of diff)", d.Name, first, len(d.Diff)))
+	}
+	return strings.Join(out, "\n"), nil
+}
+
+// exampleBundle is the example's bundle, rendered once.
+var exampleBundle = sync.OnceValues(func() (*plan.Bundle, error) {
+	spec, err := plan.Load("../examples/ovh-kimsufi.toml")
+	if err != nil {
+		return nil, err
+	}
+	p, ps := plan.Validate(spec)
+	if p == nil {
+		return nil, ps
+	}
+	return plan.Render(p)
+})
 
 // loadHostile loads and validates the spec at path and returns the error.
 func loadHostile(path string) error {
@@ -162,6 +222,13 @@ func TestHostileInputs(t *testing.T) {
 	for _, c := range hostileInputs {
 		t.Run(c.name, func(t *testing.T) {
 			path := c.setup(t, t.TempDir())
+			if c.run != nil {
+				got, err := c.run(path)
+				if err != nil || !strings.Contains(got, c.want) {
+					t.Errorf("got %q, %v; want %q in it", got, err, c.want)
+				}
+				return
+			}
 			done := make(chan error, 1)
 			go func() { done <- loadHostile(path) }()
 			var err error
@@ -194,7 +261,11 @@ func BenchmarkHostileInputs(b *testing.B) {
 			path := c.setup(b, b.TempDir())
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := loadHostile(path); err == nil {
+				if c.run != nil {
+					if _, err := c.run(path); err != nil {
+						b.Fatal(err)
+					}
+				} else if err := loadHostile(path); err == nil {
 					b.Fatal("accepted")
 				}
 			}

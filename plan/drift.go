@@ -31,8 +31,10 @@ type Drift struct {
 	Name string // relative to the bundle folder; a folder's ends in "/"
 	Kind DriftKind
 	// Diff is the unified diff from the folder's file to the rendered one,
-	// for FileChanged.
+	// for FileChanged; nil when the folder's file is over
+	// MaxBundleFileBytes, whose Size is then set.
 	Diff []byte
+	Size int64
 	// Executable says, for FileModeChanged, whether the rendered file is.
 	Executable bool
 }
@@ -77,11 +79,14 @@ func CompareBundle(b *Bundle, dir, oldLabel, newLabel string) ([]Drift, error) {
 			continue
 		}
 		path := filepath.Join(dir, f.Name)
-		data, err := os.ReadFile(path)
-		if err != nil {
+		data, err := ReadRegular(path, MaxBundleFileBytes)
+		var tl *TooLargeError
+		switch {
+		case errors.As(err, &tl):
+			drift = append(drift, Drift{Name: f.Name, Kind: FileChanged, Size: tl.Size})
+		case err != nil:
 			return nil, err
-		}
-		if !bytes.Equal(data, f.Data) {
+		case !bytes.Equal(data, f.Data):
 			drift = append(drift, Drift{Name: f.Name, Kind: FileChanged,
 				Diff: UnifiedDiff(oldLabel+"/"+f.Name, data, newLabel+"/"+f.Name, f.Data)})
 		}

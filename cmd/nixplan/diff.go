@@ -94,6 +94,10 @@ func (c *cli) diff(args []string) int {
 			}
 			switch d.Kind {
 			case plan.FileChanged:
+				if d.Diff == nil {
+					c.errorf("%s: differs from what %s renders (it is %d bytes, more than the %s nixplan diffs)", path, file, d.Size, plan.FormatBinary(plan.MaxBundleFileBytes))
+					continue
+				}
 				c.stdout.Write(d.Diff)
 				c.errorf("%s: differs from what %s renders", path, file)
 			case plan.FileMissing:
