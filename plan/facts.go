@@ -1,8 +1,10 @@
 package plan
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+	"path"
 	"regexp"
 	"slices"
 	"sort"
@@ -53,7 +55,7 @@ func specIdentity(spec *Spec, device string) (serial string, size int64, index i
 // holds one of the spec's keys. Problems name the spec file and the spec key;
 // their message names both the spec's value and the machine's.
 func CheckMachine(spec *Spec, p *Plan, m *machine.Machine) Problems {
-	c := &machineCheck{ps: &problems{file: spec.File}, spec: spec, plan: p, m: m, facts: m.File}
+	c := &machineCheck{ps: &problems{file: spec.File}, spec: spec, plan: p, m: m, facts: fmt.Sprint(clip(m.File))}
 	if c.facts == "" {
 		c.facts = "the machine"
 	}
@@ -77,8 +79,8 @@ type machineCheck struct {
 func (c *machineCheck) image() {
 	k := c.plan.Kexec
 	if c.m.Arch != "" && strings.Contains(k.Tarball, "x86_64") && c.m.Arch != "x86_64" {
-		c.ps.add("kexec.url", "use the installer built for "+c.m.Arch,
-			"the image is built for x86_64 and %s says this machine is %s", c.facts, c.m.Arch)
+		c.ps.add("kexec.url", "use the installer built for "+fmt.Sprint(clip(c.m.Arch)),
+			"the image is built for x86_64 and %s says this machine is %s", c.facts, clip(c.m.Arch))
 	}
 	if !k.ImageKnown || k.Image.MinRAMMiB == 0 {
 		return
@@ -118,12 +120,12 @@ func (c *machineCheck) firmware() {
 	want := c.plan.Firmware
 	key := keyHostFirmware
 	if fw.Mode != want {
-		hint := fmt.Sprintf("firmware = %q, or switch the server's boot mode in its firmware setup or the provider's panel", fw.Mode)
+		hint := fmt.Sprintf("firmware = %q, or switch the server's boot mode in its firmware setup or the provider's panel", clip(fw.Mode))
 		if want == machine.FirmwareBIOS && fw.Mode == machine.FirmwareUEFI {
 			hint = `set host.firmware = "uefi" (GRUB on an EFI system partition), or switch the server to legacy (CSM) boot`
 		}
 		c.ps.add(key, hint, "the spec installs a boot loader for %s and %s says this machine booted %s",
-			strings.ToUpper(want), c.facts, strings.ToUpper(fw.Mode))
+			strings.ToUpper(want), c.facts, strings.ToUpper(fmt.Sprint(clip(fw.Mode))))
 	}
 	if fw.SecureBoot != nil && *fw.SecureBoot {
 		c.ps.add("kexec.url", "turn Secure Boot off in the firmware setup (over the KVM), then collect the facts again",
@@ -144,7 +146,7 @@ func (c *machineCheck) disks() {
 		}
 		if j, dup := first[d.Name]; dup {
 			c.ps.add(key, "list each disk once", "%s is %s on %s, and so is disks.devices[%d] (%s): the same disk twice",
-				dev, d.Path, c.facts, j, c.plan.Storage.Disks[j])
+				dev, clip(d.Path), c.facts, j, c.plan.Storage.Disks[j])
 			continue
 		}
 		first[d.Name] = i
@@ -152,7 +154,7 @@ func (c *machineCheck) disks() {
 		c.identity(i, dev, d)
 		switch {
 		case d.Type != "disk":
-			c.ps.warn(key, "", "%s is a %s device on %s, not a disk", dev, d.Type, c.facts)
+			c.ps.warn(key, "", "%s is a %s device on %s, not a disk", dev, clip(d.Type), c.facts)
 		case d.ReadOnly:
 			c.ps.add(key, "", "%s is read-only on %s", dev, c.facts)
 		case d.Removable:
@@ -186,7 +188,7 @@ func (c *machineCheck) disks() {
 		if len(ours) > 0 && len(others) > 0 {
 			c.ps.warn("disks.devices", "wipe the other members too (mdadm --zero-superblock), or the installed system may find the old array",
 				"%s (%s) is built on %s and %s; the install wipes only %s, so %s keeps the old array's superblock",
-				md.Name, md.Level, strings.Join(ours, ", "), strings.Join(others, ", "), strings.Join(ours, ", "), strings.Join(others, ", "))
+				clip(md.Name), clip(md.Level), clip(strings.Join(ours, ", ")), clip(strings.Join(others, ", ")), clip(strings.Join(ours, ", ")), clip(strings.Join(others, ", ")))
 		}
 	}
 }
@@ -199,7 +201,7 @@ func (c *machineCheck) diskList() string {
 		if path == "" {
 			path = d.Path
 		}
-		names = append(names, path+" "+strings.TrimPrefix(d.Identity(), d.Name+" "))
+		names = append(names, fmt.Sprint(clip(path+" "+strings.TrimPrefix(d.Identity(), d.Name+" "))))
 	}
 	if len(names) == 0 {
 		return "the description lists no disk nixplan could install on"
@@ -214,7 +216,7 @@ func (c *machineCheck) identity(i int, dev string, d *machine.Disk) {
 	key := fmt.Sprintf("%s[%d]", keyDiskIdentity, n)
 	if serial != "" && serial != d.Serial {
 		c.ps.add(key+".serial", c.diskList(),
-			"the spec says %s has serial %q and %s says its serial is %q", dev, serial, c.facts, orUnknown(d.Serial))
+			"the spec says %s has serial %q and %s says its serial is %q", dev, serial, c.facts, clip(orUnknown(d.Serial)))
 	}
 	if size != 0 && size != d.SizeBytes {
 		c.ps.add(key+".size_bytes", c.diskList(),
@@ -250,7 +252,7 @@ func FormatTiB(n int64) string { return fmt.Sprintf("%d TiB", n>>40) }
 // says clearing it is intended, and a disk mounted in the installer itself.
 func (c *machineCheck) busy(key, dev string, d *machine.Disk) {
 	if why := d.HeldBy(); len(why) > 0 {
-		msg := fmt.Sprintf("%s is busy on %s: %s", dev, c.facts, strings.Join(why, "; "))
+		msg := fmt.Sprintf("%s is busy on %s: %s", dev, c.facts, clip(strings.Join(why, "; ")))
 		if c.spec.Disks.ClearExisting {
 			c.ps.warn(key, "", "%s; the spec says to clear it", msg)
 		} else {
@@ -259,15 +261,15 @@ func (c *machineCheck) busy(key, dev string, d *machine.Disk) {
 	}
 	if why := d.MountedAt(); len(why) > 0 {
 		if c.m.OS.ID == "nixos" {
-			c.ps.add(key, "unmount it in the installer", "%s is in use on %s: %s", dev, c.facts, strings.Join(why, "; "))
+			c.ps.add(key, "unmount it in the installer", "%s is in use on %s: %s", dev, c.facts, clip(strings.Join(why, "; ")))
 		} else {
 			c.ps.warn(key, "the kexec ends these mounts; copy off anything you still need first",
-				"%s is in use on %s: %s", dev, c.facts, strings.Join(why, "; "))
+				"%s is in use on %s: %s", dev, c.facts, clip(strings.Join(why, "; ")))
 		}
 	}
 	if len(d.HeldBy()) == 0 {
 		if member := d.Memberships(); len(member) > 0 {
-			c.ps.warn(key, "", "%s holds old metadata that the install wipes: %s", dev, strings.Join(member, "; "))
+			c.ps.warn(key, "", "%s holds old metadata that the install wipes: %s", dev, clip(strings.Join(member, "; ")))
 		}
 	}
 }
@@ -286,17 +288,17 @@ func (c *machineCheck) network() {
 	}
 	if a.Prefix != v4.Prefix {
 		c.ps.warn("network.ipv4.prefix", fmt.Sprintf("prefix = %d, if the rescue system's network is the real one", a.Prefix),
-			"the spec says /%d and %s has %s/%d on %s", v4.Prefix, c.facts, addr, a.Prefix, ifc.Name)
+			"the spec says /%d and %s has %s/%d on %s", v4.Prefix, c.facts, addr, a.Prefix, clip(ifc.Name))
 	}
 	if gw, ok := c.m.DefaultGateway(); ok && gw.Gateway != "" && gw.Gateway != v4.Gateway {
-		c.ps.add("network.ipv4.gateway", fmt.Sprintf("gateway = %q", gw.Gateway),
-			"the spec says %s and %s routes by default via %s (on %s)", v4.Gateway, c.facts, gw.Gateway, gw.Interface)
+		c.ps.add("network.ipv4.gateway", fmt.Sprintf("gateway = %q", clip(gw.Gateway)),
+			"the spec says %s and %s routes by default via %s (on %s)", v4.Gateway, c.facts, clip(gw.Gateway), clip(gw.Interface))
 	}
 
 	if mac := c.spec.Network.MAC; mac != "" {
 		if !strings.EqualFold(mac, ifc.MAC) {
-			c.ps.add(keyNetworkMAC, fmt.Sprintf("mac = %q", ifc.MAC),
-				"the spec pins the interface with MAC %s and %s has %s on %s, MAC %s", mac, c.facts, addr, ifc.Name, ifc.MAC)
+			c.ps.add(keyNetworkMAC, fmt.Sprintf("mac = %q", clip(ifc.MAC)),
+				"the spec pins the interface with MAC %s and %s has %s on %s, MAC %s", mac, c.facts, addr, clip(ifc.Name), clip(ifc.MAC))
 		}
 		return
 	}
@@ -306,19 +308,19 @@ func (c *machineCheck) network() {
 	name := c.plan.Network.Interface
 	sameKind := ethRE.MatchString(name) == ethRE.MatchString(ifc.Name)
 	phys := c.m.PhysicalInterfaces()
-	hint := fmt.Sprintf("pin it: mac = %q", ifc.MAC)
+	hint := fmt.Sprintf("pin it: mac = %q", clip(ifc.MAC))
 	switch {
 	case sameKind && name != ifc.Name:
-		c.ps.add("network.interface", fmt.Sprintf("interface = %q; better, %s", ifc.Name, hint),
-			"the spec puts the address on %s and %s has it on %s (MAC %s)", name, c.facts, ifc.Name, ifc.MAC)
+		c.ps.add("network.interface", fmt.Sprintf("interface = %q; better, %s", clip(ifc.Name), hint),
+			"the spec puts the address on %s and %s has it on %s (MAC %s)", name, c.facts, clip(ifc.Name), clip(ifc.MAC))
 	case len(phys) > 1:
 		var cards []string
 		for _, p := range phys {
-			cards = append(cards, p.Name+" "+p.MAC)
+			cards = append(cards, fmt.Sprint(clip(p.Name+" "+p.MAC)))
 		}
 		c.ps.warn("network.interface", hint,
 			"this machine has %d network cards (%s) and the address is on %s; the name %s may mean another card in the installed system",
-			len(phys), strings.Join(cards, ", "), ifc.Name, name)
+			len(phys), clip(strings.Join(cards, ", ")), clip(ifc.Name), name)
 	}
 }
 
@@ -327,7 +329,7 @@ func (c *machineCheck) addressList() string {
 	for _, ifc := range c.m.Interfaces {
 		for _, a := range ifc.Addresses {
 			if a.Family == "ipv4" {
-				out = append(out, fmt.Sprintf("%s/%d on %s", a.Address, a.Prefix, ifc.Name))
+				out = append(out, fmt.Sprintf("%s/%d on %s", a.Address, a.Prefix, clip(ifc.Name)))
 			}
 		}
 	}
@@ -367,7 +369,7 @@ func (c *machineCheck) keys() {
 	}
 	c.ps.add("ssh.authorized_keys", "add the key you log in with to the spec, or give the rescue system the spec's key in the provider's panel",
 		"none of the spec's keys (%s) is in root's authorized_keys on %s (%s): you logged in with another key, and only the spec's keys work after the install",
-		strings.Join(spec, ", "), c.facts, strings.Join(have, ", "))
+		strings.Join(spec, ", "), c.facts, clip(strings.Join(have, ", ")))
 }
 
 // tools checks what rescue-bootstrap.sh needs from the rescue system; facts
@@ -461,25 +463,58 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 	tag := imageFor(release, onLink || onLink6)
 	img := images[tag]
 
-	var b strings.Builder
-	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	comment := func(text string) {
-		for _, l := range strings.Split(text, "\n") {
-			line("# %s", l)
+	// The spec's values must be ones its check accepts; the machine's
+	// strings in comments are shown escaped (shown), since a TOML comment may
+	// hold no control character and a line break would end it.
+	ifcName, pinMAC := ifc.Name, strings.ToLower(ifc.MAC)
+	if !macRE.MatchString(pinMAC) {
+		pinMAC = ""
+	}
+	if msg, _ := interfaceProblem(ifcName); msg != "" || (ethRE.MatchString(ifcName) && pinMAC != "") {
+		ifcName = "wan0"
+	}
+	if pinMAC == "" && ifcName == "wan0" {
+		ps.add("interfaces", "collect the facts again with facts.sh",
+			"the interface with the default route, %q, has neither a name nor a MAC (%q) a spec can pin", clip(ifc.Name), clip(ifc.MAC))
+	}
+	// Each disk by its by-id link, or by its kernel name where it has no
+	// link a spec can name.
+	ids := make([]string, len(used))
+	for i, d := range used {
+		if ids[i] = installablePath(d.StableID()); ids[i] == "" {
+			ids[i] = installablePath(d.Path)
+		}
+		if ids[i] == "" {
+			ps.add("disks", "collect the facts again with facts.sh", "the disk %q has no path a spec can name", clip(d.Path))
 		}
 	}
-	src := m.File
-	if src == "" {
+	if len(ps.list.Errors()) > 0 {
+		return "", ps.list
+	}
+
+	var b strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	fillIn := map[string]bool{} // keys left for the operator to fill in
+	if len(opts.AuthorizedKeys) == 0 {
+		fillIn["ssh.authorized_keys"] = true
+	}
+	comment := func(text string) {
+		for _, l := range strings.Split(text, "\n") {
+			line("# %s", Printable(l))
+		}
+	}
+	src := shown(m.File)
+	if m.File == "" {
 		src = "a machine description"
 	}
 	comment(fmt.Sprintf("nixplan host spec written by `nixplan init --facts` from %s", src))
 	if m.Hostname != "" || m.CollectedAt != "" {
-		comment(fmt.Sprintf("(host %s, %s, collected %s).", orUnknown(m.Hostname), orUnknown(m.OS.PrettyName), orUnknown(m.CollectedAt)))
+		comment(fmt.Sprintf("(host %s, %s, collected %s).", shown(orUnknown(m.Hostname)), shown(orUnknown(m.OS.PrettyName)), shown(orUnknown(m.CollectedAt))))
 	}
 	comment("Read every value, then run\n  nixplan check --facts " + src + " host.toml && nixplan render host.toml -o bundle")
 	line("")
 	if providerWhy != "" {
-		comment(providerWhy)
+		comment(providerWhy) // the host name and resolvers in it are shown
 	}
 	line("provider = %s", tomlString(prov.ID))
 	line("")
@@ -505,19 +540,24 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 	line("")
 	line("[network]")
 	switch {
-	case ethRE.MatchString(ifc.Name):
-		// A kernel name belongs to whichever card the kernel finds first; a
-		// MAC-pinned interface gets a name of its own.
-		line("interface = \"wan0\"  # the rescue system calls it %s; the installed system names the card with this MAC wan0", ifc.Name)
+	case ifcName != ifc.Name:
+		// A kernel name belongs to whichever card the kernel finds first, and
+		// a name Linux or a spec refuses is no name: a MAC-pinned interface
+		// gets a name of its own.
+		line("interface = \"wan0\"  # the rescue system calls it %s; the installed system names the card with this MAC wan0", shown(ifc.Name))
 	default:
 		line("interface = %s", tomlString(ifc.Name))
 	}
-	line("mac = %s", tomlString(strings.ToLower(ifc.MAC)))
+	if pinMAC != "" {
+		line("mac = %s", tomlString(pinMAC))
+	} else {
+		comment(fmt.Sprintf("not pinned by MAC: %s gives %q, which is not a MAC address", src, shown(ifc.MAC)))
+	}
 	if phys := m.PhysicalInterfaces(); len(phys) > 1 {
 		var others []string
 		for _, p := range phys {
 			if p.Name != ifc.Name {
-				others = append(others, p.Name+" "+p.MAC)
+				others = append(others, shown(p.Name)+" "+shown(p.MAC))
 			}
 		}
 		comment(fmt.Sprintf("this machine has %d network cards; the others: %s", len(phys), strings.Join(others, ", ")))
@@ -536,10 +576,11 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 		line("nameservers = [%s]  # the rescue system's resolvers", strings.Join(ns, ", "))
 	default:
 		if len(m.Nameservers) > 0 {
-			comment(fmt.Sprintf("the rescue system resolves through %s, a local stub the installed system will not have", strings.Join(m.Nameservers, ", ")))
+			comment(fmt.Sprintf("the rescue system resolves through %s, a local stub the installed system will not have", shown(strings.Join(m.Nameservers, ", "))))
 		}
 		comment("FILL IN: the provider's resolvers; the facts name none")
 		line("nameservers = []")
+		fillIn["network.nameservers"] = true
 	}
 	line("")
 	line("[network.ipv4]  # as configured in the rescue system now")
@@ -547,7 +588,7 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 	line("prefix = %d", addr.Prefix)
 	line("gateway = %s", tomlString(gw.Gateway))
 	if onLink {
-		line("gateway_on_link = true  # %s lies outside %s/%d", gw.Gateway, addr.Address, addr.Prefix)
+		line("gateway_on_link = true  # %s lies outside %s/%d", shown(gw.Gateway), addr.Address, addr.Prefix)
 	}
 	if hasV6 {
 		line("")
@@ -556,10 +597,10 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 		line("prefix = %d", v6.Prefix)
 		switch rule, ok := OVHIPv6Gateway(v6.Address); {
 		case prov.OVHFamily && ok && rule == gw6.Gateway:
-			line("derive_gateway = true  # %s, by OVH's rule for the address; reached on-link", gw6.Gateway)
+			line("derive_gateway = true  # %s, by OVH's rule for the address; reached on-link", shown(gw6.Gateway))
 		case onLink6:
 			line("gateway = %s", tomlString(gw6.Gateway))
-			line("gateway_on_link = true  # %s lies outside %s/%d", gw6.Gateway, v6.Address, v6.Prefix)
+			line("gateway_on_link = true  # %s lies outside %s/%d", shown(gw6.Gateway), v6.Address, v6.Prefix)
 		default:
 			line("gateway = %s", tomlString(gw6.Gateway))
 		}
@@ -569,11 +610,12 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 	line("")
 	line("[disks]")
 	line("layout = \"zfs\"")
-	ids := make([]string, len(used))
 	for i, d := range used {
-		if ids[i] = d.StableID(); ids[i] == "" {
-			ids[i] = d.Path
-			comment(fmt.Sprintf("%s has no /dev/disk/by-id link (no udev in the rescue system?): the kernel name may change", d.Path))
+		switch {
+		case d.StableID() == "":
+			comment(fmt.Sprintf("%s has no /dev/disk/by-id link (no udev in the rescue system?): the kernel name may change", shown(d.Path)))
+		case ids[i] != d.StableID():
+			comment(fmt.Sprintf("the by-id link %s is not a path a spec can name: the kernel name may change", shown(d.StableID())))
 		}
 	}
 	switch len(used) {
@@ -588,7 +630,7 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 		line("boot = \"all\"")
 	}
 	for _, d := range used {
-		comment(fmt.Sprintf("ERASED by the install: %s", d.Identity()))
+		comment(fmt.Sprintf("ERASED by the install: %s", shown(d.Identity())))
 	}
 	if len(used) == 1 {
 		line("devices = [%s]", tomlString(ids[0]))
@@ -604,7 +646,7 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 		if id == "" {
 			id = d.Path
 		}
-		comment(fmt.Sprintf("left alone (not the same size and kind as the disks above): %s %s", id, strings.TrimPrefix(d.Identity(), d.Name+" ")))
+		comment(fmt.Sprintf("left alone (not the same size and kind as the disks above): %s %s", shown(id), shown(strings.TrimPrefix(d.Identity(), d.Name+" "))))
 	}
 	largest := used[0]
 	for _, d := range used {
@@ -621,40 +663,54 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 	if len(arrays) > 0 {
 		comment("the provider's install left md arrays on these disks; the install stops and erases them:")
 		for _, a := range arrays {
-			comment("  " + a)
+			comment("  " + shown(a))
 		}
 	}
 	if len(otherHolders) > 0 {
-		comment("BUSY now: " + strings.Join(otherHolders, "; "))
+		comment("BUSY now: " + shown(strings.Join(otherHolders, "; ")))
 		comment(lastKey(keyDisksClearBusy) + " = true  # uncomment to consent: stop what holds the disks and wipe them")
 	} else if len(arrays) > 0 {
 		line("%s = true", lastKey(keyDisksClearBusy))
 	}
 	for _, d := range used {
 		if why := d.MountedAt(); len(why) > 0 {
-			comment("in use now: " + strings.Join(why, "; "))
+			comment("in use now: " + shown(strings.Join(why, "; ")))
 		}
 		if member := d.Memberships(); len(member) > 0 {
-			comment("old metadata the install wipes: " + strings.Join(member, "; "))
+			comment("old metadata the install wipes: " + shown(strings.Join(member, "; ")))
 		}
 	}
 	line("boot_size = \"512MiB\"")
 	line("pool = \"rpool\"")
 	for i, d := range used {
 		line("")
+		serial := d.Serial
+		if serial != "" && !serialRE.MatchString(serial) {
+			comment(fmt.Sprintf("the serial of %s, %q, is not one a spec can pin (printable, no spaces, at most 64 bytes): its identity has the size only", shown(ids[i]), shown(serial)))
+			serial = ""
+		}
+		size := d.SizeBytes
+		if size < 1<<30 {
+			size = 0 // smaller than any disk to install on: validateIdentity refuses it
+		}
+		if serial == "" && size == 0 {
+			continue
+		}
 		line("[[disks.identity]]  # the install refuses a disk that is not this one")
 		line("device = %s", tomlString(ids[i]))
-		if d.Serial != "" {
-			line("serial = %s", tomlString(d.Serial))
+		if serial != "" {
+			line("serial = %s", tomlString(serial))
 		}
-		line("size_bytes = %d  # %s", d.SizeBytes, machine.FormatBytes(d.SizeBytes))
+		if size != 0 {
+			line("size_bytes = %d  # %s", size, machine.FormatBytes(size))
+		}
 	}
 	line("")
 	line("[ssh]")
 	if len(opts.AuthorizedKeys) == 0 {
 		comment("FILL IN: your public key(s); root's authorized_keys on the machine holds:")
 		for _, k := range m.AuthorizedKeys {
-			comment("  " + k.Type + " " + k.Fingerprint + " " + k.Comment)
+			comment("  " + shown(k.Type+" "+k.Fingerprint+" "+k.Comment))
 		}
 		line("authorized_keys = []")
 	} else {
@@ -663,6 +719,27 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 			line("  %s,", tomlString(k))
 		}
 		line("]")
+	}
+	// What init writes, its own check accepts: a value of the machine's
+	// that it would refuse stops init here rather than in check.
+	spec, err := Parse(m.File+" (the spec written)", []byte(b.String()))
+	var parsed Problems
+	switch {
+	case errors.As(err, &parsed):
+		return "", append(ps.list, parsed...)
+	case err != nil:
+		return "", append(ps.list, Problem{File: m.File, Msg: err.Error()})
+	}
+	if p, vs := Validate(spec); p == nil {
+		var refused Problems
+		for _, v := range vs.Errors() {
+			if !fillIn[v.Key] {
+				refused = append(refused, v)
+			}
+		}
+		if len(refused) > 0 {
+			return "", append(ps.list, refused...)
+		}
 	}
 	return b.String(), ps.list
 }
@@ -721,7 +798,7 @@ func ipv6LeftOut(m *machine.Machine, public *machine.Interface) string {
 				continue
 			}
 			if ifc.Name != public.Name {
-				return fmt.Sprintf("no [network.ipv6]: %s/%d is on %s, not on the interface with the IPv4 default route", a.Address, a.Prefix, ifc.Name)
+				return fmt.Sprintf("no [network.ipv6]: %s/%d is on %s, not on the interface with the IPv4 default route", a.Address, a.Prefix, shown(ifc.Name))
 			}
 			return fmt.Sprintf("no [network.ipv6]: %s/%d has no IPv6 default route in the rescue system; add the gateway from the provider's panel", a.Address, a.Prefix)
 		}
@@ -742,7 +819,7 @@ func guessProvider(m *machine.Machine) (id, why string) {
 				continue // OVH's resolvers: told apart by --provider only
 			}
 			if slices.Contains(prov.Nameservers, ns) {
-				why = fmt.Sprintf("provider: the rescue system resolves through %s, %s's resolver", ns, prov.Name)
+				why = fmt.Sprintf("provider: the rescue system resolves through %s, %s's resolver", shown(ns), prov.Name)
 				if id == "ovh" {
 					why += ovhGroup
 				}
@@ -751,7 +828,7 @@ func guessProvider(m *machine.Machine) (id, why string) {
 		}
 	}
 	if strings.HasPrefix(m.Hostname, "rescue-customer") {
-		return "ovh", fmt.Sprintf("provider: the rescue system's host name %s is OVH's", m.Hostname) + ovhGroup
+		return "ovh", fmt.Sprintf("provider: the rescue system's host name %s is OVH's", shown(m.Hostname)) + ovhGroup
 	}
 	var named []string
 	for _, id := range knownProviders() {
@@ -760,7 +837,7 @@ func guessProvider(m *machine.Machine) (id, why string) {
 		}
 	}
 	return "generic", fmt.Sprintf("provider: nothing in the facts names it (host name %q, resolvers %s), so the generic rules apply; --provider %s names one",
-		m.Hostname, orUnknown(strings.Join(m.Nameservers, ", ")), strings.Join(named, ", --provider "))
+		shown(m.Hostname), shown(orUnknown(strings.Join(m.Nameservers, ", "))), strings.Join(named, ", --provider "))
 }
 
 // chooseInstallDisks picks the disks a proposed spec installs on: the
@@ -857,6 +934,19 @@ func mdArraysOn(m *machine.Machine, disks []machine.Disk) (arrays, others []stri
 		}
 	}
 	return arrays, others
+}
+
+// shown is a string of a machine description as a comment of the spec
+// init writes shows it: escaped and clipped.
+func shown(s string) string { return Printable(fmt.Sprint(clip(s))) }
+
+// installablePath returns path if a spec may name the disk by it, else "".
+func installablePath(p string) string {
+	if !devicePathRE.MatchString(p) || path.Clean(p) != p || pathLimit(p) != "" ||
+		(strings.HasPrefix(p, "/dev/disk/") && strings.Contains(p, "-part")) {
+		return ""
+	}
+	return p
 }
 
 func orUnknown(s string) string {

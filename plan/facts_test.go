@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -780,5 +781,199 @@ func TestSpecFromMachineIPv6(t *testing.T) {
 				t.Errorf("check --facts passes: %v, want %v: %v\n%s", ok, tc.valid, ps.Errors(), text)
 			}
 		})
+	}
+}
+
+// hostileFacts are strings a machine description may hold, on purpose or
+// from odd hardware: escapes and bells, line breaks that would end a TOML
+// comment, quotes, names Linux or a spec refuses, a very long one.
+var hostileFacts = []string{
+	"\x1b[2J\x1b]8;;https://evil.example\x07link",
+	"a\nb = 1\n[x]",
+	"\r\x00",
+	"sp ace",
+	"lo",
+	"..",
+	`x"y\z`,
+	"ünï\u202e",
+	strings.Repeat("z", 5000),
+	"",
+}
+
+// commentOnly are the fields of a machine description that init shows in
+// comments only: whatever they hold, init writes a spec.
+var commentOnly = map[string]bool{"Model": true, "Hostname": true, "Description": true, "PrettyName": true,
+	"CollectedAt": true, "CollectedBy": true, "Comment": true, "Driver": true, "Kernel": true, "WWN": true}
+
+// field names the struct field at a path of indexes into m.
+func field(m *machine.Machine, at []int) string {
+	v, name := reflect.ValueOf(m).Elem(), ""
+	for _, i := range at {
+		if v.Kind() == reflect.Pointer {
+			v = v.Elem()
+		}
+		if v.Kind() == reflect.Slice {
+			v = v.Index(i)
+		} else {
+			name = v.Type().Field(i).Name
+			v = v.Field(i)
+		}
+	}
+	return name
+}
+
+// TestSpecFromMachineHostile is a property over every fixture and, for
+// each, every string of it set to each hostile value: init --facts either
+// refuses with a printable message, or writes a spec that its own check
+// (Parse and Validate) accepts and that holds no control character.
+func TestSpecFromMachineHostile(t *testing.T) {
+	files, err := filepath.Glob("../testdata/machines/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatal("no fixtures")
+	}
+	written, refused := 0, 0
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh := func() *machine.Machine {
+			m, err := machine.Parse(filepath.Base(file), data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}
+		// Every string of the description, by its path of field indexes.
+		var paths [][]int
+		var collect func(v reflect.Value, at []int)
+		collect = func(v reflect.Value, at []int) {
+			switch v.Kind() {
+			case reflect.Pointer:
+				if !v.IsNil() {
+					collect(v.Elem(), at)
+				}
+			case reflect.Struct:
+				for i := 0; i < v.NumField(); i++ {
+					if v.Type().Field(i).IsExported() && v.Type().Field(i).Name != "File" {
+						collect(v.Field(i), append(slices.Clone(at), i))
+					}
+				}
+			case reflect.Slice:
+				for i := 0; i < v.Len(); i++ {
+					collect(v.Index(i), append(slices.Clone(at), i))
+				}
+			case reflect.String:
+				paths = append(paths, at)
+			}
+		}
+		collect(reflect.ValueOf(fresh()).Elem(), nil)
+		for _, at := range paths {
+			for _, value := range hostileFacts {
+				m := fresh()
+				v := reflect.ValueOf(m).Elem()
+				for _, i := range at {
+					if v.Kind() == reflect.Pointer {
+						v = v.Elem()
+					}
+					if v.Kind() == reflect.Slice {
+						v = v.Index(i)
+					} else {
+						v = v.Field(i)
+					}
+				}
+				v.SetString(value)
+				text, ps := SpecFromMachine(m, InitOptions{AuthorizedKeys: []string{otherKey}})
+				where := fmt.Sprintf("%s, field %v = %.40q", filepath.Base(file), at, value)
+				if commentOnly[field(m, at)] && text == "" {
+					t.Errorf("%s: a string init only shows in a comment stopped it: %v", where, ps)
+				}
+				for _, p := range ps {
+					if msg := p.Error() + p.Hint; strings.ContainsFunc(msg, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+						t.Errorf("%s: a message is not printable: %q", where, msg)
+					}
+				}
+				if text == "" {
+					if len(ps.Errors()) == 0 {
+						t.Errorf("%s: no spec and no error", where)
+					}
+					refused++
+					continue
+				}
+				written++
+				if strings.ContainsFunc(text, func(r rune) bool { return (r < 0x20 && r != '\n') || r == 0x7f }) {
+					t.Errorf("%s: the spec holds a control character", where)
+				}
+				spec, err := Parse("host.toml", []byte(text))
+				if err != nil {
+					t.Errorf("%s: the spec init wrote does not parse: %v\n%s", where, err, text)
+					continue
+				}
+				if p, ps := Validate(spec); p == nil {
+					for _, e := range ps.Errors() {
+						// With no resolvers in the facts, init leaves them to fill in.
+						if !(e.Key == "network.nameservers" && strings.Contains(text, "\nnameservers = []\n")) {
+							t.Errorf("%s: check refuses the spec init wrote: %v\n%s", where, e, text)
+						}
+					}
+				}
+			}
+		}
+	}
+	if written == 0 || refused == 0 {
+		t.Errorf("%d specs written, %d refused: the property tested nothing", written, refused)
+	}
+	t.Logf("%d hostile descriptions: %d specs written and accepted, %d refused", written+refused, written, refused)
+}
+
+// TestCheckMachineHostile: check --facts quotes a machine's strings short
+// and escaped whatever they hold (each message line is Printable by
+// construction; here every string of every fixture is 6 KB of escapes).
+func TestCheckMachineHostile(t *testing.T) {
+	files, _ := filepath.Glob("../testdata/machines/*.json")
+	spec := exampleSpec(t)
+	p, ps := Validate(spec)
+	if p == nil {
+		t.Fatal(ps)
+	}
+	hostile := strings.Repeat("\x1b[31m", 1000)
+	for _, file := range files {
+		m := loadFixture(t, strings.TrimSuffix(filepath.Base(file), ".json"))
+		var set func(v reflect.Value)
+		set = func(v reflect.Value) {
+			switch v.Kind() {
+			case reflect.Pointer:
+				if !v.IsNil() {
+					set(v.Elem())
+				}
+			case reflect.Struct:
+				for i := 0; i < v.NumField(); i++ {
+					if v.Type().Field(i).IsExported() {
+						set(v.Field(i))
+					}
+				}
+			case reflect.Slice:
+				for i := 0; i < v.Len(); i++ {
+					set(v.Index(i))
+				}
+			case reflect.String:
+				v.SetString(hostile)
+			}
+		}
+		set(reflect.ValueOf(m).Elem())
+		got := CheckMachine(spec, p, m)
+		if len(got) == 0 {
+			t.Errorf("%s: no problem found with a machine of escapes", file)
+		}
+		for _, pr := range got {
+			for _, line := range []string{pr.Error(), Printable(pr.Hint)} {
+				if len(line) > 2000 {
+					t.Errorf("%s: a message of %d bytes: %.300s…", file, len(line), line)
+				}
+				if strings.ContainsRune(line, '\x1b') {
+					t.Errorf("%s: an escape reaches the terminal: %q", file, line)
+				}
+			}
+		}
 	}
 }

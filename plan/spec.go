@@ -440,7 +440,6 @@ func fieldByPath(v reflect.Value, path []string, alloc bool) reflect.Value {
 	return v
 }
 
-
 // tomlProblem turns a decoder error into a Problem with a position.
 func tomlProblem(file string, data []byte, err error) Problem {
 	var pe toml.ParseError

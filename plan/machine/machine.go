@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"sort"
 	"strings"
 )
@@ -215,7 +214,7 @@ type AuthorizedKey struct {
 
 // Load reads a machine description. Problems name the file.
 func Load(path string) (*Machine, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, Problems{{File: path, Msg: readErrorText(err)}}
 	}
@@ -225,6 +224,9 @@ func Load(path string) (*Machine, error) {
 // Parse decodes a machine description strictly: unknown keys, a
 // missing or other version, and values that cannot be right are problems.
 func Parse(name string, data []byte) (*Machine, error) {
+	if p := keyProblem(name, data); p != nil {
+		return nil, Problems{*p}
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var m Machine
@@ -249,7 +251,7 @@ func Parse(name string, data []byte) (*Machine, error) {
 	switch m.Firmware.Mode {
 	case FirmwareBIOS, FirmwareUEFI:
 	default:
-		add("firmware.mode", "%q is neither %q nor %q", m.Firmware.Mode, FirmwareBIOS, FirmwareUEFI)
+		add("firmware.mode", "%s is neither %q nor %q", quoted(m.Firmware.Mode), FirmwareBIOS, FirmwareUEFI)
 	}
 	if m.RAMBytes <= 0 {
 		add("ram_bytes", "%d: the memory size is missing", m.RAMBytes)
@@ -257,21 +259,21 @@ func Parse(name string, data []byte) (*Machine, error) {
 	for i, d := range m.Disks {
 		key := fmt.Sprintf("disks[%d]", i)
 		if !strings.HasPrefix(d.Path, "/dev/") {
-			add(key+".path", "%q is not a /dev path", d.Path)
+			add(key+".path", "%s is not a /dev path", quoted(d.Path))
 		}
 		if d.SizeBytes <= 0 {
 			add(key+".size_bytes", "%d is not a disk size", d.SizeBytes)
 		}
 		for j, id := range d.ByID {
 			if !strings.HasPrefix(id, "/dev/disk/by-id/") {
-				add(fmt.Sprintf("%s.by_id[%d]", key, j), "%q is not under /dev/disk/by-id/", id)
+				add(fmt.Sprintf("%s.by_id[%d]", key, j), "%s is not under /dev/disk/by-id/", quoted(id))
 			}
 		}
 	}
 	for i, ifc := range m.Interfaces {
 		for j, a := range ifc.Addresses {
 			if _, err := netip.ParseAddr(a.Address); err != nil {
-				add(fmt.Sprintf("interfaces[%d].addresses[%d].address", i, j), "%q is not an IP address", a.Address)
+				add(fmt.Sprintf("interfaces[%d].addresses[%d].address", i, j), "%s is not an IP address", quoted(a.Address))
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -56,6 +57,16 @@ func TestParseMachineRefuses(t *testing.T) {
 		{"two values", string(good) + "{}", "m.json: more than one JSON value"},
 		{"bad firmware", strings.Replace(string(good), `"mode": "bios"`, `"mode": "efi"`, 1), `m.json: firmware.mode: "efi" is neither "bios" nor "uefi"`},
 		{"bad by-id", strings.Replace(string(good), `"/dev/disk/by-id/wwn-`, `"/dev/wwn-`, 1), "m.json: disks[0].by_id[1]: \"/dev/wwn-"},
+		{"key twice", strings.Replace(string(good), `"ram_bytes": 16865296384`, `"ram_bytes": 16865296384, "ram_bytes": 1`, 1),
+			"m.json:18:29: ram_bytes: is given twice in one object; the second would silently win"},
+		{"key in capitals", strings.Replace(string(good), `"ram_bytes": 16865296384`, `"ram_bytes": 16865296384, "RAM_BYTES": 1`, 1),
+			`m.json:18:29: RAM_BYTES: is not a key of the format; its keys are lowercase: "ram_bytes"`},
+		{"key in capitals alone", strings.Replace(string(good), `"ram_bytes"`, `"Ram_Bytes"`, 1), `Ram_Bytes: is not a key of the format`},
+		{"nested key twice", strings.Replace(string(good), `"serial": "PN2134P5G1TJWX"`, `"serial": "PN2134P5G1TJWX", "serial": "OTHER"`, 1),
+			"disks[0].serial: is given twice in one object"},
+		{"map key twice", strings.Replace(string(good), `"tools": {`, `"tools": {"cpio": false, "cpio": true, `, 1), "tools.cpio: is given twice in one object"},
+		{"long value", strings.Replace(string(good), `"mode": "bios"`, `"mode": "`+strings.Repeat("b", 10000)+`"`, 1),
+			`firmware.mode: "` + strings.Repeat("b", 160) + `"… (10000 bytes) is neither`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("m.json", []byte(tc.data))
@@ -132,3 +143,30 @@ func TestFormatBytes(t *testing.T) {
 // The package has no golden files, but `go test ./... -update` passes the
 // flag to every test binary: each must define it.
 var _ = flag.Bool("update", false, "rewrite golden files (none in this package)")
+
+// TestLoadRefusesSpecialFiles: a FIFO would block Load and /dev/zero never
+// end; a file over MaxBytes is not read.
+func TestLoadRefusesSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.json")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	zero := filepath.Join(dir, "zero.json")
+	if err := os.Symlink("/dev/zero", zero); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.json")
+	if err := os.WriteFile(big, nil, 0o644); err != nil || os.Truncate(big, MaxBytes+1) != nil {
+		t.Fatal("cannot make a big file")
+	}
+	for path, want := range map[string]string{
+		fifo: fifo + ": is a named pipe (FIFO), not a regular file",
+		zero: zero + ": is a character device, not a regular file",
+		big:  big + ": is 16777217 bytes, more than the 16 MiB nixplan reads here",
+	} {
+		if _, err := Load(path); err == nil || err.Error() != want {
+			t.Errorf("Load(%s) = %v, want %s", filepath.Base(path), err, want)
+		}
+	}
+}
