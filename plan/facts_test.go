@@ -805,8 +805,32 @@ var hostileFacts = []string{
 var commentOnly = map[string]bool{"Model": true, "Hostname": true, "Description": true, "PrettyName": true,
 	"CollectedAt": true, "CollectedBy": true, "Comment": true, "Driver": true, "Kernel": true, "WWN": true}
 
-// field names the struct field at a path of indexes into m.
-func field(m *machine.Machine, at []int) string {
+// eachString calls fn for every exported string under v, with its path of
+// field and element indexes.
+func eachString(v reflect.Value, at []int, fn func(v reflect.Value, at []int)) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			eachString(v.Elem(), at, fn)
+		}
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).IsExported() {
+				eachString(v.Field(i), append(slices.Clone(at), i), fn)
+			}
+		}
+	case reflect.Slice:
+		for i := 0; i < v.Len(); i++ {
+			eachString(v.Index(i), append(slices.Clone(at), i), fn)
+		}
+	case reflect.String:
+		fn(v, at)
+	}
+}
+
+// stringAt follows a path of indexes into m to a string, and names the
+// struct field that holds it.
+func stringAt(m *machine.Machine, at []int) (reflect.Value, string) {
 	v, name := reflect.ValueOf(m).Elem(), ""
 	for _, i := range at {
 		if v.Kind() == reflect.Pointer {
@@ -819,7 +843,7 @@ func field(m *machine.Machine, at []int) string {
 			v = v.Field(i)
 		}
 	}
-	return name
+	return v, name
 }
 
 // TestSpecFromMachineHostile is a property over every fixture and, for
@@ -844,48 +868,22 @@ func TestSpecFromMachineHostile(t *testing.T) {
 			}
 			return m
 		}
-		// Every string of the description, by its path of field indexes.
+		// Every string of the description but its file name, by its path.
 		var paths [][]int
-		var collect func(v reflect.Value, at []int)
-		collect = func(v reflect.Value, at []int) {
-			switch v.Kind() {
-			case reflect.Pointer:
-				if !v.IsNil() {
-					collect(v.Elem(), at)
-				}
-			case reflect.Struct:
-				for i := 0; i < v.NumField(); i++ {
-					if v.Type().Field(i).IsExported() && v.Type().Field(i).Name != "File" {
-						collect(v.Field(i), append(slices.Clone(at), i))
-					}
-				}
-			case reflect.Slice:
-				for i := 0; i < v.Len(); i++ {
-					collect(v.Index(i), append(slices.Clone(at), i))
-				}
-			case reflect.String:
+		probe := fresh()
+		eachString(reflect.ValueOf(probe).Elem(), nil, func(_ reflect.Value, at []int) {
+			if _, name := stringAt(probe, at); len(at) > 1 || name != "File" {
 				paths = append(paths, at)
 			}
-		}
-		collect(reflect.ValueOf(fresh()).Elem(), nil)
+		})
 		for _, at := range paths {
 			for _, value := range hostileFacts {
 				m := fresh()
-				v := reflect.ValueOf(m).Elem()
-				for _, i := range at {
-					if v.Kind() == reflect.Pointer {
-						v = v.Elem()
-					}
-					if v.Kind() == reflect.Slice {
-						v = v.Index(i)
-					} else {
-						v = v.Field(i)
-					}
-				}
+				v, name := stringAt(m, at)
 				v.SetString(value)
 				text, ps := SpecFromMachine(m, InitOptions{AuthorizedKeys: []string{otherKey}})
 				where := fmt.Sprintf("%s, field %v = %.40q", filepath.Base(file), at, value)
-				if commentOnly[field(m, at)] && text == "" {
+				if commentOnly[name] && text == "" {
 					t.Errorf("%s: a string init only shows in a comment stopped it: %v", where, ps)
 				}
 				for _, p := range ps {
@@ -939,28 +937,7 @@ func TestCheckMachineHostile(t *testing.T) {
 	hostile := strings.Repeat("\x1b[31m", 1000)
 	for _, file := range files {
 		m := loadFixture(t, strings.TrimSuffix(filepath.Base(file), ".json"))
-		var set func(v reflect.Value)
-		set = func(v reflect.Value) {
-			switch v.Kind() {
-			case reflect.Pointer:
-				if !v.IsNil() {
-					set(v.Elem())
-				}
-			case reflect.Struct:
-				for i := 0; i < v.NumField(); i++ {
-					if v.Type().Field(i).IsExported() {
-						set(v.Field(i))
-					}
-				}
-			case reflect.Slice:
-				for i := 0; i < v.Len(); i++ {
-					set(v.Index(i))
-				}
-			case reflect.String:
-				v.SetString(hostile)
-			}
-		}
-		set(reflect.ValueOf(m).Elem())
+		eachString(reflect.ValueOf(m).Elem(), nil, func(v reflect.Value, _ []int) { v.SetString(hostile) })
 		got := CheckMachine(spec, p, m)
 		if len(got) == 0 {
 			t.Errorf("%s: no problem found with a machine of escapes", file)

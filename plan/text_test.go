@@ -2,6 +2,7 @@ package plan_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -169,23 +170,10 @@ func TestChecklistValuesRenderLiterally(t *testing.T) {
 	}
 }
 
-// tomlBasic writes s as a TOML basic string (JSON's escapes are TOML's).
+// tomlBasic writes s as a TOML basic string: JSON's escapes are TOML's.
 func tomlBasic(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\u%04X`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
+	q, _ := json.Marshal(s)
+	return string(q)
 }
 
 // TestSpecFileNameWithControlCharacters: a spec named with a line break and
