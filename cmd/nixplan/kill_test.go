@@ -98,7 +98,9 @@ func TestFleetWriteSurvivesSIGKILL(t *testing.T) {
 	diff := exec.Command(nixplan, append(append([]string{"diff"}, versions[1]...), out)...)
 	var stderr bytes.Buffer
 	diff.Stderr = &stderr
-	if err := diff.Run(); err != nil || stderr.Len() > 0 {
+	// The specs' own warnings (the seed's /dev/sda) may come; no error, and
+	// no leftover warned about.
+	if err := diff.Run(); err != nil || strings.Contains(stderr.String(), "nixplan: error:") || strings.Contains(stderr.String(), "interrupted render") {
 		t.Errorf("diff after the render: %v\n%.2000s", err, stderr.String())
 	}
 }
