@@ -140,3 +140,12 @@ func forEach(n int, f func(i int)) {
 	}
 	wg.Wait()
 }
+
+// writeBundles writes each bundle into its folder with plan.Write, which
+// leaves a folder whole, old or new, at every instant; concurrently, with
+// the errors in the bundles' order. It is render's one way to the disk.
+func writeBundles(bundles []*plan.Bundle, dirs []string) []error {
+	errs := make([]error, len(bundles))
+	forEach(len(bundles), func(i int) { errs[i] = plan.Write(bundles[i], dirs[i]) })
+	return errs
+}

@@ -248,9 +248,11 @@ func (c *cli) render(args []string) int {
 	if !ok {
 		return exitProblem
 	}
-	// Each bundle is written atomically, concurrently; messages keep the specs' order.
-	errs := make([]error, len(specs))
-	forEach(len(specs), func(i int) { errs[i] = plan.Write(specs[i].bundle, dirs[i]) })
+	bundles := make([]*plan.Bundle, len(specs))
+	for i, s := range specs {
+		bundles[i] = s.bundle
+	}
+	errs := writeBundles(bundles, dirs)
 	code := exitOK
 	for i, s := range specs {
 		if errs[i] != nil {

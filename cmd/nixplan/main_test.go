@@ -14,7 +14,8 @@ var update = flag.Bool("update", false, "rewrite the testscript files' expected 
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"nixplan": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
+		"nixplan":              func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
+		"nixplan-fleet-writer": fleetWriter,
 	})
 }
 
