@@ -102,6 +102,17 @@ var hostileInputs = []hostileInput{
 		}
 		return filepath.Join(dir, "l0-0.toml")
 	}, "l4-4.toml: include[8]: the spec tree has more than 64 include entries", nil},
+	{"spec tree of 5 files of 250 KB", func(t testing.TB, dir string) string {
+		pad := "# " + strings.Repeat("x", 250<<10) + "\n"
+		var list []string
+		for i := range 4 {
+			name := fmt.Sprintf("part%d.toml", i)
+			writeFile(t, filepath.Join(dir, name), pad)
+			list = append(list, fmt.Sprintf("%q", name))
+		}
+		writeFile(t, filepath.Join(dir, "host.toml"), "include = ["+strings.Join(list, ", ")+"]\n"+pad)
+		return filepath.Join(dir, "host.toml")
+	}, "part3.toml: the spec and its includes hold more than 1 MiB together", nil},
 	{"dotted key of 40,001 parts", func(t testing.TB, dir string) string {
 		writeFile(t, filepath.Join(dir, "host.toml"), strings.Repeat("a.", 40000)+"a = 1\n")
 		return filepath.Join(dir, "host.toml")
