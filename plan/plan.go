@@ -176,6 +176,18 @@ type Storage struct {
 	ClearExisting bool
 	// GrubConfigurationLimit keeps the generations on /boot within its size.
 	GrubConfigurationLimit int
+
+	// PlanSHA256 names what the partition and format phases carry out: the
+	// sha256 of the disks, label, partitions, filesystems, swap, pool (its
+	// options and datasets) or RAID, and mounts. kexec-install.sh writes it
+	// into its progress record and resumes only a record of the same plan, so
+	// a re-rendered bundle with the same storage resumes and any other does not.
+	PlanSHA256 string
+	// PoolComment is the ZFS pool's `comment` property, set at `zpool create`:
+	// how the scripts recognise the pool this storage plan made ("nixplan-"
+	// and 24 hex digits of PlanSHA256; OpenZFS allows 32 printable characters).
+	// Empty for layouts without a pool.
+	PoolComment string
 }
 
 // Boot is one boot filesystem: ext4 /boot on BIOS, the EFI system

@@ -1,6 +1,9 @@
 package plan
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"path"
 	"strconv"
@@ -371,4 +374,36 @@ func layoutPartitions(s *Storage, firmware string) {
 // isDiskLikePoolName: zpool refuses pool names that look like disks (c0...).
 func isDiskLikePoolName(name string) bool {
 	return len(name) > 1 && name[0] == 'c' && name[1] >= '0' && name[1] <= '9'
+}
+
+// maxPoolComment is the longest pool comment OpenZFS accepts
+// (openzfs/zfs zfs-2.1.5, include/sys/fs/zfs.h: ZPROP_MAX_COMMENT 32;
+// lib/libzfs/libzfs_pool.c also requires printable characters).
+const maxPoolComment = 32
+
+// identifyStorage sets the storage plan's hash and, for ZFS, the pool
+// comment derived from it. It runs after every storage value is final,
+// the pool's compatibility option included.
+func identifyStorage(s *Storage) {
+	carried := struct {
+		Layout, Label, Topology, Pool, RootDevice    string
+		Disks, PoolDevices, PoolOptions, RAIDMembers []string
+		Partitions                                   []Partition
+		Boots                                        []Boot
+		Swaps                                        []Swap
+		Datasets                                     []Dataset
+		Mounts                                       []Mount
+	}{s.Layout, s.Label, s.Topology, s.Pool, s.RootDevice, s.Disks, s.PoolDevices, s.PoolOptions, s.RAIDMembers,
+		s.Partitions, s.Boots, s.Swaps, s.Datasets, s.Mounts}
+	data, err := json.Marshal(carried)
+	if err != nil {
+		panic(err) // plain strings and slices always marshal
+	}
+	sum := sha256.Sum256(data)
+	s.PlanSHA256 = hex.EncodeToString(sum[:])
+	s.PoolComment = ""
+	if s.Layout == "zfs" {
+		prefix := "nixplan-"
+		s.PoolComment = prefix + s.PlanSHA256[:maxPoolComment-len(prefix)]
+	}
 }
