@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"fmt"
+	"hash/fnv"
 	"io"
 	"path"
 	"slices"
@@ -40,6 +41,14 @@ type FakeMachine struct {
 	// report ("nix": "2.18.0", "zfs": "2.2.0"), which a machine description
 	// does not say; empty in the rescue system.
 	Versions map[string]string `json:"versions"`
+	// PoolComments are the pools' `comment` properties, by pool name: those
+	// the scripts set with zpool create, and those a test gives the pools on
+	// the description's disks (facts.sh cannot read them: blkid does not).
+	PoolComments map[string]string `json:"pool_comments"`
+	// CreatedPools are the pools the scripts created, with their devices.
+	CreatedPools map[string][]string `json:"created_pools"`
+	// Swaps are the swap partitions swapon turned on, as given.
+	Swaps []string `json:"swaps"`
 }
 
 // Faults are what a machine description does not say but a test or a
@@ -51,7 +60,8 @@ type Faults struct {
 
 // NewFakeMachine starts a fake from a machine description.
 func NewFakeMachine(m *machine.Machine) *FakeMachine {
-	f := &FakeMachine{Machine: m, Relabeled: map[string][]string{}, Labels: map[string]string{}, Pools: map[string]bool{}, Stopped: map[string]bool{}}
+	f := &FakeMachine{Machine: m, Relabeled: map[string][]string{}, Labels: map[string]string{}, Pools: map[string]bool{}, Stopped: map[string]bool{},
+		PoolComments: map[string]string{}, CreatedPools: map[string][]string{}}
 	for _, p := range m.ZFSPools {
 		f.Pools[p] = true
 	}
@@ -65,18 +75,21 @@ var readCommands = map[string]bool{"id": true, "uname": true, "lsblk": true, "ip
 // records them instead of running them, and simulate lists them.
 var changeCommands = map[string]bool{
 	"parted": true, "sgdisk": true, "wipefs": true, "mkfs.ext4": true, "mkfs.vfat": true, "mkfs.fat": true, "mkswap": true,
-	"zpool": true, "zfs": true, "mdadm": true, "vgchange": true, "mount": true, "umount": true, "swapoff": true,
+	"zpool": true, "zfs": true, "mdadm": true, "vgchange": true, "mount": true, "umount": true, "swapon": true, "swapoff": true,
 	"nixos-generate-config": true, "nix-channel": true, "nixos-install": true, "nixos-enter": true,
 	"kexec": true, "run": true, "reboot": true, "apt-get": true, "udevadm": true, "partprobe": true,
 	"curl": true, "wget": true, "ssh-keygen": true, "nix": true, "nix-instantiate": true,
 }
 
 // ChangesMachine reports whether a command changes the machine, given its
-// arguments (zpool list, curl --head and ssh-keygen -l only read).
+// arguments (zpool list, status and get, zpool import without a pool to
+// import, curl --head and ssh-keygen -l only read).
 func ChangesMachine(argv []string) bool {
 	name := path.Base(argv[0])
 	switch {
-	case name == "zpool" && len(argv) > 1 && (argv[1] == "list" || argv[1] == "status"):
+	case name == "zpool" && len(argv) > 1 && (argv[1] == "list" || argv[1] == "status" || argv[1] == "get"):
+		return false
+	case name == "zpool" && len(argv) > 1 && argv[1] == "import" && zpoolTarget(argv[1:]) == "":
 		return false
 	case name == "curl" && slices.Contains(argv, "--head"):
 		return false
@@ -188,6 +201,10 @@ func (f *FakeMachine) Exec(argv []string, stdout, stderr io.Writer) int {
 				f.Stopped[v.Name] = true
 			}
 		}
+	case "swapon":
+		if len(args) > 0 {
+			f.Swaps = append(f.Swaps, args[len(args)-1])
+		}
 	case "mount":
 		if len(args) == 4 && args[0] == "-t" {
 			f.Mounts = append(f.Mounts, plan.Mount{FSType: args[1], Source: args[2], Target: args[3]})
@@ -277,28 +294,38 @@ func partedBytes(s string, size, sector int64) (int64, bool) {
 	return 0, false
 }
 
+// zpoolTarget returns the first argument of a zpool subcommand that is not
+// an option or an option's value: the pool (or, for import, its id).
+func zpoolTarget(args []string) string {
+	for i := 1; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "-o" || a == "-O" || a == "-d" || a == "-c" || a == "-R" || a == "-T":
+			i++
+		case !strings.HasPrefix(a, "-"):
+			return a
+		}
+	}
+	return ""
+}
+
 func (f *FakeMachine) zpool(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		return 2
 	}
-	// The pool is the first argument that is not an option or its value.
-	pool := ""
-	for i := 1; i < len(args); i++ {
-		a := args[i]
-		if a == "-o" || a == "-O" {
-			i++
-			continue
-		}
-		if !strings.HasPrefix(a, "-") {
-			pool = a
-			break
-		}
+	pool := zpoolTarget(args)
+	if f.PoolComments == nil {
+		f.PoolComments = map[string]string{}
+	}
+	if f.CreatedPools == nil {
+		f.CreatedPools = map[string][]string{}
 	}
 	switch args[0] {
 	case "list", "status":
 		if pool == "" {
-			for p := range f.Pools {
-				fmt.Fprintln(stdout, p)
+			for _, p := range sortedNames(f.Pools) {
+				if f.Pools[p] {
+					fmt.Fprintln(stdout, p)
+				}
 			}
 			return 0
 		}
@@ -307,12 +334,150 @@ func (f *FakeMachine) zpool(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		fmt.Fprintln(stdout, pool)
-	case "create", "import":
+	case "get":
+		// zpool get [-H] [-o value] PROPERTY POOL: only comment is played.
+		var words []string
+		for i := 1; i < len(args); i++ {
+			if args[i] == "-o" {
+				i++
+				continue
+			}
+			if !strings.HasPrefix(args[i], "-") {
+				words = append(words, args[i])
+			}
+		}
+		if len(words) != 2 || words[0] != "comment" {
+			fmt.Fprintf(stderr, "fake zpool: only 'zpool get -H -o value comment POOL' is played, not %q\n", strings.Join(args, " "))
+			return 2
+		}
+		if !f.Pools[words[1]] {
+			fmt.Fprintf(stderr, "cannot open '%s': no such pool\n", words[1])
+			return 1
+		}
+		comment := f.PoolComments[words[1]]
+		if comment == "" {
+			comment = "-"
+		}
+		fmt.Fprintln(stdout, comment)
+	case "create":
+		for i := 1; i+1 < len(args); i++ {
+			if v, ok := strings.CutPrefix(args[i+1], "comment="); ok && args[i] == "-o" {
+				f.PoolComments[pool] = v
+			}
+		}
 		f.Pools[pool] = true
+		// The devices follow the pool and its vdev type.
+		for i, a := range args {
+			if a == pool {
+				f.CreatedPools[pool] = slices.DeleteFunc(slices.Clone(args[i+1:]), func(d string) bool { return !strings.HasPrefix(d, "/") })
+				break
+			}
+		}
+	case "import":
+		return f.zpoolImport(args, pool, stdout, stderr)
 	case "export":
 		f.Pools[pool] = false
 	}
 	return 0
+}
+
+// importablePool is a pool `zpool import` can see: exported, on the disks.
+type importablePool struct {
+	name, id, comment string
+	devices           []string
+}
+
+// importable lists the pools zpool import finds: the pools the
+// description's partitions hold (where no new partition table replaced
+// them) and the pools the scripts created, when they are not imported.
+func (f *FakeMachine) importable() []importablePool {
+	var out []importablePool
+	byName := map[string]int{}
+	add := func(name, dev string) {
+		if f.Pools[name] {
+			return
+		}
+		i, ok := byName[name]
+		if !ok {
+			sum := fnv.New64a()
+			sum.Write([]byte(name))
+			out = append(out, importablePool{name: name, id: strconv.FormatUint(sum.Sum64()>>1, 10), comment: f.PoolComments[name]})
+			i = len(out) - 1
+			byName[name] = i
+		}
+		out[i].devices = append(out[i].devices, dev)
+	}
+	for _, d := range f.Machine.Disks {
+		if _, relabeled := f.Relabeled[d.Path]; relabeled {
+			continue
+		}
+		for _, p := range d.Partitions {
+			for _, sig := range p.Signatures {
+				if sig.Type == "zfs_member" && sig.Label != "" {
+					add(sig.Label, p.Path)
+				}
+			}
+		}
+	}
+	for _, name := range sortedNames(f.CreatedPools) {
+		for _, dev := range f.CreatedPools[name] {
+			add(name, dev)
+		}
+	}
+	return out
+}
+
+// zpoolImport plays zpool import: without a pool it lists the importable
+// pools (those on the device given with -d) as OpenZFS prints them
+// (openzfs/zfs zfs-2.1.5, cmd/zpool/zpool_main.c, show_import: pool, id,
+// state, action, then comment when the pool has one, then the config);
+// with a pool's name or numeric id it imports that pool.
+func (f *FakeMachine) zpoolImport(args []string, target string, stdout, stderr io.Writer) int {
+	device := ""
+	for i := 1; i+1 < len(args); i++ {
+		if args[i] == "-d" {
+			device = args[i+1]
+		}
+	}
+	pools := f.importable()
+	if device != "" {
+		want := device
+		if n := f.find(device); n != nil {
+			want = n.path
+		}
+		pools = slices.DeleteFunc(pools, func(p importablePool) bool {
+			return !slices.ContainsFunc(p.devices, func(d string) bool {
+				n := f.find(d)
+				return d == device || (n != nil && n.path == want)
+			})
+		})
+	}
+	if target == "" {
+		if len(pools) == 0 {
+			fmt.Fprintln(stderr, "no pools available to import")
+			return 0
+		}
+		for _, p := range pools {
+			fmt.Fprintf(stdout, "   pool: %s\n     id: %s\n  state: ONLINE\n action: The pool can be imported using its name or numeric identifier.\n", p.name, p.id)
+			if p.comment != "" {
+				fmt.Fprintf(stdout, "comment: %s\n", p.comment)
+			}
+			fmt.Fprintf(stdout, " config:\n\n\t%s\tONLINE\n", p.name)
+			for _, d := range p.devices {
+				fmt.Fprintf(stdout, "\t  %s\tONLINE\n", path.Base(d))
+			}
+			fmt.Fprintln(stdout)
+		}
+		return 0
+	}
+	for _, p := range pools {
+		if p.name == target || p.id == target {
+			f.Pools[p.name] = true
+			return 0
+		}
+	}
+	fmt.Fprintf(stderr, "cannot import '%s': no such pool available\n", target)
+	return 1
 }
 
 func (f *FakeMachine) lvs(args []string, stdout io.Writer) int {

@@ -111,9 +111,67 @@ func TestChangesMachine(t *testing.T) {
 		{[]string{"/root/kexec/run"}, true},
 		{[]string{"lsblk", "/dev/sda"}, false},
 		{[]string{"wipefs", "--all", "/dev/sda"}, true},
+		{[]string{"zpool", "get", "-H", "-o", "value", "comment", "rpool"}, false},
+		{[]string{"zpool", "import"}, false},
+		{[]string{"zpool", "import", "-d", "/dev/sda2"}, false},
+		{[]string{"zpool", "import", "-f", "-N", "1234"}, true},
+		{[]string{"swapon", "/dev/sda2"}, true},
 	} {
 		if got := simulate.ChangesMachine(c.argv); got != c.want {
 			t.Errorf("ChangesMachine(%q) = %v, want %v", c.argv, got, c.want)
 		}
+	}
+}
+
+// TestFakePoolComments: a pool's comment, set at zpool create, shows in
+// zpool get while it is imported and in zpool import's listing once it is
+// exported; the listing is limited to a device with -d, and a pool is
+// imported by its numeric id.
+func TestFakePoolComments(t *testing.T) {
+	f := fake(t, "ovh-seed")
+	play(t, f, "parted", "--script", "/dev/sda", "--", "mklabel", "msdos")
+	play(t, f, "parted", "--script", "/dev/sda", "--", "mkpart", "primary", "1MiB", "512MiB")
+	play(t, f, "parted", "--script", "/dev/sda", "--", "mkpart", "primary", "512MiB", "100%")
+	if out, _ := play(t, f, "zpool", "import"); out != "no pools available to import\n" {
+		t.Errorf("zpool import before create = %q", out)
+	}
+	play(t, f, "zpool", "create", "-f", "-o", "ashift=12", "-o", "comment=nixplan-0123", "-O", "mountpoint=none", "rpool", "/dev/sda2")
+	if out, code := play(t, f, "zpool", "get", "-H", "-o", "value", "comment", "rpool"); code != 0 || out != "nixplan-0123\n" {
+		t.Errorf("zpool get comment = %q, %d", out, code)
+	}
+	play(t, f, "zpool", "export", "rpool")
+	if _, code := play(t, f, "zpool", "get", "-H", "-o", "value", "comment", "rpool"); code == 0 {
+		t.Error("zpool get answers for an exported pool")
+	}
+	listing, _ := play(t, f, "zpool", "import")
+	for _, want := range []string{"   pool: rpool\n", "     id: ", " action: The pool can be imported", "comment: nixplan-0123\n", " config:\n"} {
+		if !strings.Contains(listing, want) {
+			t.Errorf("zpool import does not print %q:\n%s", want, listing)
+		}
+	}
+	if out, _ := play(t, f, "zpool", "import", "-d", "/dev/sda1"); strings.Contains(out, "pool: rpool") {
+		t.Errorf("zpool import -d /dev/sda1 lists rpool, whose device is /dev/sda2:\n%s", out)
+	}
+	if out, _ := play(t, f, "zpool", "import", "-d", "/dev/sda2"); !strings.Contains(out, "comment: nixplan-0123") {
+		t.Errorf("zpool import -d /dev/sda2 misses rpool:\n%s", out)
+	}
+	id := listing[strings.Index(listing, "id: ")+4:]
+	id = id[:strings.Index(id, "\n")]
+	if _, code := play(t, f, "zpool", "import", "-f", "-N", id); code != 0 {
+		t.Fatalf("zpool import by id %s failed", id)
+	}
+	if out, code := play(t, f, "zpool", "list", "-H", "-o", "name", "rpool"); code != 0 || out != "rpool\n" {
+		t.Errorf("after import by id zpool list = %q, %d", out, code)
+	}
+
+	// A pool on the description's disks has the comment a test gives it.
+	f = fake(t, "ovh-seed")
+	f.Machine.Disks[0].Partitions[1].Signatures = []machine.Signature{{Type: "zfs_member", Label: "rpool"}}
+	if out, _ := play(t, f, "zpool", "import", "-d", "/dev/sda2"); !strings.Contains(out, "pool: rpool") || strings.Contains(out, "comment:") {
+		t.Errorf("a pool without a comment: %q", out)
+	}
+	f.PoolComments["rpool"] = "made elsewhere"
+	if out, _ := play(t, f, "zpool", "import", "-d", "/dev/sda2"); !strings.Contains(out, "comment: made elsewhere\n") {
+		t.Errorf("a pool with a comment: %q", out)
 	}
 }
