@@ -9,9 +9,14 @@ package plan_test
 //     the fake's state in a file between calls;
 //   - next to them, links to a short list of real utilities (bash, grep,
 //     awk, tar, ...) and nothing else, so a tool the machine lacks is missing;
-//   - /root, /var/log and /var/lib are harness folders bind-mounted over the
-//     real ones; /etc/os-release, /proc/meminfo, /sys/class/net and
-//     /sys/firmware are bind-mounted from files made from the description;
+//   - /root, /var/log, /var/lib and /run are harness folders bind-mounted
+//     over the real ones (not /mnt: the scripts ask whether something is
+//     mounted there); /etc/os-release, /proc/meminfo,
+//     /sys/class/net and /sys/firmware are bind-mounted from files made from
+//     the description;
+//   - the script runs as `bash -p SCRIPT` in a session of its own, as over
+//     SSH, so a test can hang it up; the run it detaches (setsid) stays in
+//     the namespace and keeps recording;
 //   - a "mount" of a ZFS dataset mounts a tmpfs at its target, so later
 //     phases find /mnt mounted as on the real installer.
 // Loop mode (the loop-device tests) runs the real parted, wipefs, mkfs.ext4,
@@ -31,7 +36,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nixplan/nixplan/plan"
 	"github.com/nixplan/nixplan/plan/machine"
@@ -57,6 +65,15 @@ type harnessState struct {
 	// StandIns maps the sha256 of a download's stand-in to the sha256 it
 	// stands for (a pinned channel's nixexprs.tar.xz), as simulate does.
 	StandIns map[string]string `json:"stand_ins"`
+	// Block holds the first call of a command (after recording it) until a
+	// file exists: a test's way to act while a phase is half-way.
+	Block *blockPoint `json:"block"`
+}
+
+// blockPoint: the first call of Command writes Blocked, then waits for
+// Release to exist.
+type blockPoint struct {
+	Command, Blocked, Release string
 }
 
 // fakeTool is the stub side: one command, answered or played by the fake.
@@ -109,10 +126,17 @@ func fakeTool(name string, args []string) int {
 		return 99
 	}
 	st.Fake.Machine = m
+	argv := append([]string{name}, args...)
+	if line, err := json.Marshal(argv); err == nil {
+		// Every call, reading or changing: what a script ran at all.
+		if f, err := os.OpenFile(os.Getenv("NIXPLAN_CALLS"), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644); err == nil {
+			fmt.Fprintf(f, "%s\n", line)
+			f.Close()
+		}
+	}
 	if name == "sha256sum" {
 		return sha256Tool(args, st.StandIns)
 	}
-	argv := append([]string{name}, args...)
 	if simulate.ChangesMachine(argv) {
 		line, _ := json.Marshal(argv)
 		f, err := os.OpenFile(os.Getenv("NIXPLAN_RECORD"), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
@@ -122,6 +146,17 @@ func fakeTool(name string, args []string) int {
 		}
 		fmt.Fprintf(f, "%s\n", line)
 		f.Close()
+	}
+	if b := st.Block; b != nil && b.Command == filepath.Base(name) {
+		if _, err := os.Stat(b.Blocked); err != nil {
+			os.WriteFile(b.Blocked, nil, 0o644)
+			for {
+				if _, err := os.Stat(b.Release); err == nil {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
 	}
 	if st.Loop && slices.Contains(loopReal, filepath.Base(name)) && onLoopDevices(args) {
 		// Loop mode: the real tool, on the loop device.
@@ -209,7 +244,7 @@ func fakeTool(name string, args []string) int {
 
 // realTools are the utilities the scripts may run for real under the harness.
 var realTools = []string{"bash", "sh", "grep", "awk", "sed", "cut", "tr", "sort", "tail", "head", "tee", "cat",
-	"mkdir", "cp", "mv", "chmod", "od", "dirname", "basename", "sleep", "rm", "env", "ls"}
+	"mkdir", "cp", "mv", "chmod", "od", "dirname", "basename", "sleep", "rm", "env", "ls", "wc", "date", "setsid"}
 
 // machineTools are real on a rescue system or installer only when the
 // machine description lists them.
@@ -258,6 +293,9 @@ type harness struct {
 	kexecRun func(first string) string
 }
 
+// harnessDirs are the harness folders bind-mounted over the machine's.
+var harnessDirs = map[string]string{"root": "/root", "varlog": "/var/log", "varlib": "/var/lib", "run": "/run"}
+
 // newHarness renders spec (TOML text) and prepares a fake machine.
 func newHarness(t *testing.T, specText string, m *machine.Machine) *harness {
 	t.Helper()
@@ -276,7 +314,7 @@ func newHarness(t *testing.T, specText string, m *machine.Machine) *harness {
 		sum := sha256.Sum256(standIn(p.Nixpkgs.ChannelURL + "/nixexprs.tar.xz"))
 		h.state.StandIns[hex.EncodeToString(sum[:])] = p.Nixpkgs.SHA256
 	}
-	for _, d := range []string{"root", "varlog", "varlib", "bin", "real", "sys/class/net", "sys/firmware"} {
+	for _, d := range []string{"root", "varlog", "varlib", "run", "bin", "real", "sys/class/net", "sys/firmware"} {
 		if err := os.MkdirAll(filepath.Join(h.dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -340,7 +378,7 @@ func (h *harness) setup(loop bool) string {
 		}
 	}
 	tools := []string{"id", "uname", "lsblk", "ip", "lvs", "curl", "wget", "zpool", "zfs", "mdadm", "vgchange", "parted", "wipefs",
-		"mkfs.ext4", "mkfs.vfat", "mkswap", "mount", "umount", "swapoff", "nixos-generate-config", "nix-channel", "nixos-install",
+		"mkfs.ext4", "mkfs.vfat", "mkswap", "mount", "umount", "swapon", "swapoff", "nixos-generate-config", "nix-channel", "nixos-install",
 		"nixos-enter", "ssh-keygen", "apt-get", "reboot", "kexec", "udevadm", "nix", "nix-instantiate", "sha256sum"}
 	for _, name := range tools {
 		if has, listed := h.machine.Tools[name]; listed && !has {
@@ -389,9 +427,9 @@ func (h *harness) setup(loop bool) string {
 	bind(filepath.Join(h.dir, "files/proc/meminfo"), "/proc/meminfo")
 	bind(filepath.Join(h.dir, "files/sys/class/net"), "/sys/class/net")
 	bind(filepath.Join(h.dir, "files/sys/firmware"), "/sys/firmware")
-	bind(filepath.Join(h.dir, "root"), "/root")
-	bind(filepath.Join(h.dir, "varlog"), "/var/log")
-	bind(filepath.Join(h.dir, "varlib"), "/var/lib")
+	for _, from := range sortedKeys(harnessDirs) {
+		bind(filepath.Join(h.dir, from), harnessDirs[from])
+	}
 	if h.premountMnt {
 		fmt.Fprintf(&mounts, "/usr/bin/mount -t tmpfs nixplan-fake /mnt\n")
 	}
@@ -410,53 +448,170 @@ func (h *harness) setup(loop bool) string {
 type result struct {
 	code           int
 	stdout, stderr string
-	// recorded are the machine-changing commands, in order.
-	recorded [][]string
+	// recorded are the machine-changing commands, in order; calls are every
+	// command the fake answered or played.
+	recorded, calls [][]string
 }
 
 func (r result) output() string { return r.stdout + r.stderr }
 
+// runOpts change how a script is started.
+type runOpts struct {
+	loop  bool
+	stdin string
+	// env is added to the script's environment.
+	env []string
+	// notPrivileged starts it with `bash` instead of `bash -p`.
+	notPrivileged bool
+	// dir is where it is started from, path how it is named ("/root" and
+	// "/root/SCRIPT" by default).
+	dir, path string
+}
+
 // run runs a bundle script from /root under bash in a private namespace.
 func (h *harness) run(script string, stdin string, args ...string) result {
-	return h.runMode(false, script, stdin, args...)
+	return h.runWith(script, runOpts{stdin: stdin}, args...)
 }
 
 func (h *harness) runMode(loop bool, script string, stdin string, args ...string) result {
+	return h.runWith(script, runOpts{loop: loop, stdin: stdin}, args...)
+}
+
+func (h *harness) runWith(script string, o runOpts, args ...string) result {
+	h.t.Helper()
+	return h.start(script, o, args...).wait()
+}
+
+// running is a script started and not yet waited for.
+type running struct {
+	h      *harness
+	script string
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	out    *syncBuffer
+	err    *syncBuffer
+}
+
+// syncBuffer is a buffer a test can read while a process writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start starts a bundle script under bash in a private namespace, in a
+// session of its own, and writes o.stdin to it; stdinOpen keeps its stdin
+// open for closeStdin.
+func (h *harness) start(script string, o runOpts, args ...string) *running {
+	return h.startStdin(script, o, false, args...)
+}
+
+func (h *harness) startStdin(script string, o runOpts, stdinOpen bool, args ...string) *running {
 	t := h.t
 	t.Helper()
 	os.RemoveAll(filepath.Join(h.dir, "bin"))
 	os.RemoveAll(filepath.Join(h.dir, "real"))
 	os.MkdirAll(filepath.Join(h.dir, "bin"), 0o755)
 	os.MkdirAll(filepath.Join(h.dir, "real"), 0o755)
-	record := filepath.Join(h.dir, "record.jsonl")
-	os.Remove(record)
-	mounts := h.setup(loop)
+	os.Remove(filepath.Join(h.dir, "record.jsonl"))
+	os.Remove(filepath.Join(h.dir, "calls.jsonl"))
+	mounts := h.setup(o.loop)
 	q := func(s string) string { r, _ := plan.ShellQuote(s); return r }
 	var words []string
 	for _, a := range args {
 		words = append(words, q(a))
 	}
-	inner := mounts + fmt.Sprintf("cd /root\nexport PATH=%s\nexec bash /root/%s %s\n",
-		q(filepath.Join(h.dir, "bin")+":"+filepath.Join(h.dir, "real")), q(script), strings.Join(words, " "))
+	dir, scriptPath, bash := "/root", "/root/"+script, "bash -p"
+	if o.dir != "" {
+		dir = o.dir
+	}
+	if o.path != "" {
+		scriptPath = o.path
+	}
+	if o.notPrivileged {
+		bash = "bash"
+	}
+	inner := mounts + fmt.Sprintf("cd %s\nexport PATH=%s\nexec %s %s %s\n",
+		q(dir), q(filepath.Join(h.dir, "bin")+":"+filepath.Join(h.dir, "real")), bash, q(scriptPath), strings.Join(words, " "))
 	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "/bin/bash", "-c", inner)
-	cmd.Env = []string{
+	cmd.Env = append([]string{
 		"HOME=/root", "LC_ALL=C", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
 		"NIXPLAN_FAKE_MACHINE=" + filepath.Join(h.dir, "machine.json"),
 		"NIXPLAN_FAKE_STATE=" + filepath.Join(h.dir, "state.json"),
-		"NIXPLAN_RECORD=" + record,
+		"NIXPLAN_RECORD=" + filepath.Join(h.dir, "record.jsonl"),
+		"NIXPLAN_CALLS=" + filepath.Join(h.dir, "calls.jsonl"),
 		"NIXPLAN_FAKE_TARBALL=" + filepath.Join(h.dir, "download.tar.gz"),
+	}, o.env...)
+	// A session of its own, as an SSH login has: a hang-up reaches its
+	// processes and no others.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	r := &running{h: h, script: script, cmd: cmd, out: &syncBuffer{}, err: &syncBuffer{}}
+	cmd.Stdout, cmd.Stderr = r.out, r.err
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	r.stdin = in
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", script, err)
+	}
+	io.WriteString(in, o.stdin)
+	if !stdinOpen {
+		in.Close()
+	}
+	return r
+}
+
+// waitFor waits until the script's output says want.
+func (r *running) waitFor(want string) {
+	r.h.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(r.out.String()+r.err.String(), want) {
+		if time.Now().After(deadline) {
+			r.h.t.Fatalf("%s never printed %q:\n%s%s", r.script, want, r.out.String(), r.err.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// hangUp sends SIGHUP to the script's session, as a dropped SSH connection does.
+func (r *running) hangUp() {
+	syscall.Kill(-r.cmd.Process.Pid, syscall.SIGHUP)
+}
+
+// wait waits for the script and collects what it did.
+func (r *running) wait() result {
+	h, t := r.h, r.h.t
+	t.Helper()
+	r.stdin.Close()
+	err := r.cmd.Wait()
+	res := result{stdout: r.out.String(), stderr: r.err.String()}
 	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
+		res.code = ee.ExitCode()
+		if ee.ExitCode() < 0 {
+			res.code = 128 + int(ee.Sys().(syscall.WaitStatus).Signal())
+		}
 	} else if err != nil {
-		t.Fatalf("running %s: %v", script, err)
+		t.Fatalf("running %s: %v", r.script, err)
 	}
-	// Keep the fake's state for a following run (a resumed install).
+	h.loadState()
+	res.recorded, res.calls = h.readCommands("record.jsonl"), h.readCommands("calls.jsonl")
+	return res
+}
+
+// loadState keeps the fake's state for a following run (a resumed install).
+func (h *harness) loadState() {
 	if data, err := os.ReadFile(filepath.Join(h.dir, "state.json")); err == nil {
 		var st harnessState
 		if json.Unmarshal(data, &st) == nil {
@@ -464,18 +619,34 @@ func (h *harness) runMode(loop bool, script string, stdin string, args ...string
 			h.state = st
 		}
 	}
-	if f, err := os.Open(record); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			var argv []string
-			if err := json.Unmarshal(sc.Bytes(), &argv); err != nil {
-				t.Fatal(err)
-			}
-			r.recorded = append(r.recorded, argv)
-		}
-		f.Close()
+}
+
+// readCommands reads a file of JSON argument lists, one a line.
+func (h *harness) readCommands(name string) [][]string {
+	var out [][]string
+	f, err := os.Open(filepath.Join(h.dir, name))
+	if err != nil {
+		return nil
 	}
-	return r
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var argv []string
+		if err := json.Unmarshal(sc.Bytes(), &argv); err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, argv)
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // commands returns the recorded commands as lines, for messages and matching.

@@ -114,7 +114,7 @@ func TestPartitionAndFormatOnLoopDevice(t *testing.T) {
 				t.Errorf("%s still has a filesystem: %s", pool, out)
 			}
 			// ZFS is stubbed: the pool was recorded on the right partition.
-			if r.firstIndex("zpool create -f -o ashift=12 -O mountpoint=none rpool "+pool) < 0 {
+			if r.firstIndex("zpool create -f -o ashift=12 -o comment="+h.plan.Storage.PoolComment+" -O mountpoint=none rpool "+pool) < 0 {
 				t.Errorf("zpool create on %s not recorded: %q", pool, r.commands())
 			}
 			// /boot was really mounted and got the log and unmounted again.

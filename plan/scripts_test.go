@@ -233,7 +233,7 @@ func TestKexecInstallHealthy(t *testing.T) {
 		"nix-instantiate <nixpkgs/nixos> -A system -I nixos-config=/root/nixplan-eval/configuration.nix",
 		"wipefs --all /dev/sda1", "wipefs --all /dev/sda", "parted --script /dev/sda -- mklabel msdos",
 		"parted --script /dev/sda -- mkpart primary 1MiB 512MiB", "parted --script /dev/sda -- mkpart primary 512MiB 100%",
-		"mkfs.ext4 -F -L boot /dev/sda1", "zpool create -f -o ashift=12 -O mountpoint=none rpool /dev/sda2",
+		"mkfs.ext4 -F -L boot /dev/sda1", "zpool create -f -o ashift=12 -o comment=" + h.plan.Storage.PoolComment + " -O mountpoint=none rpool /dev/sda2",
 		"zfs create -o mountpoint=legacy rpool/root", "zfs create -o mountpoint=legacy rpool/root/nixos",
 		"zfs create -o mountpoint=legacy rpool/home", "mount -t zfs rpool/root/nixos /mnt", "mount -t ext4 /dev/sda1 /mnt/boot",
 		"mount -t zfs rpool/home /mnt/home", "nixos-generate-config --root /mnt",
@@ -368,8 +368,7 @@ func TestKexecInstallResumes(t *testing.T) {
 			t.Errorf("%q: resumed run did not install and finish: %q", args, r.commands())
 		}
 		// Forget the finished run for the next round.
-		os.Remove(filepath.Join(h.dir, "varlib/nixplan/progress"))
-		os.WriteFile(filepath.Join(h.dir, "varlib/nixplan/progress"), []byte("preflight\npartition\nformat\nmount\nconfigure\n"), 0o644)
+		h.writeProgress(h.plan.Storage.PlanSHA256, "preflight", "partition", "format", "mount", "configure")
 	}
 }
 
@@ -422,6 +421,19 @@ func TestRescueBootstrapShippedTarball(t *testing.T) {
 	}
 }
 
+// writeProgress writes a progress record of a storage plan that finished
+// the phases given.
+func (h *harness) writeProgress(storagePlan string, phases ...string) {
+	text := "storage-plan " + storagePlan + "\nbundle an earlier render\n"
+	for _, p := range phases {
+		text += "phase " + p + "\n"
+	}
+	os.MkdirAll(filepath.Join(h.dir, "varlib/nixplan"), 0o755)
+	if err := os.WriteFile(filepath.Join(h.dir, "varlib/nixplan/progress"), []byte(text), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
 // withPool puts the members of a ZFS pool named pool on the seed's disk.
 func withPool(pool string) func(m *machine.Machine) {
 	return func(m *machine.Machine) {
@@ -443,12 +455,13 @@ func TestRepairPath(t *testing.T) {
 	expectStop(t, h.run(plan.RescueBootstrapFile, "", "--accept-hash", hash), "/dev/sda holds RAID, LVM or ZFS members: /dev/sda2(zfs_member)")
 
 	h = installerHarness(t, exampleSpec(t), withPool("rpool"))
+	h.state.Fake.PoolComments["rpool"] = h.plan.Storage.PoolComment
 	r := h.run(plan.KexecInstallFile, "", "--only", "mount")
 	if r.code != 0 {
 		t.Fatalf("--only mount: exit %d\n%s", r.code, r.output())
 	}
-	if got := r.commands(); len(got) == 0 || got[0] != "zpool import -f -N rpool" {
-		t.Errorf("--only mount should import the installed system's pool with -f first: %q", got)
+	if got := r.commands(); len(got) == 0 || !strings.HasPrefix(got[0], "zpool import -f -N ") || strings.HasSuffix(got[0], " rpool") {
+		t.Errorf("--only mount should import the installed system's pool by its id, with -f, first: %q", got)
 	}
 }
 
@@ -457,8 +470,7 @@ func TestRepairPath(t *testing.T) {
 // asks again, rather than telling the operator to do what they just did.
 func TestKexecInstallRestartsBeforeDisksAreReady(t *testing.T) {
 	h := installerHarness(t, exampleSpec(t), nil)
-	os.MkdirAll(filepath.Join(h.dir, "varlib/nixplan"), 0o755)
-	os.WriteFile(filepath.Join(h.dir, "varlib/nixplan/progress"), []byte("preflight\n"), 0o644)
+	h.writeProgress(h.plan.Storage.PlanSHA256, "preflight")
 	r := h.run(plan.KexecInstallFile, "blog-demo\n")
 	if r.code != 0 {
 		t.Fatalf("exit %d:\n%s", r.code, r.output())

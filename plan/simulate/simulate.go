@@ -47,7 +47,10 @@ type ScriptRun struct {
 	// Stdin is what the operator types into the script.
 	Stdin string `json:"stdin"`
 	// System is where it runs: "rescue" or "installer".
-	System     string  `json:"system"`
+	System string `json:"system"`
+	// Detached: the run before it started this one with setsid, detached
+	// from the session, its output going to the install log.
+	Detached   bool    `json:"detached,omitempty"`
 	Phases     []Phase `json:"phases"`
 	ExitStatus int     `json:"exit_status"`
 	// Message is the script's error line, Hints its hints.
@@ -156,7 +159,7 @@ func Run(p *plan.Plan, b *plan.Bundle, opts Options) (*Simulation, error) {
 	rescue := NewFakeMachine(m)
 	rescue.Faults = opts.Faults
 	rfs := s.seed(rescue, nil)
-	run, err := s.runScript(plan.RescueBootstrapFile, "rescue", rescue, rfs, args, "")
+	run, err := s.runScript(scriptCall{name: plan.RescueBootstrapFile, system: "rescue", fake: rescue, fs: rfs, args: args})
 	if err != nil {
 		return nil, err
 	}
@@ -187,12 +190,19 @@ func Run(p *plan.Plan, b *plan.Bundle, opts Options) (*Simulation, error) {
 	s.kexecd = false
 	answer := p.Host.Name + "\n"
 	sim.Notes = append(sim.Notes, fmt.Sprintf("kexec-install.sh asks before it erases the disks; simulate answers %s, as the operator would type it", p.Host.Name))
-	run, err = s.runScript(plan.KexecInstallFile, "installer", installer, ifs, nil, answer)
+	if p.ConsolePassword {
+		answer += consolePassword + "\n" + consolePassword + "\n"
+		sim.Notes = append(sim.Notes, "kexec-install.sh asks for the console password before it detaches; simulate types a stand-in twice")
+	}
+	run, err = s.runScript(scriptCall{name: plan.KexecInstallFile, system: "installer", fake: installer, fs: ifs, stdin: answer})
 	if err != nil {
 		return nil, err
 	}
+	// The runs the foreground run started detached come after it.
 	sim.Scripts = append(sim.Scripts, *run)
-	sim.ExitStatus, sim.Message = run.ExitStatus, run.Message
+	sim.Scripts = append(sim.Scripts, s.detached...)
+	last := sim.Scripts[len(sim.Scripts)-1]
+	sim.ExitStatus, sim.Message = last.ExitStatus, last.Message
 	return sim, nil
 }
 
@@ -381,6 +391,14 @@ func (s *simulator) kexecRun() string {
 	return plan.StandInKexecRunFor(s.plan.Kexec, "# nixplan simulate: kexec/run of "+orThis(s.plan.Kexec.Tag))
 }
 
+// consolePassword is what simulate types when a script asks for the
+// console password.
+const consolePassword = "simulated-console-password"
+
+// firstPID is the PID the first simulated script gets ($BASHPID); each run
+// after it gets the next one.
+const firstPID = 4242
+
 // simulator holds what both scripts' runs share.
 type simulator struct {
 	plan     *plan.Plan
@@ -388,6 +406,17 @@ type simulator struct {
 	tarball  []byte
 	standIns map[string]string // sha256 of a stand-in's bytes -> the sha256 it stands for
 	kexecd   bool
+	// runs counts the script runs so far; detached are the runs started
+	// with setsid, in order.
+	runs     int
+	detached []ScriptRun
+}
+
+// baseEnv is the environment every simulated script starts with, as root
+// logged in by SSH; /proc/self/environ shows it.
+var baseEnv = []string{
+	"HOME=" + simulatedHome, "USER=root", "LOGNAME=root", "LC_ALL=C", "TMPDIR=/tmp",
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 }
 
 // seed makes the file system a script starts with: the machine's files,
@@ -402,10 +431,24 @@ func (s *simulator) seed(f *FakeMachine, carried map[string][]byte) *simFS {
 		}
 		v.put(name, []byte(data), 0o444)
 	}
-	for _, d := range []string{"/tmp", "/root", "/etc", "/var", "/dev", "/proc", "/sys", "/mnt"} {
+	for _, d := range []string{"/tmp", "/root", "/etc", "/var", "/dev", "/proc", "/sys", "/mnt", "/run"} {
 		v.mkdirAll(d)
 	}
 	m := f.Machine
+	v.generated["/proc/self/environ"] = func() []byte {
+		return []byte(strings.Join(baseEnv, "\x00") + "\x00")
+	}
+	v.generated["/proc/swaps"] = func() []byte {
+		var b strings.Builder
+		b.WriteString("Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n")
+		for _, dev := range f.Swaps {
+			if n := f.find(dev); n != nil {
+				dev = n.path
+			}
+			fmt.Fprintf(&b, "%s\tpartition\t4194300\t\t0\t\t-2\n", dev)
+		}
+		return []byte(b.String())
+	}
 	v.generated["/proc/mounts"] = func() []byte {
 		var b strings.Builder
 		b.WriteString("proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\nsysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0\n")
@@ -492,17 +535,40 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func (s *simulator) runScript(name, system string, fake *FakeMachine, v *simFS, args []string, stdin string) (*ScriptRun, error) {
+// scriptCall is one script to run: which, where, with what.
+type scriptCall struct {
+	name, system string
+	fake         *FakeMachine
+	fs           *simFS
+	args         []string
+	stdin        string
+	// path is how the script is started ($0 and BASH_SOURCE): its name, as
+	// `bash -p NAME` in /root, when empty.
+	path string
+	// detached: started by setsid, its output written to stdout and stderr
+	// (the log) as well as kept.
+	detached       bool
+	stdout, stderr io.Writer
+}
+
+func (s *simulator) runScript(c scriptCall) (*ScriptRun, error) {
+	name, fake, v, args, stdin := c.name, c.fake, c.fs, c.args, c.stdin
 	file := s.bundle.File(name)
 	if file == nil {
 		return nil, fmt.Errorf("the bundle has no %s", name)
 	}
-	prog, err := plan.ScriptTree(name, file.Data)
+	tree, err := plan.ScriptTree(name, file.Data)
 	if err != nil {
 		return nil, err
 	}
+	if c.path == "" {
+		c.path = name
+	}
+	// The tree is shared; its copy only names the script as it was started.
+	prog := *tree
+	prog.Name = c.path
 	ss := &scriptSim{simulator: s, name: name, fake: fake, fs: v,
-		run: &ScriptRun{Script: name, Args: args, Stdin: stdin, System: system, Phases: []Phase{{}}}}
+		run: &ScriptRun{Script: name, Args: args, Stdin: stdin, System: c.system, Detached: c.detached, Phases: []Phase{{}}}}
 	if ss.run.Args == nil {
 		ss.run.Args = []string{}
 	}
@@ -515,21 +581,34 @@ func (s *simulator) runScript(name, system string, fake *FakeMachine, v *simFS, 
 	if ss.runFn[0] == 0 {
 		return nil, &Error{Script: name, Line: 1, Msg: "no run function at the top level: commands that change the machine could not be told apart"}
 	}
+	parentWrote := v.wrote
 	v.wrote = func(p string, data []byte, note string) {
 		ss.mu.Lock()
 		defer ss.mu.Unlock()
-		ss.addStep(Step{Wrote: &WrittenFile{Path: p, Size: int64(len(data)), SHA256: sha256Hex(data), Note: note}})
+		st := Step{Wrote: &WrittenFile{Path: p, Size: int64(len(data)), SHA256: sha256Hex(data), Note: note}}
+		// A file written again and again with nothing in between (a log a
+		// line at a time) shows once, as it was last.
+		ph := &ss.run.Phases[len(ss.run.Phases)-1]
+		if n := len(ph.Steps); n > 0 && ph.Steps[n-1].Wrote != nil && ph.Steps[n-1].Wrote.Path == p {
+			ph.Steps[n-1] = st
+			return
+		}
+		ss.addStep(st)
 	}
+	// A detached run returns to the run that started it.
+	defer func() { v.wrote = parentWrote }()
 
-	env := expand.ListEnviron(
-		"HOME="+simulatedHome, "USER=root", "LOGNAME=root", "LC_ALL=C", "TMPDIR=/tmp",
-		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		// bash sets BASH_SOURCE; the interpreter does not. As `bash NAME` from /root.
-		"BASH_SOURCE="+name,
-	)
+	s.runs++
+	env := expand.ListEnviron(append(slices.Clone(baseEnv),
+		// bash sets BASH_SOURCE and BASHPID; the interpreter does not.
+		"BASH_SOURCE="+c.path, fmt.Sprintf("BASHPID=%d", firstPID+s.runs-1))...)
+	var stdout, stderr io.Writer = &ss.stdout, &ss.stderr
+	if c.detached {
+		stdout, stderr = io.MultiWriter(c.stdout, &ss.stdout), io.MultiWriter(c.stderr, &ss.stderr)
+	}
 	r, err := interp.New(
 		interp.Env(env),
-		interp.StdIO(strings.NewReader(stdin), &ss.stdout, &ss.stderr),
+		interp.StdIO(strings.NewReader(stdin), stdout, stderr),
 		interp.CallHandler(ss.call),
 		interp.ExecHandlers(func(interp.ExecHandlerFunc) interp.ExecHandlerFunc { return ss.exec }),
 		interp.OpenHandler(func(ctx context.Context, p string, flag int, _ os.FileMode) (io.ReadWriteCloser, error) {
@@ -559,7 +638,7 @@ func (s *simulator) runScript(name, system string, fake *FakeMachine, v *simFS, 
 	r.Params = args
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err = r.Run(ctx, prog)
+	err = r.Run(ctx, &prog)
 	ss.mu.Lock()
 	engineErr := ss.err
 	ss.mu.Unlock()
@@ -667,21 +746,13 @@ func (ss *scriptSim) call(ctx context.Context, args []string) ([]string, error) 
 }
 
 // phaseMarker recognises the line a script prints at the start of a phase:
-// "==> NAME", printed by printf '%s\n' or echo (the scripts' say).
+// "==> NAME", printed by printf '==> %s\n' NAME (the scripts' begin_phase).
 func phaseMarker(args []string) (string, bool) {
-	var text string
-	switch {
-	case args[0] == "printf" && len(args) == 3 && args[1] == `%s\n`:
-		text = args[2]
-	case args[0] == "printf" && len(args) == 3 && args[1] == `==> %s\n`:
-		text = "==> " + args[2]
-	case args[0] == "echo" && len(args) == 2:
-		text = args[1]
-	default:
+	if args[0] != "printf" || len(args) != 3 || args[1] != `==> %s\n` {
 		return "", false
 	}
-	name, ok := strings.CutPrefix(text, "==> ")
-	return name, ok && name != "" && !strings.ContainsAny(name, " \n")
+	name := args[2]
+	return name, name != "" && !strings.ContainsAny(name, " \n")
 }
 
 func quoteArgs(argv []string) (string, error) {
@@ -846,7 +917,10 @@ func (s *Simulation) Transcript(w io.Writer) error {
 	}
 	for _, r := range s.Scripts {
 		b.WriteString("\n")
-		cmd := "bash " + r.Script
+		cmd := "bash -p " + r.Script
+		if r.Detached {
+			cmd = "bash -p " + path.Join(simulatedHome, r.Script)
+		}
 		if len(r.Args) > 0 {
 			q, _ := quoteArgs(r.Args)
 			cmd += " " + q
@@ -855,7 +929,11 @@ func (s *Simulation) Transcript(w io.Writer) error {
 		if r.System == "installer" {
 			where = "the NixOS installer"
 		}
-		fmt.Fprintf(&b, "%s    (in /root on %s)\n", cmd, where)
+		if r.Detached {
+			fmt.Fprintf(&b, "%s    (on %s, started by setsid from the run above, detached from its session; its output goes to the log)\n", cmd, where)
+		} else {
+			fmt.Fprintf(&b, "%s    (in /root on %s)\n", cmd, where)
+		}
 		for _, ph := range r.Phases {
 			if ph.Name == "" {
 				b.WriteString("==> (before the first phase)\n")
@@ -886,7 +964,7 @@ func (s *Simulation) Transcript(w io.Writer) error {
 			fmt.Fprintf(&b, "%s: finished (exit status 0)\n", r.Script)
 			continue
 		}
-		fmt.Fprintf(&b, "%s: stopped in %s with exit status %d\n", r.Script, phaseName(r.StoppedIn()), r.ExitStatus)
+		fmt.Fprintf(&b, "%s: stopped %s with exit status %d\n", r.Script, wherePhase(r.StoppedIn()), r.ExitStatus)
 		fmt.Fprintf(&b, "%s: error: %s\n", r.Script, r.Message)
 		for _, h := range r.Hints {
 			fmt.Fprintf(&b, "%s: hint: %s\n", r.Script, h)
@@ -897,17 +975,19 @@ func (s *Simulation) Transcript(w io.Writer) error {
 		fmt.Fprintf(&b, "result: both scripts finished; %d commands change the machine\n", len(s.MachineCommands()))
 	} else {
 		last := s.Scripts[len(s.Scripts)-1]
-		fmt.Fprintf(&b, "result: %s stopped in %s (exit status %d): %s\n", last.Script, phaseName(last.StoppedIn()), s.ExitStatus, s.Message)
+		fmt.Fprintf(&b, "result: %s stopped %s (exit status %d): %s\n", last.Script, wherePhase(last.StoppedIn()), s.ExitStatus, s.Message)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-func phaseName(name string) string {
+// wherePhase says where a script stopped: in a phase, or in the checks
+// before its first phase.
+func wherePhase(name string) string {
 	if name == "" {
-		return "no phase"
+		return "before the first phase"
 	}
-	return "the " + name + " phase"
+	return "in the " + name + " phase"
 }
 
 // standInFor is what simulate downloads in place of a URL's contents.

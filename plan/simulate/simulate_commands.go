@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"mvdan.cc/sh/v3/interp"
 )
@@ -70,6 +71,7 @@ func init() {
 		"cat": emuCat, "tee": emuTee, "mkdir": emuMkdir, "cp": emuCp, "mv": emuMv, "chmod": emuChmod,
 		"tail": emuHeadTail, "head": emuHeadTail, "cut": emuCut, "tr": emuTr, "sort": emuSort,
 		"sleep": emuSleep, "dirname": emuDirname, "od": emuOd, "sha256sum": emuSha256sum, "tar": emuTar,
+		"rm": emuRm, "wc": emuWc, "date": emuDate, "setsid": emuSetsid,
 	}
 }
 
@@ -240,47 +242,168 @@ func emuChmod(e *cmdEnv, args []string) (int, error) {
 	return code, nil
 }
 
-// emuHeadTail plays head and tail with -n N or -c N.
+// emuHeadTail plays head and tail with -n N or -c N, and tail's +N (from
+// line or byte N on). tail -f, -s and --pid follow a file as it grows: in a
+// simulation every writer has finished by then, so tail prints what is there.
 func emuHeadTail(e *cmdEnv, args []string) (int, error) {
 	name := args[0]
-	flags, ops, err := splitFlags(args[1:], "nc")
+	flags, ops, err := splitFlags(args[1:], "ncs")
 	if err != nil {
 		return e.errorf(name, "%v", err), nil
+	}
+	for f := range flags {
+		if name == "head" && f != "n" && f != "c" || !slices.Contains([]string{"n", "c", "f", "s", "--pid"}, f) {
+			return 0, e.ss.fail(e.line, "%s: simulate plays -n, -c, and tail's -f, -s and --pid, not -%s", name, f)
+		}
 	}
 	data, code := e.input(name, ops)
 	if code != 0 {
 		return code, nil
 	}
-	if v, ok := flags["c"]; ok {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return e.errorf(name, "invalid number of bytes: '%s'", v), nil
+	count := func(v, what string) (int, bool, int) {
+		from, ok := strings.CutPrefix(v, "+")
+		n, err := strconv.Atoi(from)
+		if err != nil || n < 0 {
+			return 0, false, e.errorf(name, "invalid number of %s: '%s'", what, v)
 		}
-		n = min(n, len(data))
-		if name == "head" {
-			e.hc.Stdout.Write(data[:n])
-		} else {
-			e.hc.Stdout.Write(data[len(data)-n:])
+		return n, ok && name == "tail", 0
+	}
+	if v, ok := flags["c"]; ok {
+		n, from, code := count(v, "bytes")
+		if code != 0 {
+			return code, nil
+		}
+		switch {
+		case from:
+			e.hc.Stdout.Write(data[min(max(n-1, 0), len(data)):])
+		case name == "head":
+			e.hc.Stdout.Write(data[:min(n, len(data))])
+		default:
+			e.hc.Stdout.Write(data[len(data)-min(n, len(data)):])
 		}
 		return 0, nil
 	}
-	n := 10
+	n, from := 10, false
 	if v, ok := flags["n"]; ok {
-		if n, err = strconv.Atoi(v); err != nil {
-			return e.errorf(name, "invalid number of lines: '%s'", v), nil
+		if n, from, code = count(v, "lines"); code != 0 {
+			return code, nil
 		}
 	}
 	lines := strings.SplitAfter(string(data), "\n")
 	if lines[len(lines)-1] == "" {
 		lines = lines[:len(lines)-1]
 	}
-	n = min(n, len(lines))
-	if name == "head" {
-		lines = lines[:n]
-	} else {
-		lines = lines[len(lines)-n:]
+	switch {
+	case from:
+		lines = lines[min(max(n-1, 0), len(lines)):]
+	case name == "head":
+		lines = lines[:min(n, len(lines))]
+	default:
+		lines = lines[len(lines)-min(n, len(lines)):]
 	}
 	io.WriteString(e.hc.Stdout, strings.Join(lines, ""))
+	return 0, nil
+}
+
+// emuRm plays rm [-f] [-r] over the virtual file system.
+func emuRm(e *cmdEnv, args []string) (int, error) {
+	flags, ops, err := splitFlags(args[1:], "")
+	if err != nil {
+		return e.errorf("rm", "%v", err), nil
+	}
+	_, force := flags["f"]
+	_, recursive := flags["r"]
+	code := 0
+	for _, op := range ops {
+		if err := e.ss.fs.remove(e.path(op), recursive); err != nil {
+			if errors.Is(err, fs.ErrNotExist) && force {
+				continue
+			}
+			code = e.errorf("rm", "cannot remove '%s': %v", op, errors.Unwrap(err))
+		}
+	}
+	return code, nil
+}
+
+// emuWc plays wc -c and wc -l on stdin.
+func emuWc(e *cmdEnv, args []string) (int, error) {
+	flags, ops, err := splitFlags(args[1:], "")
+	_, bytesWanted := flags["c"]
+	_, linesWanted := flags["l"]
+	if err != nil || len(ops) > 0 || len(flags) != 1 || !bytesWanted && !linesWanted {
+		return 0, e.ss.fail(e.line, "wc: simulate plays wc -c and wc -l on stdin, not %q", args[1:])
+	}
+	data, code := e.input("wc", nil)
+	if code != 0 {
+		return code, nil
+	}
+	if bytesWanted {
+		fmt.Fprintln(e.hc.Stdout, len(data))
+	} else {
+		fmt.Fprintln(e.hc.Stdout, bytes.Count(data, []byte("\n")))
+	}
+	return 0, nil
+}
+
+// simulatedNow is the time the simulated date prints: a simulation runs at
+// no time in particular, and its transcripts must not change by the day.
+var simulatedNow = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// emuDate plays date [-u] [+FORMAT] with %Y %m %d %H %M %S %Z %%.
+func emuDate(e *cmdEnv, args []string) (int, error) {
+	format := "+%a %b %e %H:%M:%S %Z %Y"
+	for _, a := range args[1:] {
+		switch {
+		case a == "-u" || a == "--utc":
+		case strings.HasPrefix(a, "+"):
+			format = a
+		default:
+			return 0, e.ss.fail(e.line, "date: simulate plays date -u +FORMAT, not %q", a)
+		}
+	}
+	t := simulatedNow
+	r := strings.NewReplacer("%Y", t.Format("2006"), "%m", t.Format("01"), "%d", t.Format("02"), "%e", t.Format("_2"),
+		"%H", t.Format("15"), "%M", t.Format("04"), "%S", t.Format("05"), "%Z", "UTC", "%a", t.Format("Mon"), "%b", t.Format("Jan"), "%%", "%")
+	fmt.Fprintln(e.hc.Stdout, r.Replace(format[1:]))
+	return 0, nil
+}
+
+// emuSetsid plays setsid --fork bash -p SCRIPT ARGS...: the bundle's script
+// run again, detached from the session, reading nothing (its stdin is
+// /dev/null) and writing to what the call redirected its output to (the
+// log). setsid --fork returns at once; here the detached run goes to its end
+// first, so what follows it (the log) finds all it wrote.
+func emuSetsid(e *cmdEnv, args []string) (int, error) {
+	argv := args[1:]
+	for len(argv) > 0 && (argv[0] == "--fork" || argv[0] == "-f") {
+		argv = argv[1:]
+	}
+	if len(argv) < 3 || argv[0] != "bash" || argv[1] != "-p" {
+		return 0, e.ss.fail(e.line, "setsid: simulate plays setsid --fork bash -p SCRIPT ..., not %q", args[1:])
+	}
+	script := e.path(argv[2])
+	name := path.Base(script)
+	if script != path.Join(simulatedHome, name) || e.ss.bundle.File(name) == nil {
+		return 0, e.ss.fail(e.line, "setsid: simulate starts only the bundle's scripts in %s, not %s", simulatedHome, argv[2])
+	}
+	quoted, err := quoteArgs(args)
+	if err != nil {
+		return 0, e.ss.fail(e.line, "%v", err)
+	}
+	e.ss.mu.Lock()
+	e.ss.addStep(Step{Line: int(e.line), Argv: slices.Clone(args), Command: quoted})
+	e.ss.mu.Unlock()
+	run, err := e.ss.runScript(scriptCall{name: name, path: script, system: e.ss.run.System, fake: e.ss.fake, fs: e.ss.fs,
+		args: slices.Clone(argv[3:]), detached: true, stdout: e.hc.Stdout, stderr: e.hc.Stderr})
+	if err != nil {
+		e.ss.mu.Lock()
+		if e.ss.err == nil {
+			e.ss.err = err
+		}
+		e.ss.mu.Unlock()
+		return 0, err
+	}
+	e.ss.detached = append(e.ss.detached, *run)
 	return 0, nil
 }
 

@@ -133,6 +133,34 @@ func (v *simFS) rename(from, to string) error {
 	return nil
 }
 
+// remove removes a file, or with recursive a folder and all in it.
+func (v *simFS) remove(p string, recursive bool) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if _, ok := v.files[p]; ok {
+		delete(v.files, p)
+		return nil
+	}
+	if !v.isDir(p) || p == "/" {
+		return &os.PathError{Op: "remove", Path: p, Err: fs.ErrNotExist}
+	}
+	if !recursive {
+		return &os.PathError{Op: "remove", Path: p, Err: syscall.EISDIR}
+	}
+	prefix := p + "/"
+	for q := range v.files {
+		if strings.HasPrefix(q, prefix) {
+			delete(v.files, q)
+		}
+	}
+	for q := range v.dirs {
+		if q == p || strings.HasPrefix(q, prefix) {
+			delete(v.dirs, q)
+		}
+	}
+	return nil
+}
+
 func (v *simFS) chmod(p string, mode fs.FileMode) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()

@@ -3,12 +3,45 @@
 # nixpkgs: channel https://nixos.org/channels/nixos-24.11, following the release.
 #
 # kexec-install.sh: the second script of the install of hz-nvme. Run it as
-# root in the NixOS kexec installer that rescue-bootstrap.sh booted. It ERASES
+# root in the NixOS kexec installer that rescue-bootstrap.sh booted, with
+# `bash -p kexec-install.sh`. It ERASES
 # /dev/nvme0n1, /dev/nvme1n1, partitions and formats them (zfs layout, mirror), writes the
 # NixOS configuration and installs NixOS 24.11. It checks the machine and asks
-# before it erases anything; every step is logged to /var/log/nixplan-install.log
-# and the log is copied into the installed system.
+# before it erases anything; after that the install goes on detached from the
+# SSH session, every step is logged to /var/log/nixplan-install.log, and the
+# log is copied into the installed system.
 set -euo pipefail
+readonly SCRIPT_NAME=kexec-install.sh
+
+# Nothing in the environment may steer this script. BASH_ENV and ENV name
+# files bash runs before the first line, SHELLOPTS and BASHOPTS set its
+# options, BASH_COMPAT and POSIXLY_CORRECT change how it reads this text, and
+# an exported function (export -f lsblk) takes the place of a command, here
+# and in every bash script this one starts (nixos-install is one). `bash -p`
+# keeps most of them from acting; set or not, they stop the script here,
+# before any check runs a command. /proc/self/environ is the environment bash
+# was started with. CDPATH and GLOBIGNORE would change what cd and globs do:
+# they are dropped.
+unset CDPATH GLOBIGNORE
+steering=
+mapfile -d '' -t environment </proc/self/environ
+for entry in "${environment[@]}"; do
+  case "$entry" in
+    BASH_ENV=* | ENV=* | SHELLOPTS=* | BASHOPTS=* | BASH_COMPAT=* | POSIXLY_CORRECT=*)
+      steering+="${steering:+, }${entry%%=*}"
+      ;;
+    BASH_FUNC_*)
+      entry=${entry#BASH_FUNC_}
+      steering+="${steering:+, }the exported function ${entry%%[%=]*}"
+      ;;
+  esac
+done
+if [ -n "$steering" ]; then
+  printf '%s: error: the environment sets %s, which can change what this script does; nothing was run\n' "$SCRIPT_NAME" "$steering" >&2
+  printf '%s: hint: unset them (unset -f NAME for a function), or start from a clean environment: env -i HOME=/root PATH="%s" bash -p %s\n' "$SCRIPT_NAME" "$PATH" "$0" >&2
+  exit 1
+fi
+unset steering environment entry
 
 readonly HOST_NAME=hz-nvme
 readonly SERVER_IPV4=198.51.100.23
@@ -28,13 +61,20 @@ readonly PARTITION_LABEL=gpt
 readonly DISKS=( /dev/nvme0n1 /dev/nvme1n1 )
 # 1 when the spec allows clearing RAID, LVM and ZFS members on the disks.
 readonly CLEAR_EXISTING=0
-# The pool this spec creates; its members on the disks are an earlier install.
-readonly OWN_POOL=rpool
+# What the partition and format phases carry out, as a hash: the progress
+# record names it, and only a record of the same storage plan is resumed.
+readonly STORAGE_PLAN=f554d7a4217e47662e47907e8340fa5d4aeebb9ec661f823f1bc06785f794512
+# The bundle, for the progress record's reader.
+readonly BUNDLE='hetzner-nvme-uefi.toml (spec sha256 1a80f56017261b07bb43a5c8e18aae3920cdfab5cf45e15357cc2c4221690c74)'
+# The pool this spec creates, and the comment zpool create writes into it:
+# a pool of that name with that comment is an earlier install of this storage
+# plan. Both are empty for layouts without a pool.
 readonly POOL=rpool
+readonly POOL_COMMENT=nixplan-f554d7a4217e47662e47907e
 readonly POOL_DEVICES=( /dev/nvme0n1p2 /dev/nvme1n1p2 )
 readonly PARTITIONS=( /dev/nvme0n1p1 /dev/nvme0n1p2 /dev/nvme1n1p1 /dev/nvme1n1p2 )
 # The tools this layout needs from the installer.
-readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 mkfs.vfat zpool zfs nixos-generate-config nixos-install nix-channel sha256sum ssh-keygen curl)
+readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 mkfs.vfat zpool zfs nixos-generate-config nixos-install nix-channel sha256sum ssh-keygen curl setsid)
 # Where nixpkgs comes from: channel https://nixos.org/channels/nixos-24.11, following the release.
 readonly CHANNEL_URL=https://nixos.org/channels/nixos-24.11
 readonly CONFIGURATION_SHA256=3462cc1a359ef0139bfbdeadbb0871b4d3d70ca03ffe8940844a403d40ea35ac
@@ -66,54 +106,189 @@ readonly NIXPKGS_FETCHED=/var/lib/nixplan/nixpkgs-fetched
 # Where write_configuration write.
 NIXOS_DIR=/mnt/etc/nixos
 readonly LOG=/var/log/nixplan-install.log
-# Each finished phase is recorded here, so a run after a failure resumes
-# instead of erasing the disks again. The installer runs from memory: a
-# reboot forgets it, as it forgets everything else.
+# Each finished phase is recorded here, after the storage plan and bundle the
+# record belongs to, so a run after a failure resumes instead of erasing the
+# disks again. The installer runs from memory: a reboot forgets it, as it
+# forgets everything else.
 readonly PROGRESS=/var/lib/nixplan/progress
+# In memory too: the lock that lets one run at a time go on, the exit status
+# of the detached run, and the console password between the question and
+# its use.
+readonly RUN_DIR=/run/nixplan
+readonly LOCK=$RUN_DIR/kexec-install.lock
+readonly EXIT_STATUS_FILE=$RUN_DIR/kexec-install.status
+readonly PASSWORD_FILE=$RUN_DIR/console-password
+readonly LOCK_HINT="bash -p kexec-install.sh --attach follows it"
 
 DRY_RUN=0
 YES=0
 FROM=
 ONLY=
+ATTACH=0
+# 1 in the run that the foreground run started detached from the session.
+DETACHED=0
 PUBLIC_IFACE=
 PUBLIC_MAC=
-# Set by the preflight phase once the operator agreed to the erase; the
-# partition and format phases refuse to run without it.
+# The phases this run goes through, from --from, --only or the progress record.
+RUN_PHASES=()
+# Set by the preflight phase once the operator agreed to the erase (and
+# handed on to the detached run); the partition and format phases refuse to
+# run without it.
 CONSENTED=0
+CURRENT_PHASE=
+# 1 once an error was printed; 1 while this run holds the lock.
+REPORTED=0
+HOLDS_LOCK=0
+# The log, while this run's output goes to the terminal only (the foreground
+# run); empty when its output goes to the log anyway, or with --dry-run.
+LOG_COPY=
+# What run says is safe to do when the command it runs fails, when the
+# phase's hint would not say enough; set just before the command.
+RUN_HINT=
 
-say() { printf '%s\n' "$*"; }
+say() {
+  printf '%s\n' "$*"
+  log_copy "$*"
+}
 
-# die prints an error and any hints, then stops.
-die() {
-  printf 'kexec-install.sh: error: %s\n' "$1" >&2
+# log_copy LINE appends LINE to the install log when this run's output does
+# not go there already (LOG_COPY is empty then).
+log_copy() {
+  [ -z "$LOG_COPY" ] || printf '%s\n' "$1" >>"$LOG_COPY"
+}
+
+# begin_phase NAME prints the line that starts the phase NAME (nixplan
+# simulate groups commands by it) and remembers it for error messages.
+begin_phase() {
+  CURRENT_PHASE=$1
+  printf '==> %s\n' "$1"
+  log_copy "==> $1"
+}
+
+# report MESSAGE [HINT...] prints an error and its hints.
+report() {
+  REPORTED=1
+  printf '%s: error: %s\n' "$SCRIPT_NAME" "$1" >&2
+  log_copy "$SCRIPT_NAME: error: $1"
   shift
   local hint
   for hint in "$@"; do
-    printf 'kexec-install.sh: hint: %s\n' "$hint" >&2
+    printf '%s: hint: %s\n' "$SCRIPT_NAME" "$hint" >&2
+    log_copy "$SCRIPT_NAME: hint: $hint"
   done
+}
+
+# die MESSAGE [HINT...] prints an error and its hints, then stops.
+die() {
+  report "$@"
   exit 1
 }
 
 # run executes a command that changes the machine; with --dry-run it only
-# prints it.
+# prints it. A failure stops the script with the phase, the command, its exit
+# status and what is safe to run next (RUN_HINT, when the caller set one).
 run() {
   if [ "$DRY_RUN" = 1 ]; then
     say "would run: $*"
     return 0
   fi
-  "$@"
+  local status=0
+  "$@" || status=$?
+  [ "$status" = 0 ] || die "${CURRENT_PHASE:-the checks before the first phase} failed: $* (exit $status)" "${RUN_HINT:-$(after_failure_hint)}"
+}
+
+# report_exit STATUS, from the EXIT trap: a command outside run failed under
+# set -e, and nothing has said so yet.
+report_exit() {
+  if [ "$1" != 0 ] && [ "$REPORTED" = 0 ]; then
+    report "${CURRENT_PHASE:-the checks before the first phase} failed (exit $1); the output above says which command" "$(after_failure_hint)"
+  fi
+}
+
+# script_dir prints the folder this script is in.
+script_dir() {
+  cd "$(dirname "${BASH_SOURCE[0]}")" >/dev/null && pwd
+}
+
+# check_bundle: the files beside this script are the reviewed bundle.
+check_bundle() {
+  local dir
+  dir=$(script_dir)
+  if [ -f "$dir/SHA256SUMS" ]; then
+    (cd "$dir" && sha256sum --quiet --check --ignore-missing SHA256SUMS) ||
+      die "the bundle beside this script does not match its SHA256SUMS" "copy the bundle again from the reviewed commit"
+    say "bundle files beside this script match SHA256SUMS"
+  else
+    say "note: no SHA256SUMS beside this script, so the bundle's integrity is not checked"
+  fi
+}
+
+# One run at a time. The lock is a folder (mkdir makes it or fails, at once)
+# holding the PID and start time of the run that holds it; that run removes
+# it when it ends. /run is in memory, so a reboot forgets it; a lock whose
+# run is gone (killed) is taken over.
+
+# read_lock_owner sets OWNER_PID and OWNER_STARTED from the lock, or empties them.
+read_lock_owner() {
+  OWNER_PID='' OWNER_STARTED=''
+  if [ -f "$LOCK/owner" ]; then
+    read -r OWNER_PID OWNER_STARTED <"$LOCK/owner" || true
+  fi
+}
+
+take_lock() {
+  mkdir -p "$RUN_DIR"
+  if ! mkdir "$LOCK" 2>/dev/null; then
+    read_lock_owner
+    if [ -z "$OWNER_PID" ] || [ -d "/proc/$OWNER_PID" ]; then
+      die "another run of $SCRIPT_NAME holds the lock $LOCK: PID ${OWNER_PID:-unknown}, started ${OWNER_STARTED:-a moment ago}" \
+        "wait for it to end${LOCK_HINT:+ ($LOCK_HINT)}; if no such run is left, rm -r $LOCK and run this again"
+    fi
+    say "note: run $OWNER_PID (started $OWNER_STARTED) is gone but left its lock; taking it over"
+    rm -rf "$LOCK"
+    mkdir "$LOCK" || die "cannot make the lock $LOCK" "rm -r $LOCK and run this again"
+  fi
+  HOLDS_LOCK=1
+  printf '%s %s\n' "$BASHPID" "$(date -u '+%Y-%m-%dT%H:%M:%SZ')" >"$LOCK/owner"
+}
+
+# release_lock removes the lock if this run holds it.
+release_lock() {
+  [ "$HOLDS_LOCK" = 1 ] || return 0
+  HOLDS_LOCK=0
+  read_lock_owner
+  if [ "$OWNER_PID" = "$BASHPID" ]; then
+    rm -rf "$LOCK"
+  fi
+}
+
+# after_failure_hint says what is safe to run after a failure in the current phase.
+after_failure_hint() {
+  case "$CURRENT_PHASE" in
+    '' | preflight) printf '%s\n' "nothing was erased: fix the cause and run bash -p $0 again" ;;
+    partition | format) printf '%s\n' "the disks are half-written: bash -p $0 starts over at preflight, which asks before it erases them again" ;;
+    mount) printf '%s\n' "fix the cause, then bash -p $0 resumes at the mount phase (what is mounted stays mounted)" ;;
+    detach) printf '%s\n' "the detached run did not start, and nothing was erased by this run: bash -p $0 runs it again" ;;
+    *) printf '%s\n' "fix the cause, then bash -p $0 resumes at the $CURRENT_PHASE phase; --list-phases and --from PHASE choose another" ;;
+  esac
 }
 
 usage() {
   cat <<'USAGE'
-Usage: bash kexec-install.sh [--yes] [--dry-run] [--from PHASE | --only PHASE] [--list-phases]
+Usage: bash -p kexec-install.sh [--yes] [--dry-run] [--from PHASE | --only PHASE] [--list-phases]
+       bash -p kexec-install.sh --attach
   --yes            do not ask before erasing the disks
   --dry-run        print every command that would change the machine; change nothing
   --from PHASE     start at PHASE and run the ones after it (resume after a failure)
   --only PHASE     run PHASE alone
   --list-phases    print the phases in order
+  --attach         follow the install after a dropped connection (ssh in again, then this)
 Phases: preflight partition format mount configure install finish
 Without --from or --only, a run after a failure resumes after the last finished phase.
+After the question before erasing (and any password), the install goes on
+detached from the SSH session, with its output in /var/log/nixplan-install.log;
+a dropped connection does not stop it, and --attach follows it again.
+bash -p: the environment cannot steer the script.
 USAGE
 }
 
@@ -123,7 +298,7 @@ parse_args() {
       --yes) YES=1 ;;
       --dry-run) DRY_RUN=1 ;;
       --from | --only)
-        [ $# -ge 2 ] || die "$1 needs a phase" "bash kexec-install.sh --list-phases"
+        [ $# -ge 2 ] || die "$1 needs a phase" "bash -p kexec-install.sh --list-phases"
         is_phase "$2" || die "unknown phase: $2" "phases: ${PHASES[*]}"
         if [ "$1" = --from ]; then FROM=$2; else ONLY=$2; fi
         shift
@@ -132,16 +307,22 @@ parse_args() {
         printf '%s\n' "${PHASES[@]}"
         exit 0
         ;;
+      --attach) ATTACH=1 ;;
+      # The run the foreground run starts (detach_from); not for typing.
+      --detached) DETACHED=1 ;;
       -h | --help)
         usage
         exit 0
         ;;
-      *) die "unknown argument: $1" "bash kexec-install.sh --help" ;;
+      *) die "unknown argument: $1" "bash -p kexec-install.sh --help" ;;
     esac
     shift
   done
   if [ -n "$FROM" ] && [ -n "$ONLY" ]; then
-    die "--from and --only exclude each other" "give one of them; bash kexec-install.sh --list-phases lists the phases"
+    die "--from and --only exclude each other" "give one of them; bash -p kexec-install.sh --list-phases lists the phases"
+  fi
+  if [ "$DETACHED" = 1 ] && { [ "$DRY_RUN" = 1 ] || [ "$ATTACH" = 1 ] || [ -z "$FROM$ONLY" ]; }; then
+    die "--detached is for the run kexec-install.sh starts itself" "bash -p kexec-install.sh --help"
   fi
 }
 
@@ -192,14 +373,24 @@ has_line() {
   return 1
 }
 # check_disks: every disk exists as a whole disk, with the identity the spec
-# gives (serial, size), so the wrong disk is never touched.
+# gives (serial, size), so the wrong disk is never touched; and no two names
+# in the spec are one disk (/dev/sda and its /dev/disk/by-id link would make a
+# "mirror" of a partition with itself). lsblk -p names each disk by its
+# kernel device, whatever link it is given.
 check_disks() {
-  local disk type
+  local disk type kernel i
+  local kernels=()
   for disk in "${DISKS[@]}"; do
     type=$(lsblk -dno TYPE "$disk" 2>/dev/null) ||
       die "$disk does not exist on this machine" "lsblk -o NAME,SIZE,MODEL,SERIAL lists the disks; fix disks.devices in the spec"
     # A loop device is accepted too: the tests install onto loop devices.
     [ "$type" = disk ] || [ "$type" = loop ] || die "$disk is a $type, not a whole disk" "name whole disks in disks.devices"
+    kernel=$(lsblk -dnpo NAME "$disk")
+    for ((i = 0; i < ${#kernels[@]}; i++)); do
+      [ "${kernels[i]}" != "$kernel" ] ||
+        die "${DISKS[i]} and $disk are the same disk ($kernel)" "list each disk once in disks.devices, by one name, and render again"
+    done
+    kernels+=("$kernel")
     # An msdos label cannot address beyond 2 TiB: stop before anything is erased.
     if [ "$PARTITION_LABEL" = msdos ] && [ "$(lsblk -dbno SIZE "$disk")" -gt 2199023255552 ]; then
       die "$disk is larger than 2 TiB, which an msdos partition table cannot address" 'set disks.label = "gpt" in the spec and render again'
@@ -227,7 +418,7 @@ check_identity() {
 # clearing them, and with "clear" (the installer, which clears them) the
 # tools to clear them must be here.
 check_disks_free() {
-  local disk mounted members name mountpoint
+  local disk mounted members name mountpoint line unverified
   for disk in "${DISKS[@]}"; do
     mounted=
     while read -r name mountpoint; do
@@ -236,24 +427,38 @@ check_disks_free() {
       fi
     done <<<"$(lsblk -nrpo NAME,MOUNTPOINT "$disk")"
     [ -z "$mounted" ] || die "$disk is in use: $mounted" "unmount it (umount, swapoff) and run again; nothing was changed"
-    members=$(disk_members "$disk")
+    members='' unverified=''
+    while IFS= read -r line; do
+      case "$line" in
+        '') ;;
+        # (escaped, not quoted: mvdan.cc/sh v3.14.1 does not match the
+        # quoted pattern *'(unverified)' where bash does)
+        *\(unverified\)) unverified+="${unverified:+, }${line%\(unverified\)}" ;;
+        *) members+="${members:+, }$line" ;;
+      esac
+    done <<<"$(disk_members "$disk")"
+    if [ -n "$unverified" ]; then
+      say "note: a pool named $POOL is on $unverified; without zpool here it cannot be told whether this install made it, and kexec-install.sh checks that before it erases anything"
+    fi
     if [ -n "$members" ]; then
       if [ "$CLEAR_EXISTING" = 1 ]; then
-        say "$disk holds ${members//$'\n'/, }; the spec allows clearing them (disks.clear_existing)"
+        say "$disk holds $members; the spec allows clearing them (disks.clear_existing)"
         if [ "$1" = clear ]; then
           need_clearing_tools "$members"
         fi
       else
-        die "$disk holds RAID, LVM or ZFS members: ${members//$'\n'/, }" \
-          "the provider's default install is often an md RAID1; to stop and erase it during the install set disks.clear_existing = true in the spec and render again"
+        die "$disk holds RAID, LVM or ZFS members: $members" \
+          "the provider's default install is often an md RAID1, and a pool's name says nothing about who made it; to stop and erase them during the install set disks.clear_existing = true in the spec and render again"
       fi
     fi
   done
 }
 
 # disk_members DISK prints the md, LVM and ZFS members and arrays on a disk,
-# except the members of the pool this spec creates (OWN_POOL): those are an
-# earlier install of this bundle, which a repair or a new start may meet.
+# one DEVICE(KIND) a line, except the members of the pool this install made
+# (an earlier run of this storage plan, which a repair or a new start meets).
+# A member of a pool named like the spec's whose maker cannot be told (no
+# zpool here) is printed as DEVICE(unverified).
 disk_members() {
   local name kind
   while read -r name kind; do
@@ -263,13 +468,50 @@ disk_members() {
   done <<<"$(lsblk -nrpo NAME,TYPE "$1")"
   local label
   while read -r name kind label; do
-    if [ "$kind" = zfs_member ] && [ -n "$OWN_POOL" ] && [ "$label" = "$OWN_POOL" ]; then
-      continue
+    if [ "$kind" = zfs_member ] && [ -n "$POOL" ] && [ "$label" = "$POOL" ]; then
+      case "$(pool_maker "$name")" in
+        this) continue ;;
+        unknown)
+          printf '%s(unverified)\n' "$name"
+          continue
+          ;;
+      esac
     fi
     case "$kind" in
       linux_raid_member | LVM2_member | zfs_member) printf '%s(%s)\n' "$name" "$kind" ;;
     esac
   done <<<"$(lsblk -nrpo NAME,FSTYPE,LABEL "$1")"
+}
+
+# pool_maker DEVICE says who made the pool named $POOL that DEVICE belongs
+# to: "this" install when the pool's comment, which zpool create wrote into
+# the label of every member, is $POOL_COMMENT; "other" when it is not;
+# "unknown" without zpool. `zpool import -d DEVICE` lists the exported pool
+# on DEVICE without importing it, with a "comment: TEXT" line (openzfs/zfs
+# zfs-2.1.5 6c3c5fc and 2.2, cmd/zpool/zpool_main.c, show_import); a pool
+# that is imported shows it in `zpool get -H -o value comment POOL`.
+pool_maker() {
+  command -v zpool >/dev/null || {
+    echo unknown
+    return 0
+  }
+  local key value name='' comment=''
+  if zpool list -H -o name "$POOL" >/dev/null 2>&1; then
+    name=$POOL
+    comment=$(zpool get -H -o value comment "$POOL")
+  else
+    while read -r key value; do
+      case "$key" in
+        pool:) name=$value ;;
+        comment:) comment=$value ;;
+      esac
+    done <<<"$(zpool import -d "$1" 2>/dev/null)"
+  fi
+  if [ "$name" = "$POOL" ] && [ "$comment" = "$POOL_COMMENT" ]; then
+    echo this
+  else
+    echo other
+  fi
 }
 
 # need_clearing_tools MEMBERS: the tools that stop and clear these members
@@ -423,64 +665,71 @@ check_installer() {
   say "this installer has ZFS ${zfs_version%%-*}"
 }
 
-# Checks that stop before anything changes, then shows what will be erased
-# and asks for consent.
-phase_preflight() {
-  [ "$(id -u)" = 0 ] || die "run this as root" "ssh root@$SERVER_IPV4, then: bash /root/kexec-install.sh"
+# identity_checks: this is the right system (root, the NixOS installer with
+# the tools the layout needs), the right machine (its address and MAC, the
+# interface name, gateway, disks and their identity, firmware) and the
+# reviewed bundle (SHA256SUMS). Every run goes through them first, whatever
+# --from, --only or the progress record says, and they change nothing.
+identity_checks() {
+  say "checking that this is the installer on the machine of $HOST_NAME, with the reviewed bundle"
+  # The right system.
+  [ "$(id -u)" = 0 ] || die "run this as root" "ssh root@$SERVER_IPV4, then: bash -p /root/kexec-install.sh"
   if ! os_is_nixos; then
     die "this is not the NixOS installer" "run rescue-bootstrap.sh in the rescue system first; it boots the installer"
   fi
-
   local tool
   for tool in "${NEEDED_TOOLS[@]}"; do
     command -v "$tool" >/dev/null || die "$tool is missing from this installer" "use the installer image named in the spec"
   done
+  # What the plan assumed of the installer image: its Nix and ZFS.
   check_installer
 
+  # The right machine.
+  check_address
+  check_interface_name
+  check_gateway
+  check_disks
+  check_firmware
+
+  # The reviewed bundle.
+  check_bundle
+}
+
+# state_checks: the machine is ready to be erased. A legitimate resume fails
+# them (its /mnt is mounted, its pool imported), so they belong to the
+# preflight phase only.
+state_checks() {
   # A run that got further before: say how to resume, before the disk checks
   # report its mounts as "in use".
   if is_mounted /mnt; then
     die "/mnt is already mounted" \
       "a previous run got past the mount phase: resume with --from configure" \
-      "or start over: umount -R /mnt; zpool export $POOL; bash kexec-install.sh --from preflight"
+      "or start over: umount -R /mnt; zpool export $POOL; bash -p kexec-install.sh --from preflight"
   fi
   if zpool list -H -o name "$POOL" >/dev/null 2>&1; then
     die "a pool named $POOL is already imported" "zpool export $POOL, then run this again"
   fi
-
-  check_address
-  check_interface_name
-  check_gateway
-  check_disks
   check_disks_free clear
-  check_firmware
+}
 
-  # The bundle beside this script must be the reviewed one.
-  local dir
-  dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-  if [ -f "$dir/SHA256SUMS" ]; then
-    (cd "$dir" && sha256sum --quiet --check --ignore-missing SHA256SUMS) ||
-      die "the bundle beside this script does not match its SHA256SUMS" "copy the bundle again from the reviewed commit"
-    say "bundle files beside this script match SHA256SUMS"
-  else
-    say "note: no SHA256SUMS beside this script, so the bundle's integrity is not checked"
-  fi
-  # nixos-install downloads from the channel and the binary cache: do not
-  # erase a disk for an install that cannot download anything.
+# check_downloads: nixos-install downloads from the channel and the binary
+# cache: do not erase a disk for an install that cannot download anything.
+check_downloads() {
   local url
   for url in "$CHANNEL_URL" https://cache.nixos.org/nix-cache-info; do
     curl --silent --show-error --fail --location --head --max-time 20 --output /dev/null "$url" ||
       die "cannot reach $url; nixos-install would fail after the erase" \
         "check the network (ip route, /etc/resolv.conf); nothing was changed"
   done
+}
 
-  evaluate_target
-
+# ask_consent shows what will be erased and asks for the host name.
+ask_consent() {
   say ""
   say "These disks will be ERASED, with every partition, filesystem, RAID and pool on them:"
   local disk members
   for disk in "${DISKS[@]}"; do
-    lsblk -o NAME,SIZE,TYPE,FSTYPE,LABEL,MODEL,SERIAL "$disk"
+    say "$(lsblk -o NAME,SIZE,TYPE,FSTYPE,LABEL,MODEL,SERIAL "$disk")"
     members=$(disk_members "$disk")
     if [ -n "$members" ]; then
       say "  will be stopped and cleared first: ${members//$'\n'/, }"
@@ -496,16 +745,26 @@ phase_preflight() {
     if ! read -r answer; then
       die "no answer; nothing was changed" "run it in a terminal, or pass --yes"
     fi
+    log_copy "Type the host name ($HOST_NAME) to erase them and install NixOS: $answer"
     [ "$answer" = "$HOST_NAME" ] || die "you typed '$answer', not '$HOST_NAME'; nothing was changed" \
       "run it again and type $HOST_NAME exactly to erase the disks listed above"
   fi
   CONSENTED=1
 }
 
+# The checks that stop before anything is erased, then the question.
+phase_preflight() {
+  state_checks
+  check_downloads
+  evaluate_target
+  ask_consent
+}
+
 # fetch_nixpkgs gets the target's nixpkgs once: the channel, which
 # nixos-install then uses as it is.
 fetch_nixpkgs() {
-  if has_line "$NIXPKGS_FETCHED" "$CHANNEL_URL"; then
+  local source=$CHANNEL_URL
+  if has_line "$NIXPKGS_FETCHED" "$source"; then
     say "nixpkgs of $CHANNEL_URL was fetched before: using that copy"
     return 0
   fi
@@ -513,7 +772,7 @@ fetch_nixpkgs() {
   run nix-channel --update
   if [ "$DRY_RUN" = 0 ]; then
     mkdir -p "${NIXPKGS_FETCHED%/*}"
-    printf '%s\n' "$CHANNEL_URL" >"$NIXPKGS_FETCHED"
+    printf '%s\n' "$source" >"$NIXPKGS_FETCHED"
   fi
 }
 
@@ -564,9 +823,9 @@ evaluate_target() {
     write_eval_hardware
   fi
   say "evaluating the NixOS 24.11 system of $HOST_NAME before anything is erased"
-  run nix-instantiate '<nixpkgs/nixos>' -A system -I "nixos-config=$EVAL_DIR/configuration.nix" ||
-    die "the system of $HOST_NAME does not evaluate (see the error above); nothing was changed" \
-      "fix the spec (or configuration.nix) and render the bundle again"
+  RUN_HINT="the system of $HOST_NAME does not evaluate (see the error above); nothing was changed: fix the spec (or configuration.nix) and render the bundle again"
+  run nix-instantiate '<nixpkgs/nixos>' -A system -I "nixos-config=$EVAL_DIR/configuration.nix"
+  RUN_HINT=
   say "the system evaluates"
 }
 
@@ -599,6 +858,21 @@ wait_for_partition() {
     tries=$((tries + 1))
     [ "$tries" -le 20 ] || die "partition $1 did not appear" "lsblk shows what the kernel sees; partprobe may help"
     sleep 0.5
+  done
+}
+
+# check_distinct WHAT DEVICE...: no two of the devices are one kernel device.
+check_distinct() {
+  local what=$1 dev kernel i
+  shift
+  local devs=("$@") kernels=()
+  for dev in "${devs[@]}"; do
+    kernel=$(lsblk -dnpo NAME "$dev")
+    for ((i = 0; i < ${#kernels[@]}; i++)); do
+      [ "${kernels[i]}" != "$kernel" ] ||
+        die "the $what ${devs[i]} and $dev are the same device ($kernel)" "list each disk once in disks.devices, by one name, and render again"
+    done
+    kernels+=("$kernel")
   done
 }
 
@@ -674,27 +948,73 @@ phase_partition() {
 # The boot filesystems, swap, then the root: the ZFS pool with legacy-mounted datasets.
 phase_format() {
   require_consent format
+  # The pool's partitions, each its own kernel device: never a "mirror" of a
+  # partition with itself.
+  [ "$DRY_RUN" = 1 ] || check_distinct "pool partitions" "${POOL_DEVICES[@]}"
   run mkfs.vfat -F 32 -n EFI /dev/nvme0n1p1
   run mkfs.vfat -F 32 -n EFI2 /dev/nvme1n1p1
-  run zpool create -f -o 'ashift=12' -o 'compatibility=openzfs-2.2-linux' -O mountpoint=none "$POOL" mirror "${POOL_DEVICES[@]}"
+  # The comment, in the label of every member, is how a later run (a repair,
+  # a new start) knows this install made the pool: its name says nothing.
+  run zpool create -f -o 'ashift=12' -o 'compatibility=openzfs-2.2-linux' -o comment="$POOL_COMMENT" -O mountpoint=none "$POOL" mirror "${POOL_DEVICES[@]}"
   run zfs create -o mountpoint=legacy rpool/root
   run zfs create -o mountpoint=legacy rpool/root/nixos
   run zfs create -o mountpoint=legacy rpool/home
 }
 
-# Mount the new system under /mnt, parents first. Imports the pool when a
-# resumed run finds it exported.
-phase_mount() {
+# import_own_pool imports the pool this install made, by its numeric id, so
+# that a foreign pool of the same name is never taken for it: the importable
+# pool named $POOL whose comment is $POOL_COMMENT (`zpool import` lists the
+# pools it could import without importing them, each with "pool:", "id:" and,
+# if it has one, "comment:" lines; openzfs/zfs zfs-2.1.5 6c3c5fc,
+# cmd/zpool/zpool_main.c, show_import).
+import_own_pool() {
+  local key value name='' id='' comment='' ids=()
+  while read -r key value; do
+    case "$key" in
+      pool:)
+        if [ "$name" = "$POOL" ] && [ "$comment" = "$POOL_COMMENT" ]; then ids+=("$id"); fi
+        name=$value id='' comment=''
+        ;;
+      id:) id=$value ;;
+      comment:) comment=$value ;;
+    esac
+  done <<<"$(zpool import 2>/dev/null)"
+  if [ "$name" = "$POOL" ] && [ "$comment" = "$POOL_COMMENT" ]; then ids+=("$id"); fi
+  case "${#ids[@]}" in
+    1) ;;
+    0) die "no pool named $POOL made by this install (comment $POOL_COMMENT) can be imported" \
+      "zpool import lists the pools on the disks; a pool of that name without this comment was not made by this storage plan" ;;
+    *) die "several pools named $POOL carry this install's comment: ${ids[*]}" "import the right one by hand (zpool import -f -N ID), then resume with --from configure" ;;
+  esac
   # -f: a pool the installed system used was never exported (a repair).
-  zpool list -H -o name "$POOL" >/dev/null 2>&1 || run zpool import -f -N "$POOL"
+  run zpool import -f -N "${ids[0]}"
+}
+
+# Mount the new system under /mnt, parents first, and turn the new swap on:
+# nixos-install builds in this machine's memory. Imports this install's pool
+# when a resumed run finds it exported, and refuses a pool of the name that
+# this install did not make. What is mounted already stays, so a failed
+# mount phase can run again.
+phase_mount() {
+  if zpool list -H -o name "$POOL" >/dev/null 2>&1; then
+    local comment
+    comment=$(zpool get -H -o value comment "$POOL")
+    [ "$comment" = "$POOL_COMMENT" ] ||
+      die "the imported pool $POOL has the comment '$comment', not this install's $POOL_COMMENT: this install did not make it" \
+        "zpool export $POOL; a repair mounts the pool this storage plan made"
+  elif [ "$DRY_RUN" = 1 ]; then
+    say "would import the pool $POOL whose comment is $POOL_COMMENT"
+  else
+    import_own_pool
+  fi
   run mkdir -p /mnt
-  run mount -t zfs rpool/root/nixos /mnt
+  is_mounted /mnt || run mount -t zfs rpool/root/nixos /mnt
   run mkdir -p /mnt/boot
-  run mount -t vfat /dev/nvme0n1p1 /mnt/boot
+  is_mounted /mnt/boot || run mount -t vfat /dev/nvme0n1p1 /mnt/boot
   run mkdir -p /mnt/boot-2
-  run mount -t vfat /dev/nvme1n1p1 /mnt/boot-2
+  is_mounted /mnt/boot-2 || run mount -t vfat /dev/nvme1n1p1 /mnt/boot-2
   run mkdir -p /mnt/home
-  run mount -t zfs rpool/home /mnt/home
+  is_mounted /mnt/home || run mount -t zfs rpool/home /mnt/home
 }
 
 require_mnt() {
@@ -726,9 +1046,9 @@ phase_configure() {
   network_nix "$mac"
 
   local dir
-  dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  dir=$(script_dir)
   run mkdir -p /mnt/etc/nixos/nixplan-bundle
-  run cp "${BASH_SOURCE[0]}" /mnt/etc/nixos/nixplan-bundle/
+  run cp "$dir/$SCRIPT_NAME" /mnt/etc/nixos/nixplan-bundle/
   if [ -f "$dir/SHA256SUMS" ]; then
     run cp "$dir/SHA256SUMS" /mnt/etc/nixos/nixplan-bundle/
   fi
@@ -868,9 +1188,13 @@ write_configuration() {
 NIXPLAN_CONFIGURATION_NIX
 }
 
-# The installer has no channel: add the release's, then install. SSH host
+# The installer has no channel: use the one the evaluation fetched (the release's), or fetch it now, then install, and subscribe the
+# installed system to it (its activation adds the release's channel when
+# /root/.nix-channels is missing: nixpkgs nixos/modules/config/nix-channel.nix,
+# system.activationScripts.nix-channel). SSH host
 # keys are made here so their fingerprints can be checked at the first login.
-# Root gets no password unless the spec asks for one for the console.
+# Root gets no password unless the spec asks for one for the console, which
+# the foreground run asked before it detached.
 phase_install() {
   require_mnt
   run mkdir -p /mnt/etc/ssh
@@ -883,9 +1207,18 @@ phase_install() {
   # The channel the evaluation used, unless this run is the first to need it.
   fetch_nixpkgs
   run nixos-install --root /mnt --no-root-passwd
+  run mkdir -p -m 700 /mnt/root
+  printf '%s nixos\n' "$CHANNEL_URL" | write_file /mnt/root/.nix-channels
   if [ "$CONSOLE_PASSWORD" = 1 ]; then
-    say "Set root's password for the KVM console (it is not stored anywhere else):"
-    run nixos-enter --root /mnt -c 'passwd root'
+    if [ "$DRY_RUN" = 1 ]; then
+      say "would set root's password for the KVM console (asked before the install detaches)"
+    else
+      [ -f "$PASSWORD_FILE" ] ||
+        die "no console password was given to this run" "bash -p $0 --from install asks for it before the install detaches"
+      say "setting root's password for the KVM console (it is stored nowhere else)"
+      run nixos-enter --root /mnt -c chpasswd <"$PASSWORD_FILE"
+      rm -f "$PASSWORD_FILE"
+    fi
   fi
 }
 
@@ -917,64 +1250,253 @@ phase_finish() {
   say "     (ssh-keygen -R $SERVER_IPV4 removes the installer's entry) and ssh root@$SERVER_IPV4"
 }
 
-# record_phase PHASE notes that PHASE finished.
+# read_progress sets RECORDED_PLAN, RECORDED_BUNDLE and LAST_PHASE from the
+# progress record, or empties them.
+read_progress() {
+  RECORDED_PLAN='' RECORDED_BUNDLE='' LAST_PHASE=''
+  [ -f "$PROGRESS" ] || return 0
+  local key value
+  while read -r key value; do
+    case "$key" in
+      storage-plan) RECORDED_PLAN=$value ;;
+      bundle) RECORDED_BUNDLE=$value ;;
+      phase) LAST_PHASE=$value ;;
+    esac
+  done <"$PROGRESS"
+}
+
+# record_phase PHASE notes that PHASE finished. The preflight phase starts a
+# new record, which names the storage plan and the bundle first.
 record_phase() {
   [ "$DRY_RUN" = 0 ] || return 0
   mkdir -p "${PROGRESS%/*}"
-  printf '%s\n' "$1" >>"$PROGRESS"
+  if [ "$1" = preflight ] || [ ! -f "$PROGRESS" ]; then
+    printf 'storage-plan %s\nbundle %s\n' "$STORAGE_PLAN" "$BUNDLE" >"$PROGRESS"
+  fi
+  printf 'phase %s\n' "$1" >>"$PROGRESS"
 }
 
-# last_phase prints the last phase a previous run finished, if any.
-last_phase() {
-  if [ -f "$PROGRESS" ]; then
-    tail -n 1 <"$PROGRESS"
+# plan_phases sets RUN_PHASES from --from or --only, or else from the
+# progress record: a run after a failure resumes after the last finished
+# phase. A record of another storage plan is never resumed.
+plan_phases() {
+  read_progress
+  if [ -f "$PROGRESS" ] && [ "$FROM" != preflight ] && [ "$ONLY" != preflight ]; then
+    [ "$RECORDED_PLAN" = "$STORAGE_PLAN" ] ||
+      die "$PROGRESS records a run of another storage plan (${RECORDED_PLAN:-none named}, bundle ${RECORDED_BUNDLE:-unknown}) than this bundle's ($STORAGE_PLAN): it is never resumed" \
+        "to start over, which erases the disks again after asking: bash -p $0 --from preflight"
+    if [ "$RECORDED_BUNDLE" != "$BUNDLE" ]; then
+      say "note: $PROGRESS was written by the bundle of $RECORDED_BUNDLE; this one, $BUNDLE, has the same storage plan"
+    fi
   fi
+  local first=${FROM:-preflight} p found=0 next=''
+  if [ -z "$FROM" ] && [ -z "$ONLY" ] && [ -n "$LAST_PHASE" ]; then
+    for p in "${PHASES[@]}"; do
+      if [ "$found" = 1 ]; then
+        next=$p
+        break
+      fi
+      [ "$p" = "$LAST_PHASE" ] && found=1
+    done
+    [ -n "$next" ] || die "a previous run finished every phase" \
+      "to install again from the start, erasing the disks again after asking: bash -p $0 --from preflight"
+    case "$next" in
+      partition | format)
+        # Erasing needs the consent of this run: start again at preflight.
+        say "a previous run stopped before the disks were ready; starting again at preflight"
+        ;;
+      *)
+        say "a previous run finished the $LAST_PHASE phase; resuming at $next (--from preflight starts over)"
+        first=$next
+        ;;
+    esac
+  fi
+  RUN_PHASES=()
+  if [ -n "$ONLY" ]; then
+    RUN_PHASES=("$ONLY")
+    return 0
+  fi
+  found=0
+  for p in "${PHASES[@]}"; do
+    [ "$p" = "$first" ] && found=1
+    [ "$found" = 0 ] || RUN_PHASES+=("$p")
+  done
+}
+
+# planned PHASE: this run goes through PHASE.
+planned() {
+  local p
+  for p in "${RUN_PHASES[@]}"; do
+    [ "$p" != "$1" ] || return 0
+  done
+  return 1
+}
+
+# run_phases runs RUN_PHASES in order. Outside --dry-run, the foreground run
+# goes on detached from the session before the first phase after preflight.
+run_phases() {
+  local i
+  for ((i = 0; i < ${#RUN_PHASES[@]}; i++)); do
+    if [ "${RUN_PHASES[i]}" != preflight ] && [ "$DRY_RUN" = 0 ] && [ "$DETACHED" = 0 ]; then
+      detach_from "${RUN_PHASES[i]}" # does not return
+    fi
+    begin_phase "${RUN_PHASES[i]}"
+    "phase_${RUN_PHASES[i]}"
+    record_phase "${RUN_PHASES[i]}"
+  done
+}
+
+# read_inputs: everything the operator types is asked in the foreground,
+# before the install detaches; the detached run never reads a terminal.
+read_inputs() {
+  if [ "$CONSOLE_PASSWORD" = 1 ] && planned install; then
+    local password again
+    printf 'Root password for the KVM console (stored nowhere but the installed system): '
+    read -rs password || die "no password given; nothing was erased by this question" "run it in a terminal: ssh.console_password asks for one"
+    printf '\nAgain: '
+    read -rs again || die "no password given" "run it in a terminal: ssh.console_password asks for one"
+    printf '\n'
+    [ -n "$password" ] || die "the password is empty" "run it again and type a password"
+    [ "$password" = "$again" ] || die "the two passwords differ" "run it again and type the same password twice"
+    : >"$PASSWORD_FILE"
+    chmod 600 "$PASSWORD_FILE"
+    printf 'root:%s\n' "$password" >"$PASSWORD_FILE"
+  fi
+}
+
+# detach_from PHASE: the rest of the run, from PHASE on, goes on without the
+# SSH session, so that a dropped connection cannot stop a phase half-way. The
+# script runs again under setsid, in a session of its own without a terminal,
+# reading nothing and writing to the log; it takes the lock over from this
+# run, which wrote the handoff (its PID, the phases, the consent) into it.
+# This run follows the log until that run ends and exits with its status.
+detach_from() {
+  local mode=--from
+  [ -z "$ONLY" ] || mode=--only
+  read_inputs
+  begin_phase detach
+  say "the install goes on detached from this session, its output in $LOG"
+  say "if the connection drops, it goes on: ssh root@$SERVER_IPV4, then bash -p $0 --attach follows it again"
+  local consent=-
+  [ "$CONSENTED" = 0 ] || consent=consented
+  printf '%s %s %s %s\n' "$BASHPID" "$mode" "$1" "$consent" >"$LOCK/handoff"
+  rm -f "$EXIT_STATUS_FILE"
+  local offset
+  offset=$(wc -c <"$LOG")
+  setsid --fork bash -p "$(script_dir)/$SCRIPT_NAME" --detached "$mode" "$1" </dev/null >>"$LOG" 2>&1 ||
+    die "cannot start the detached run (setsid failed)" "bash -p $0 $mode $1 tries again"
+  follow_detached "$offset"
+}
+
+# take_over_lock: the detached run takes the lock from the run that started
+# it, whose handoff must name this run's phases; its consent comes along.
+take_over_lock() {
+  local pid mode phase consent
+  [ -f "$LOCK/handoff" ] || die "--detached is for the run kexec-install.sh starts itself, and no run handed over" "bash -p $0 --help"
+  read -r pid mode phase consent <"$LOCK/handoff"
+  read_lock_owner
+  if [ "$pid" != "$OWNER_PID" ] || [ "$mode $phase" != "${FROM:+--from $FROM}${ONLY:+--only $ONLY}" ]; then
+    die "the lock's handoff ($mode $phase from run $pid) is not for this run" "bash -p $0 --attach shows what runs"
+  fi
+  HOLDS_LOCK=1
+  rm -f "$LOCK/handoff"
+  printf '%s %s\n' "$BASHPID" "$OWNER_STARTED" >"$LOCK/owner"
+  [ "$consent" != consented ] || CONSENTED=1
+  say "detached from the session of run $pid; this is run $BASHPID"
+}
+
+# follow_detached OFFSET prints the log from byte OFFSET on while the
+# detached run holds the lock, then ends with that run's exit status.
+follow_detached() {
+  local tries=0 start=$(($1 + 1))
+  while [ ! -f "$EXIT_STATUS_FILE" ]; do
+    read_lock_owner
+    if [ -n "$OWNER_PID" ] && [ "$OWNER_PID" != "$BASHPID" ]; then
+      break
+    fi
+    tries=$((tries + 1))
+    [ "$tries" -le 300 ] || die "the detached run did not start within 30 seconds" "$LOG says why; bash -p $0 runs it again"
+    sleep 0.1
+  done
+  # The lock is the detached run's now, or gone with it; from here on this
+  # run only follows, and a hang-up that ends it is no error of the install.
+  HOLDS_LOCK=0 REPORTED=1 LOG_COPY=
+  if [ -f "$EXIT_STATUS_FILE" ]; then
+    tail -c "+$start" <"$LOG"
+  else
+    tail -c "+$start" -f -s 0.2 --pid="$OWNER_PID" <"$LOG"
+  fi
+  end_with_detached_status
+}
+
+# end_with_detached_status exits with the detached run's status, which it
+# reported itself in the log.
+end_with_detached_status() {
+  local status=''
+  if [ -f "$EXIT_STATUS_FILE" ]; then
+    read -r status <"$EXIT_STATUS_FILE" || true
+  fi
+  REPORTED=1
+  case "$status" in
+    0) exit 0 ;;
+    '') die "the detached run ended without an exit status (it was killed?)" "$LOG shows how far it got; bash -p $0 resumes there" ;;
+    *)
+      printf '%s: the detached run ended with exit status %s; %s has its output\n' "$SCRIPT_NAME" "$status" "$LOG" >&2
+      exit "$status"
+      ;;
+  esac
+}
+
+# attach follows the detached run after a dropped connection; it changes
+# nothing. Ctrl-C stops following, not the install.
+attach() {
+  read_lock_owner
+  if [ -n "$OWNER_PID" ] && [ -d "/proc/$OWNER_PID" ]; then
+    say "following the install, run $OWNER_PID (started $OWNER_STARTED); Ctrl-C stops following, not the install"
+    tail -n 40 -f -s 0.2 --pid="$OWNER_PID" <"$LOG"
+  elif [ -f "$LOG" ]; then
+    say "no install is running; the end of $LOG:"
+    tail -n 40 <"$LOG"
+  else
+    die "no install is running and $LOG does not exist: nothing to follow" "bash -p $0 starts the install"
+  fi
+  [ -f "$EXIT_STATUS_FILE" ] || return 0
+  end_with_detached_status
+}
+
+on_exit() {
+  local status=$?
+  report_exit "$status"
+  if [ "$DETACHED" = 1 ]; then
+    printf '%s\n' "$status" >"$EXIT_STATUS_FILE"
+    rm -f "$PASSWORD_FILE"
+  fi
+  release_lock
 }
 
 main() {
   parse_args "$@"
-  if [ -z "$FROM" ] && [ -z "$ONLY" ]; then
-    local last next='' p found=0
-    last=$(last_phase)
-    if [ -n "$last" ]; then
-      for p in "${PHASES[@]}"; do
-        if [ "$found" = 1 ]; then
-          next=$p
-          break
-        fi
-        [ "$p" = "$last" ] && found=1
-      done
-      [ -n "$next" ] || die "a previous run finished every phase" "rm $PROGRESS to start over (it erases the disks again)"
-      case "$next" in
-        partition | format)
-          # Erasing needs the consent of this run: start again at preflight.
-          say "a previous run stopped before the disks were ready; starting again at preflight"
-          next=preflight
-          ;;
-        *) say "a previous run finished the $last phase; resuming at $next (--from preflight starts over)" ;;
-      esac
-      FROM=$next
-    fi
+  if [ "$ATTACH" = 1 ]; then
+    attach
+    return 0
   fi
-  local phase started=0
-  for phase in "${PHASES[@]}"; do
-    if [ -n "$ONLY" ]; then
-      [ "$phase" = "$ONLY" ] || continue
-    elif [ -n "$FROM" ] && [ "$started" = 0 ]; then
-      [ "$phase" = "$FROM" ] || continue
-    fi
-    started=1
-    say "==> $phase"
-    "phase_$phase"
-    record_phase "$phase"
-  done
+  trap on_exit EXIT
+  if [ "$DETACHED" = 1 ]; then
+    take_over_lock
+  elif [ "$DRY_RUN" = 0 ]; then
+    take_lock
+    mkdir -p "${LOG%/*}"
+    LOG_COPY=$LOG
+    log_copy "==== $(date -u '+%Y-%m-%dT%H:%M:%SZ') bash -p $0 $*"
+  fi
+  identity_checks
+  plan_phases
+  # Erasing needs the consent of the same run: the partition and format
+  # phases come after preflight or not at all.
+  if ! planned preflight && { planned partition || planned format; }; then
+    require_consent "${RUN_PHASES[0]}"
+  fi
+  run_phases
 }
 
-# main_logged logs everything, prompts included, to $LOG as well as to the
-# terminal.
-main_logged() {
-  mkdir -p "${LOG%/*}"
-  main "$@" 2>&1 | tee -a "$LOG"
-}
-
-main_logged "$@"
+main "$@"

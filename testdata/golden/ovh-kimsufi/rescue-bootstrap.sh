@@ -8,10 +8,42 @@
 # from, gets and verifies the NixOS kexec installer, and boots into it. It does
 # not touch the disks.
 #
-# Usage: bash rescue-bootstrap.sh [--dry-run] [--accept-hash SHA256]
+# Usage: bash -p rescue-bootstrap.sh [--dry-run] [--accept-hash SHA256]
 #   --dry-run            print every command that would change the machine; change nothing
 #   --accept-hash SHA256 accept a kexec tarball whose hash the spec does not pin
+# bash -p: the environment cannot steer the script (see below).
 set -euo pipefail
+readonly SCRIPT_NAME=rescue-bootstrap.sh
+
+# Nothing in the environment may steer this script. BASH_ENV and ENV name
+# files bash runs before the first line, SHELLOPTS and BASHOPTS set its
+# options, BASH_COMPAT and POSIXLY_CORRECT change how it reads this text, and
+# an exported function (export -f lsblk) takes the place of a command, here
+# and in every bash script this one starts (nixos-install is one). `bash -p`
+# keeps most of them from acting; set or not, they stop the script here,
+# before any check runs a command. /proc/self/environ is the environment bash
+# was started with. CDPATH and GLOBIGNORE would change what cd and globs do:
+# they are dropped.
+unset CDPATH GLOBIGNORE
+steering=
+mapfile -d '' -t environment </proc/self/environ
+for entry in "${environment[@]}"; do
+  case "$entry" in
+    BASH_ENV=* | ENV=* | SHELLOPTS=* | BASHOPTS=* | BASH_COMPAT=* | POSIXLY_CORRECT=*)
+      steering+="${steering:+, }${entry%%=*}"
+      ;;
+    BASH_FUNC_*)
+      entry=${entry#BASH_FUNC_}
+      steering+="${steering:+, }the exported function ${entry%%[%=]*}"
+      ;;
+  esac
+done
+if [ -n "$steering" ]; then
+  printf '%s: error: the environment sets %s, which can change what this script does; nothing was run\n' "$SCRIPT_NAME" "$steering" >&2
+  printf '%s: hint: unset them (unset -f NAME for a function), or start from a clean environment: env -i HOME=/root PATH="%s" bash -p %s\n' "$SCRIPT_NAME" "$PATH" "$0" >&2
+  exit 1
+fi
+unset steering environment entry
 
 readonly HOST_NAME=blog-demo
 readonly SERVER_IPV4=203.0.113.10
@@ -24,8 +56,11 @@ readonly PARTITION_LABEL=msdos
 readonly DISKS=( /dev/sda )
 # 1 when the spec allows clearing RAID, LVM and ZFS members on the disks.
 readonly CLEAR_EXISTING=0
-# The pool this spec creates; its members on the disks are an earlier install.
-readonly OWN_POOL=rpool
+# The pool this spec creates, and the comment zpool create writes into it:
+# a pool of that name with that comment is an earlier install of this storage
+# plan. Both are empty for layouts without a pool.
+readonly POOL=rpool
+readonly POOL_COMMENT=nixplan-7dae668b2514ace1611be6b8
 readonly KEXEC_URL=https://github.com/nix-community/nixos-images/releases/download/nixos-22.11/nixos-kexec-installer-noninteractive-x86_64-linux.tar.gz
 readonly KEXEC_TARBALL=nixos-kexec-installer-noninteractive-x86_64-linux.tar.gz
 # The tarball's sha256 as pinned in the spec; empty when it pins none.
@@ -53,38 +88,155 @@ readonly AUTHORIZED_KEYS=(
   'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHeVFQr7aj20GWUgd2JVHzu4yywDf+VA4xTtVkmOS+Rt operator@laptop'
 )
 
+# The lock that lets one run at a time go on (in memory, like all of /run).
+readonly RUN_DIR=/run/nixplan
+readonly LOCK=$RUN_DIR/rescue-bootstrap.lock
+readonly LOCK_HINT=
+
 DRY_RUN=0
 ACCEPT_HASH=
 TARBALL=
+# 1 when this run downloaded the tarball (rather than found it beside the script).
+DOWNLOADED=0
 PUBLIC_IFACE=
 PUBLIC_MAC=
+CURRENT_PHASE=
+# 1 once an error was printed; 1 while this run holds the lock.
+REPORTED=0
+HOLDS_LOCK=0
+# This script keeps no log: its output is the terminal's.
+LOG_COPY=
+# What run says is safe to do when its command fails, when the phase's hint
+# would not say enough; set just before the command.
+RUN_HINT=
 
-say() { printf '%s\n' "$*"; }
+say() {
+  printf '%s\n' "$*"
+  log_copy "$*"
+}
 
-# die prints an error and any hints, then stops.
-die() {
-  printf 'rescue-bootstrap.sh: error: %s\n' "$1" >&2
+# log_copy LINE appends LINE to the install log when this run's output does
+# not go there already (LOG_COPY is empty then).
+log_copy() {
+  [ -z "$LOG_COPY" ] || printf '%s\n' "$1" >>"$LOG_COPY"
+}
+
+# begin_phase NAME prints the line that starts the phase NAME (nixplan
+# simulate groups commands by it) and remembers it for error messages.
+begin_phase() {
+  CURRENT_PHASE=$1
+  printf '==> %s\n' "$1"
+  log_copy "==> $1"
+}
+
+# report MESSAGE [HINT...] prints an error and its hints.
+report() {
+  REPORTED=1
+  printf '%s: error: %s\n' "$SCRIPT_NAME" "$1" >&2
+  log_copy "$SCRIPT_NAME: error: $1"
   shift
   local hint
   for hint in "$@"; do
-    printf 'rescue-bootstrap.sh: hint: %s\n' "$hint" >&2
+    printf '%s: hint: %s\n' "$SCRIPT_NAME" "$hint" >&2
+    log_copy "$SCRIPT_NAME: hint: $hint"
   done
+}
+
+# die MESSAGE [HINT...] prints an error and its hints, then stops.
+die() {
+  report "$@"
   exit 1
 }
 
 # run executes a command that changes the machine; with --dry-run it only
-# prints it.
+# prints it. A failure stops the script with the phase, the command, its exit
+# status and what is safe to run next (RUN_HINT, when the caller set one).
 run() {
   if [ "$DRY_RUN" = 1 ]; then
     say "would run: $*"
     return 0
   fi
-  "$@"
+  local status=0
+  "$@" || status=$?
+  [ "$status" = 0 ] || die "${CURRENT_PHASE:-the checks before the first phase} failed: $* (exit $status)" "${RUN_HINT:-$(after_failure_hint)}"
+}
+
+# report_exit STATUS, from the EXIT trap: a command outside run failed under
+# set -e, and nothing has said so yet.
+report_exit() {
+  if [ "$1" != 0 ] && [ "$REPORTED" = 0 ]; then
+    report "${CURRENT_PHASE:-the checks before the first phase} failed (exit $1); the output above says which command" "$(after_failure_hint)"
+  fi
+}
+
+# script_dir prints the folder this script is in.
+script_dir() {
+  cd "$(dirname "${BASH_SOURCE[0]}")" >/dev/null && pwd
+}
+
+# check_bundle: the files beside this script are the reviewed bundle.
+check_bundle() {
+  local dir
+  dir=$(script_dir)
+  if [ -f "$dir/SHA256SUMS" ]; then
+    (cd "$dir" && sha256sum --quiet --check --ignore-missing SHA256SUMS) ||
+      die "the bundle beside this script does not match its SHA256SUMS" "copy the bundle again from the reviewed commit"
+    say "bundle files beside this script match SHA256SUMS"
+  else
+    say "note: no SHA256SUMS beside this script, so the bundle's integrity is not checked"
+  fi
+}
+
+# One run at a time. The lock is a folder (mkdir makes it or fails, at once)
+# holding the PID and start time of the run that holds it; that run removes
+# it when it ends. /run is in memory, so a reboot forgets it; a lock whose
+# run is gone (killed) is taken over.
+
+# read_lock_owner sets OWNER_PID and OWNER_STARTED from the lock, or empties them.
+read_lock_owner() {
+  OWNER_PID='' OWNER_STARTED=''
+  if [ -f "$LOCK/owner" ]; then
+    read -r OWNER_PID OWNER_STARTED <"$LOCK/owner" || true
+  fi
+}
+
+take_lock() {
+  mkdir -p "$RUN_DIR"
+  if ! mkdir "$LOCK" 2>/dev/null; then
+    read_lock_owner
+    if [ -z "$OWNER_PID" ] || [ -d "/proc/$OWNER_PID" ]; then
+      die "another run of $SCRIPT_NAME holds the lock $LOCK: PID ${OWNER_PID:-unknown}, started ${OWNER_STARTED:-a moment ago}" \
+        "wait for it to end${LOCK_HINT:+ ($LOCK_HINT)}; if no such run is left, rm -r $LOCK and run this again"
+    fi
+    say "note: run $OWNER_PID (started $OWNER_STARTED) is gone but left its lock; taking it over"
+    rm -rf "$LOCK"
+    mkdir "$LOCK" || die "cannot make the lock $LOCK" "rm -r $LOCK and run this again"
+  fi
+  HOLDS_LOCK=1
+  printf '%s %s\n' "$BASHPID" "$(date -u '+%Y-%m-%dT%H:%M:%SZ')" >"$LOCK/owner"
+}
+
+# release_lock removes the lock if this run holds it.
+release_lock() {
+  [ "$HOLDS_LOCK" = 1 ] || return 0
+  HOLDS_LOCK=0
+  read_lock_owner
+  if [ "$OWNER_PID" = "$BASHPID" ]; then
+    rm -rf "$LOCK"
+  fi
+}
+
+# after_failure_hint says what is safe to run after a failure.
+after_failure_hint() {
+  case "$CURRENT_PHASE" in
+    keys) printf '%s\n' "without one of the spec's keys in /root/.ssh/authorized_keys you would be locked out after the kexec: fix what failed and run bash -p $0 again" ;;
+    *) printf '%s\n' "nothing on the disks was changed: fix the cause and run bash -p $0 again" ;;
+  esac
 }
 
 usage() {
   cat <<'USAGE'
-Usage: bash rescue-bootstrap.sh [--dry-run] [--accept-hash SHA256]
+Usage: bash -p rescue-bootstrap.sh [--dry-run] [--accept-hash SHA256]
   --dry-run            print every command that would change the machine; change nothing
   --accept-hash SHA256 accept a kexec tarball whose hash the spec does not pin
 USAGE
@@ -103,14 +255,10 @@ parse_args() {
         usage
         exit 0
         ;;
-      *) die "unknown argument: $1" "bash rescue-bootstrap.sh --help" ;;
+      *) die "unknown argument: $1" "bash -p rescue-bootstrap.sh --help" ;;
     esac
     shift
   done
-}
-
-script_dir() {
-  cd "$(dirname "${BASH_SOURCE[0]}")" && pwd
 }
 
 
@@ -153,14 +301,24 @@ has_line() {
   return 1
 }
 # check_disks: every disk exists as a whole disk, with the identity the spec
-# gives (serial, size), so the wrong disk is never touched.
+# gives (serial, size), so the wrong disk is never touched; and no two names
+# in the spec are one disk (/dev/sda and its /dev/disk/by-id link would make a
+# "mirror" of a partition with itself). lsblk -p names each disk by its
+# kernel device, whatever link it is given.
 check_disks() {
-  local disk type
+  local disk type kernel i
+  local kernels=()
   for disk in "${DISKS[@]}"; do
     type=$(lsblk -dno TYPE "$disk" 2>/dev/null) ||
       die "$disk does not exist on this machine" "lsblk -o NAME,SIZE,MODEL,SERIAL lists the disks; fix disks.devices in the spec"
     # A loop device is accepted too: the tests install onto loop devices.
     [ "$type" = disk ] || [ "$type" = loop ] || die "$disk is a $type, not a whole disk" "name whole disks in disks.devices"
+    kernel=$(lsblk -dnpo NAME "$disk")
+    for ((i = 0; i < ${#kernels[@]}; i++)); do
+      [ "${kernels[i]}" != "$kernel" ] ||
+        die "${DISKS[i]} and $disk are the same disk ($kernel)" "list each disk once in disks.devices, by one name, and render again"
+    done
+    kernels+=("$kernel")
     # An msdos label cannot address beyond 2 TiB: stop before anything is erased.
     if [ "$PARTITION_LABEL" = msdos ] && [ "$(lsblk -dbno SIZE "$disk")" -gt 2199023255552 ]; then
       die "$disk is larger than 2 TiB, which an msdos partition table cannot address" 'set disks.label = "gpt" in the spec and render again'
@@ -188,7 +346,7 @@ check_identity() {
 # clearing them, and with "clear" (the installer, which clears them) the
 # tools to clear them must be here.
 check_disks_free() {
-  local disk mounted members name mountpoint
+  local disk mounted members name mountpoint line unverified
   for disk in "${DISKS[@]}"; do
     mounted=
     while read -r name mountpoint; do
@@ -197,24 +355,38 @@ check_disks_free() {
       fi
     done <<<"$(lsblk -nrpo NAME,MOUNTPOINT "$disk")"
     [ -z "$mounted" ] || die "$disk is in use: $mounted" "unmount it (umount, swapoff) and run again; nothing was changed"
-    members=$(disk_members "$disk")
+    members='' unverified=''
+    while IFS= read -r line; do
+      case "$line" in
+        '') ;;
+        # (escaped, not quoted: mvdan.cc/sh v3.14.1 does not match the
+        # quoted pattern *'(unverified)' where bash does)
+        *\(unverified\)) unverified+="${unverified:+, }${line%\(unverified\)}" ;;
+        *) members+="${members:+, }$line" ;;
+      esac
+    done <<<"$(disk_members "$disk")"
+    if [ -n "$unverified" ]; then
+      say "note: a pool named $POOL is on $unverified; without zpool here it cannot be told whether this install made it, and kexec-install.sh checks that before it erases anything"
+    fi
     if [ -n "$members" ]; then
       if [ "$CLEAR_EXISTING" = 1 ]; then
-        say "$disk holds ${members//$'\n'/, }; the spec allows clearing them (disks.clear_existing)"
+        say "$disk holds $members; the spec allows clearing them (disks.clear_existing)"
         if [ "$1" = clear ]; then
           need_clearing_tools "$members"
         fi
       else
-        die "$disk holds RAID, LVM or ZFS members: ${members//$'\n'/, }" \
-          "the provider's default install is often an md RAID1; to stop and erase it during the install set disks.clear_existing = true in the spec and render again"
+        die "$disk holds RAID, LVM or ZFS members: $members" \
+          "the provider's default install is often an md RAID1, and a pool's name says nothing about who made it; to stop and erase them during the install set disks.clear_existing = true in the spec and render again"
       fi
     fi
   done
 }
 
 # disk_members DISK prints the md, LVM and ZFS members and arrays on a disk,
-# except the members of the pool this spec creates (OWN_POOL): those are an
-# earlier install of this bundle, which a repair or a new start may meet.
+# one DEVICE(KIND) a line, except the members of the pool this install made
+# (an earlier run of this storage plan, which a repair or a new start meets).
+# A member of a pool named like the spec's whose maker cannot be told (no
+# zpool here) is printed as DEVICE(unverified).
 disk_members() {
   local name kind
   while read -r name kind; do
@@ -224,13 +396,50 @@ disk_members() {
   done <<<"$(lsblk -nrpo NAME,TYPE "$1")"
   local label
   while read -r name kind label; do
-    if [ "$kind" = zfs_member ] && [ -n "$OWN_POOL" ] && [ "$label" = "$OWN_POOL" ]; then
-      continue
+    if [ "$kind" = zfs_member ] && [ -n "$POOL" ] && [ "$label" = "$POOL" ]; then
+      case "$(pool_maker "$name")" in
+        this) continue ;;
+        unknown)
+          printf '%s(unverified)\n' "$name"
+          continue
+          ;;
+      esac
     fi
     case "$kind" in
       linux_raid_member | LVM2_member | zfs_member) printf '%s(%s)\n' "$name" "$kind" ;;
     esac
   done <<<"$(lsblk -nrpo NAME,FSTYPE,LABEL "$1")"
+}
+
+# pool_maker DEVICE says who made the pool named $POOL that DEVICE belongs
+# to: "this" install when the pool's comment, which zpool create wrote into
+# the label of every member, is $POOL_COMMENT; "other" when it is not;
+# "unknown" without zpool. `zpool import -d DEVICE` lists the exported pool
+# on DEVICE without importing it, with a "comment: TEXT" line (openzfs/zfs
+# zfs-2.1.5 6c3c5fc and 2.2, cmd/zpool/zpool_main.c, show_import); a pool
+# that is imported shows it in `zpool get -H -o value comment POOL`.
+pool_maker() {
+  command -v zpool >/dev/null || {
+    echo unknown
+    return 0
+  }
+  local key value name='' comment=''
+  if zpool list -H -o name "$POOL" >/dev/null 2>&1; then
+    name=$POOL
+    comment=$(zpool get -H -o value comment "$POOL")
+  else
+    while read -r key value; do
+      case "$key" in
+        pool:) name=$value ;;
+        comment:) comment=$value ;;
+      esac
+    done <<<"$(zpool import -d "$1" 2>/dev/null)"
+  fi
+  if [ "$name" = "$POOL" ] && [ "$comment" = "$POOL_COMMENT" ]; then
+    echo this
+  else
+    echo other
+  fi
 }
 
 # need_clearing_tools MEMBERS: the tools that stop and clear these members
@@ -312,21 +521,31 @@ check_firmware() {
   fi
 }
 
-# Checks that stop before anything changes: the right system, the right
-# machine (disks, address, firmware), the tools kexec needs, enough memory,
-# an intact bundle. The installer checks the disks again before it wipes.
-preflight() {
-  [ "$(id -u)" = 0 ] || die "run this as root" "ssh root@$SERVER_IPV4, then: bash rescue-bootstrap.sh"
+# identity_checks: this is the right system (root, Linux, the rescue system
+# rather than NixOS), the right machine (its address and MAC, gateway, disks
+# and their identity, firmware) and the reviewed bundle (SHA256SUMS). They
+# change nothing; the installer checks the machine again before it erases.
+identity_checks() {
+  # The right system.
+  [ "$(id -u)" = 0 ] || die "run this as root" "ssh root@$SERVER_IPV4, then: bash -p rescue-bootstrap.sh"
   [ "$(uname -s)" = Linux ] || die "this is not Linux; boot the provider's Debian rescue system"
   if os_is_nixos; then
     die "this is already NixOS, probably the kexec installer" "run kexec-install.sh here instead"
   fi
-
+  # The right machine.
   check_address
   check_gateway
   check_disks
-  check_disks_free look
   check_firmware
+  # The reviewed bundle.
+  check_bundle
+}
+
+# state_checks: the disks are free, and the rescue system can boot the
+# installer (tools, memory, cpio). Installing cpio is the only change
+# preflight may make, last, after every check that could stop the run.
+state_checks() {
+  check_disks_free look
 
   local tool
   for tool in tar gzip sha256sum; do
@@ -347,18 +566,6 @@ preflight() {
     fi
   fi
 
-  local dir
-  dir=$(script_dir)
-  if [ -f "$dir/SHA256SUMS" ]; then
-    (cd "$dir" && sha256sum --quiet --check --ignore-missing SHA256SUMS) ||
-      die "the bundle beside this script does not match its SHA256SUMS" "copy the bundle again from the reviewed commit"
-    say "bundle files beside this script match SHA256SUMS"
-  else
-    say "note: no SHA256SUMS beside this script, so the bundle's integrity is not checked"
-  fi
-
-  # Last, after every check that could stop the run: the only change
-  # preflight may make.
   # kexec/run appends a cpio archive to the installer's initrd; without cpio
   # the server boots to a black screen.
   if ! command -v cpio >/dev/null; then
@@ -385,21 +592,22 @@ ask() {
 install_keys() {
   local file=/root/.ssh/authorized_keys key
   local why="without one of the spec's keys there you would be locked out after the kexec"
-  run mkdir -p /root/.ssh || die "cannot create /root/.ssh" "$why"
-  run chmod 700 /root/.ssh || die "cannot set the mode of /root/.ssh" "$why"
+  # A failure of any of these stops the run (run says which and why).
+  run mkdir -p /root/.ssh
+  run chmod 700 /root/.ssh
   if [ -s "$file" ] && [ -n "$(tail -c 1 <"$file")" ]; then
     # The file does not end in a newline: add one so the next key gets its own line.
-    run append_line "$file" "" || die "cannot write $file" "$why"
+    run append_line "$file" ""
   fi
   for key in "${AUTHORIZED_KEYS[@]}"; do
     if has_line "$file" "$key"; then
       say "key already in $file: ${key:0:40}…"
     else
       say "adding key to $file: ${key:0:40}…"
-      run append_line "$file" "$key" || die "cannot add a key to $file" "$why"
+      run append_line "$file" "$key"
     fi
   done
-  run chmod 600 "$file" || die "cannot set the mode of $file" "$why"
+  run chmod 600 "$file"
   [ "$DRY_RUN" = 0 ] || return 0
   for key in "${COPIED_KEYS[@]}"; do
     if has_line "$file" "$key"; then
@@ -433,6 +641,7 @@ get_tarball() {
         "apt-get install -y curl, or copy $KEXEC_TARBALL beside this script"
     fi
     run mv "$TARBALL.part" "$TARBALL"
+    DOWNLOADED=1
   fi
 
   if [ "$DRY_RUN" = 1 ] && [ ! -f "$TARBALL" ]; then
@@ -449,7 +658,7 @@ get_tarball() {
     say "kexec tarball sha256 accepted on the command line: $actual"
   else
     die "the spec pins no sha256 for the kexec tarball; this one has sha256 $actual" \
-      "compare it with a hash you trust, then run: bash rescue-bootstrap.sh --accept-hash $actual" \
+      "compare it with a hash you trust, then run: bash -p rescue-bootstrap.sh --accept-hash $actual" \
       "or pin it in the spec as kexec.sha256 and render the bundle again"
   fi
 }
@@ -504,8 +713,17 @@ inspect_image() {
   say "kexec/run: ${label:-no NixOS version in its init path}; copies ${prefixes// /*, }* keys"
 }
 
+# Unpack the verified tarball and start the installer. The rescue system
+# runs from memory: a tarball this run downloaded is removed once unpacked,
+# to leave the room to kexec (one shipped beside the script stays, for a rerun).
 boot_installer() {
   run tar -C /root -xzf "$TARBALL"
+  if [ "$DRY_RUN" = 0 ] && [ ! -x /root/kexec/run ]; then
+    die "$TARBALL did not unpack kexec/run" "the tarball is not a nixos-images kexec installer; check kexec.url"
+  fi
+  if [ "$DOWNLOADED" = 1 ]; then
+    run rm -f "$TARBALL"
+  fi
   say ""
   say "Booting into the NixOS installer. The SSH connection will drop; kexec/run"
   say "waits about 6 seconds, then the machine boots NixOS with the same address."
@@ -519,17 +737,28 @@ boot_installer() {
   fi
 }
 
+on_exit() {
+  local status=$?
+  report_exit "$status"
+  release_lock
+}
+
 main() {
   parse_args "$@"
-  say "==> preflight"
-  preflight
-  say "==> keys"
+  trap on_exit EXIT
+  if [ "$DRY_RUN" = 0 ]; then
+    take_lock
+  fi
+  begin_phase preflight
+  identity_checks
+  state_checks
+  begin_phase keys
   install_keys
-  say "==> tarball"
+  begin_phase tarball
   get_tarball
-  say "==> image"
+  begin_phase image
   inspect_image
-  say "==> kexec"
+  begin_phase kexec
   boot_installer
 }
 
