@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nixplan/nixplan/plan"
+	"github.com/nixplan/nixplan/plan/machine"
 	"github.com/nixplan/nixplan/plan/simulate"
 )
 
@@ -21,6 +22,7 @@ func TestSimulateMatchesBash(t *testing.T) {
 		name    string
 		spec    string // TOML text
 		machine string // fixture in testdata/machines; "" for the healthy machine the spec describes
+		edit    func(m *machine.Machine)
 		offline bool
 	}
 	seedSpec := exampleSpec(t)
@@ -37,6 +39,12 @@ func TestSimulateMatchesBash(t *testing.T) {
 		{name: "gpt on big-3tb", spec: exampleSpec(t, `label = "msdos"`, `label = "gpt"`), machine: "big-3tb"},
 		{name: "seed on small-vps", spec: seedSpec, machine: "small-vps"},
 		{name: "seed on hetzner-uefi", spec: seedSpec, machine: "hetzner-uefi"},
+		// A pool named like the spec's that this install did not make: the
+		// rescue system cannot tell without zpool, the installer stops.
+		{name: "seed with a foreign rpool", spec: seedSpec, machine: "ovh-seed", edit: withPool("rpool")},
+		{name: "seed with swap", spec: exampleSpec(t, `boot_size = "511MiB"`, "boot_size = \"511MiB\"\nswap_size = \"4GiB\""), machine: "ovh-seed"},
+		{name: "one disk under two names", machine: "ovh-seed",
+			spec: exampleSpec(t, `devices = ["/dev/sda"]`, `devices = ["/dev/sda", "/dev/disk/by-id/wwn-0x5000cca22cc2a1b2"]`+"\ntopology = \"mirror\"")},
 	}
 	for _, file := range examples(t) {
 		data, err := os.ReadFile(file)
@@ -51,6 +59,9 @@ func TestSimulateMatchesBash(t *testing.T) {
 			m := simulate.HealthyMachine(p)
 			if c.machine != "" {
 				m = loadFixture(t, c.machine)
+			}
+			if c.edit != nil {
+				c.edit(m)
 			}
 			faults := simulate.Faults{Offline: c.offline}
 			sim, err := simulate.Run(p, b, simulate.Options{Machine: m, Faults: faults})

@@ -58,8 +58,10 @@ func TestMain(m *testing.M) {
 // harnessState is what the fake keeps between the stubs' calls.
 type harnessState struct {
 	Fake *simulate.FakeMachine `json:"fake"`
-	// Fail maps a command name to the exit status it returns after recording.
-	Fail map[string]int `json:"fail"`
+	// Fail maps a command name to the exit status it returns after recording;
+	// FailRead does the same for the calls of a command that only read.
+	Fail     map[string]int `json:"fail"`
+	FailRead map[string]int `json:"fail_read"`
 	// Loop: real disk tools are in use; mounts other than ZFS are real.
 	Loop bool `json:"loop"`
 	// StandIns maps the sha256 of a download's stand-in to the sha256 it
@@ -220,6 +222,12 @@ func fakeTool(name string, args []string) int {
 				}
 			}
 		}
+	case "ssh-keygen":
+		// A key pair where the real one would make it, for the later reads.
+		if key := optionAfter(args, "-f"); key != "" && !slices.Contains(args, "-l") {
+			os.WriteFile(key, []byte("nixplan harness: a stand-in for a private host key\n"), 0o600)
+			os.WriteFile(key+".pub", []byte("ssh-"+optionAfter(args, "-t")+" AAAAharness-host-key "+optionAfter(args, "-C")+"\n"), 0o644)
+		}
 	case "nixos-generate-config":
 		if !simulate.ChangesMachine(argv) {
 			break // --show-hardware-config: the fake printed it
@@ -233,6 +241,10 @@ func fakeTool(name string, args []string) int {
 		code = c
 		fmt.Fprintf(os.Stderr, "%s: failed (harness fault)\n", name)
 	}
+	if c, ok := st.FailRead[filepath.Base(name)]; ok && !simulate.ChangesMachine(argv) {
+		code = c
+		fmt.Fprintf(os.Stderr, "%s: failed (harness fault)\n", name)
+	}
 	st.Fake.Machine = nil
 	out, _ := json.Marshal(st)
 	if err := os.WriteFile(statePath, out, 0o644); err != nil {
@@ -240,6 +252,16 @@ func fakeTool(name string, args []string) int {
 		return 99
 	}
 	return code
+}
+
+// optionAfter returns the argument after the option name, or "".
+func optionAfter(args []string, name string) string {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == name {
+			return args[i+1]
+		}
+	}
+	return ""
 }
 
 // realTools are the utilities the scripts may run for real under the harness.
@@ -307,7 +329,7 @@ func newHarness(t *testing.T, specText string, m *machine.Machine) *harness {
 	}
 	p, b := renderText(t, "host.toml", specText)
 	h := &harness{t: t, dir: t.TempDir(), machine: m, plan: p, bundle: b}
-	h.state = harnessState{Fake: simulate.NewFakeMachine(m), Fail: map[string]int{}, StandIns: map[string]string{}}
+	h.state = harnessState{Fake: simulate.NewFakeMachine(m), Fail: map[string]int{}, FailRead: map[string]int{}, StandIns: map[string]string{}}
 	// What the installer's nix --version and zfs version report (unused in the rescue system).
 	h.state.Fake.Versions = simulate.InstallerVersions(p)
 	if p.Nixpkgs.Pinned {
@@ -427,12 +449,17 @@ func (h *harness) setup(loop bool) string {
 	bind(filepath.Join(h.dir, "files/proc/meminfo"), "/proc/meminfo")
 	bind(filepath.Join(h.dir, "files/sys/class/net"), "/sys/class/net")
 	bind(filepath.Join(h.dir, "files/sys/firmware"), "/sys/firmware")
-	for _, from := range sortedKeys(harnessDirs) {
-		bind(filepath.Join(h.dir, from), harnessDirs[from])
-	}
 	if h.premountMnt {
 		fmt.Fprintf(&mounts, "/usr/bin/mount -t tmpfs nixplan-fake /mnt\n")
 	}
+	// /run last: mount(8) keeps notes in /run/mount, which would otherwise
+	// land in the harness's folder.
+	for _, from := range sortedKeys(harnessDirs) {
+		if from != "run" {
+			bind(filepath.Join(h.dir, from), harnessDirs[from])
+		}
+	}
+	bind(filepath.Join(h.dir, "run"), "/run")
 	data, _ := json.Marshal(h.state)
 	if err := os.WriteFile(filepath.Join(h.dir, "state.json"), data, 0o644); err != nil {
 		t.Fatal(err)
@@ -466,6 +493,8 @@ type runOpts struct {
 	// dir is where it is started from, path how it is named ("/root" and
 	// "/root/SCRIPT" by default).
 	dir, path string
+	// keepRecord keeps the commands recorded so far (a detached run's).
+	keepRecord bool
 }
 
 // run runs a bundle script from /root under bash in a private namespace.
@@ -524,7 +553,9 @@ func (h *harness) startStdin(script string, o runOpts, stdinOpen bool, args ...s
 	os.RemoveAll(filepath.Join(h.dir, "real"))
 	os.MkdirAll(filepath.Join(h.dir, "bin"), 0o755)
 	os.MkdirAll(filepath.Join(h.dir, "real"), 0o755)
-	os.Remove(filepath.Join(h.dir, "record.jsonl"))
+	if !o.keepRecord {
+		os.Remove(filepath.Join(h.dir, "record.jsonl"))
+	}
 	os.Remove(filepath.Join(h.dir, "calls.jsonl"))
 	mounts := h.setup(o.loop)
 	q := func(s string) string { r, _ := plan.ShellQuote(s); return r }

@@ -94,7 +94,8 @@ func expectStop(t *testing.T, r result, message string) {
 	if r.code == 0 {
 		t.Errorf("exit 0, want a failure; output:\n%s", r.output())
 	}
-	// kexec-install.sh sends its errors through tee to its log, so look at both streams.
+	// kexec-install.sh's detached run writes its errors to the log, which the
+	// foreground run prints: look at both streams.
 	if !strings.Contains(r.output(), message) {
 		t.Errorf("output does not say %q:\n%s", message, r.output())
 	}
