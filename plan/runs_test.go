@@ -589,3 +589,28 @@ func TestConsolePasswordAskedBeforeDetaching(t *testing.T) {
 	h = installerHarness(t, spec, nil)
 	expectStop(t, h.run(plan.KexecInstallFile, "blog-demo\nsecret\nsecrets\n"), "the two passwords differ")
 }
+
+// TestChecklistStartsTheScriptsAsTheyMustRun: every example's checklist
+// starts both scripts with bash -p, says how to follow the detached install
+// again, and no longer counts on tmux, which the installer images lack.
+func TestChecklistStartsTheScriptsAsTheyMustRun(t *testing.T) {
+	for _, spec := range examples(t) {
+		b := renderFile(t, spec)
+		text := string(b.File(plan.ChecklistFile).Data)
+		for _, want := range []string{"bash -p /root/rescue-bootstrap.sh", "bash -p /root/kexec-install.sh", "bash -p /root/kexec-install.sh --attach"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("%s: checklist.md lacks %q", exampleName(spec), want)
+			}
+		}
+		for _, bad := range []string{"bash /root/", "tmux", "inside screen"} {
+			if strings.Contains(text, bad) {
+				t.Errorf("%s: checklist.md still says %q", exampleName(spec), bad)
+			}
+		}
+		for _, script := range scripts {
+			if usage := string(b.File(script).Data); !strings.Contains(usage, "Usage: bash -p "+script) {
+				t.Errorf("%s: %s's usage does not start it with bash -p", exampleName(spec), script)
+			}
+		}
+	}
+}
