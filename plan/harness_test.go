@@ -31,6 +31,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,11 +153,12 @@ func fakeTool(name string, args []string) int {
 	if b := st.Block; b != nil && b.Command == filepath.Base(name) {
 		if _, err := os.Stat(b.Blocked); err != nil {
 			os.WriteFile(b.Blocked, nil, 0o644)
-			for {
+			// A test that fails before it releases the command must not
+			// leave it waiting: it gives up after two minutes.
+			for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 				if _, err := os.Stat(b.Release); err == nil {
 					break
 				}
-				time.Sleep(20 * time.Millisecond)
 			}
 		}
 	}
@@ -454,7 +456,7 @@ func (h *harness) setup(loop bool) string {
 	}
 	// /run last: mount(8) keeps notes in /run/mount, which would otherwise
 	// land in the harness's folder.
-	for _, from := range sortedKeys(harnessDirs) {
+	for _, from := range slices.Sorted(maps.Keys(harnessDirs)) {
 		if from != "run" {
 			bind(filepath.Join(h.dir, from), harnessDirs[from])
 		}
@@ -669,15 +671,6 @@ func (h *harness) readCommands(name string) [][]string {
 		out = append(out, argv)
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // commands returns the recorded commands as lines, for messages and matching.

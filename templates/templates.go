@@ -6,17 +6,25 @@
 // Rules for the script templates, so that `nixplan simulate` can run them in
 // mvdan.cc/sh's interpreter against a machine description, and the tests can
 // run them under bash with a recording PATH:
-//   - bash only; file descriptors 0–2 only; traps on EXIT and ERR only;
+//   - bash only; file descriptors 0–2 only; traps on EXIT and ERR only (and
+//     only at the top level: the interpreter runs none in subshells); no
+//     $BASH_COMMAND, disown, kill or $! (a run that must outlive the session
+//     starts the script again under `setsid --fork bash -p`, which simulate
+//     plays as a run of its own);
 //   - every command that changes the machine goes through `run`, a function
 //     defined at the top level of the script, so that --dry-run shows it;
 //   - the machine is read only through the commands simulate.FakeMachine answers
-//     (lsblk, ip, id, uname, zpool list, lvs, curl --head) and through files
-//     opened by redirection or tested with [ ] (/etc/os-release, /proc/meminfo,
-//     /proc/mounts, /sys/class/net/*/address, /sys/firmware/efi): filters such
-//     as grep, awk, tail and sha256sum read files as stdin (`grep x <file`),
-//     never as operands;
-//   - each phase starts by printing "==> NAME", which is how transcripts
-//     group commands.
+//     (lsblk, ip, id, uname, zpool list, get and import, lvs, curl --head,
+//     nix --version, zfs version, nixos-generate-config --show-hardware-config)
+//     and through files opened by redirection or tested with [ ] (/etc/os-release,
+//     /proc/meminfo, /proc/mounts, /proc/swaps, /proc/self/environ,
+//     /sys/class/net/*/address, /sys/firmware/efi): filters such as grep, awk,
+//     tail, wc and sha256sum read files as stdin (`grep x <file`), never as
+//     operands;
+//   - each phase starts with printf '==> %s\n' NAME (begin_phase), which is
+//     how transcripts group commands;
+//   - $BASHPID and date are the run's PID and time; simulate gives each run a
+//     stand-in of its own.
 package templates
 
 import "embed"

@@ -6,6 +6,9 @@
 // It holds the fake machine ([FakeMachine], which answers the commands the
 // scripts read a machine with and keeps what the changing ones would have
 // done), the emulated filters and the virtual file system the scripts see.
+// A script that starts itself again detached from its session (setsid) is
+// played as a run of its own on the same fake machine and file system, listed
+// after the run that started it.
 // The bash harness of package plan's tests plays the same FakeMachine behind
 // real bash, so simulate and bash can be compared command for command.
 //
