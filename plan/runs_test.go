@@ -210,7 +210,7 @@ func TestForeignPoolOfTheSpecsName(t *testing.T) {
 	h := newHarness(t, exampleSpec(t), seed(t, withPool("rpool")))
 	hash := h.withTarball()
 	r := h.run(plan.RescueBootstrapFile, "", "--accept-hash", hash)
-	if r.code != 0 || !strings.Contains(r.stdout, "note: /dev/sda2 belong to a pool named rpool; without zpool here it cannot be told whether this install made it") {
+	if r.code != 0 || !strings.Contains(r.stdout, "note: a pool named rpool is on /dev/sda2; without zpool here it cannot be told whether this install made it") {
 		t.Errorf("exit %d:\n%s", r.code, r.output())
 	}
 }
