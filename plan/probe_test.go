@@ -90,7 +90,8 @@ func TestClearMDWithoutMdadm(t *testing.T) {
 		t.Fatalf("simulate stops: %s", sim.Message)
 	}
 	var partition []string
-	for _, ph := range sim.Scripts[1].Phases {
+	// The partition phase runs in the install that the foreground run detached.
+	for _, ph := range sim.Scripts[len(sim.Scripts)-1].Phases {
 		if ph.Name == "partition" {
 			for _, st := range ph.Steps {
 				partition = append(partition, st.Command)

@@ -486,8 +486,10 @@ func TestSwapOnBeforeInstall(t *testing.T) {
 }
 
 // TestPinnedChannelInstallsTheCheckedFile: nix-channel is given the very
-// nixexprs.tar.xz whose sha256 was checked, and a changed file stops the
-// install before nix-channel sees it.
+// nixexprs.tar.xz whose sha256 was checked, once, for the evaluation and the
+// install; a run that must fetch the channel again (a new installer boot)
+// checks the file again and stops, before nix-channel sees it, when it
+// changed.
 func TestPinnedChannelInstallsTheCheckedFile(t *testing.T) {
 	data, err := os.ReadFile("../examples/ovh-pinned-channel.toml")
 	if err != nil {
@@ -498,8 +500,8 @@ func TestPinnedChannelInstallsTheCheckedFile(t *testing.T) {
 	r := h.run(plan.KexecInstallFile, "pinned-demo\n")
 	fetched := "curl --fail --location --proto =https --retry 3 --output /root/nixexprs.tar.xz " + h.plan.Nixpkgs.ChannelURL + "/nixexprs.tar.xz"
 	given := "nix-channel --add file:///root/nixexprs.tar.xz nixos"
-	if r.firstIndex(fetched) < 0 || r.firstIndex(given) < r.firstIndex(fetched) {
-		t.Fatalf("want %q, then %q:\n%s", fetched, given, strings.Join(r.commands(), "\n"))
+	if r.firstIndex(fetched) < 0 || r.firstIndex(given) < r.firstIndex(fetched) || r.firstIndex("nix-instantiate") < r.firstIndex(given) {
+		t.Fatalf("want %q, then %q, then the evaluation:\n%s", fetched, given, strings.Join(r.commands(), "\n"))
 	}
 	if !strings.Contains(r.stdout, "/root/nixexprs.tar.xz ("+h.plan.Nixpkgs.ChannelURL+"/nixexprs.tar.xz) matches the pinned sha256") {
 		t.Errorf("the file given to nix-channel was not checked:\n%s", r.stdout)
@@ -508,19 +510,31 @@ func TestPinnedChannelInstallsTheCheckedFile(t *testing.T) {
 		t.Errorf("nix-channel downloads the release itself: %q", r.commands())
 	}
 
-	// Between the check in preflight and the install the file changes: the
-	// install phase checks it again and stops before nix-channel.
+	// The file changes after the check: the install goes on with the channel
+	// fetched from the checked file, and gives nix-channel nothing new.
 	delete(h.state.Fail, "nixos-install")
 	if err := os.WriteFile(filepath.Join(h.dir, "root/nixexprs.tar.xz"), []byte("another release\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	h.premountMnt = true
+	h.state.Fail["nixos-install"] = 1
+	r = h.run(plan.KexecInstallFile, "", "--from", "install")
+	if r.firstIndex("nix-channel") >= 0 || r.firstIndex("nixos-install") < 0 {
+		t.Errorf("the resumed install does not use the channel fetched before: %q", r.commands())
+	}
+	delete(h.state.Fail, "nixos-install")
+
+	// Without the channel fetched before (the installer's memory lost it),
+	// the install phase fetches it, checks the changed file and stops.
+	if err := os.Remove(filepath.Join(h.dir, "varlib/nixplan/nixpkgs-fetched")); err != nil {
+		t.Fatal(err)
+	}
 	r = h.run(plan.KexecInstallFile, "", "--from", "install")
 	if r.code == 0 || !strings.Contains(r.output(), "but the spec pins "+h.plan.Nixpkgs.SHA256) {
 		t.Errorf("a changed nixexprs.tar.xz does not stop the install: exit %d\n%s", r.code, r.output())
 	}
-	if r.firstIndex("nix-channel") >= 0 {
-		t.Errorf("nix-channel ran with a file that does not match the pin: %q", r.commands())
+	if r.firstIndex("nix-channel") >= 0 || r.firstIndex("nixos-install") >= 0 {
+		t.Errorf("nix-channel or nixos-install ran with a file that does not match the pin: %q", r.commands())
 	}
 }
 
