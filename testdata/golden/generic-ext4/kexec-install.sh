@@ -64,8 +64,9 @@ readonly CLEAR_EXISTING=0
 # What the partition and format phases carry out, as a hash: the progress
 # record names it, and only a record of the same storage plan is resumed.
 readonly STORAGE_PLAN=52f761abcc72352cb8080f214838121ce1a0a5202b55e5feddd3bdac84aa0c2b
-# The bundle, for the progress record's reader.
-readonly BUNDLE='generic-ext4.toml (spec sha256 528b6e85df0b5f41dc98a3a5cdeeb5bdebf4f7360497a58343a93c005b5efc61)'
+# The bundle, for the progress record's reader: by its spec's sha256 (the
+# spec's file name stays in the comments).
+readonly BUNDLE='nixplan 0.1.0, spec sha256 528b6e85df0b5f41dc98a3a5cdeeb5bdebf4f7360497a58343a93c005b5efc61'
 # The pool this spec creates, and the comment zpool create writes into it:
 # a pool of that name with that comment is an earlier install of this storage
 # plan. Both are empty for layouts without a pool.

@@ -64,8 +64,9 @@ readonly CLEAR_EXISTING=0
 # What the partition and format phases carry out, as a hash: the progress
 # record names it, and only a record of the same storage plan is resumed.
 readonly STORAGE_PLAN=6e58faf371a8546ac80778cba3c74196e7d1e4c6aed8b1aa68585cd00a03a722
-# The bundle, for the progress record's reader.
-readonly BUNDLE='hetzner-flake.toml (spec sha256 78036b0d1df534f004c927d36c277b0eb3b1caebb58527c6352cb58fd8317f72)'
+# The bundle, for the progress record's reader: by its spec's sha256 (the
+# spec's file name stays in the comments).
+readonly BUNDLE='nixplan 0.1.0, spec sha256 78036b0d1df534f004c927d36c277b0eb3b1caebb58527c6352cb58fd8317f72'
 # The pool this spec creates, and the comment zpool create writes into it:
 # a pool of that name with that comment is an earlier install of this storage
 # plan. Both are empty for layouts without a pool.

@@ -64,8 +64,9 @@ readonly CLEAR_EXISTING=0
 # What the partition and format phases carry out, as a hash: the progress
 # record names it, and only a record of the same storage plan is resumed.
 readonly STORAGE_PLAN=f554d7a4217e47662e47907e8340fa5d4aeebb9ec661f823f1bc06785f794512
-# The bundle, for the progress record's reader.
-readonly BUNDLE='hetzner-nvme-uefi.toml (spec sha256 1a80f56017261b07bb43a5c8e18aae3920cdfab5cf45e15357cc2c4221690c74)'
+# The bundle, for the progress record's reader: by its spec's sha256 (the
+# spec's file name stays in the comments).
+readonly BUNDLE='nixplan 0.1.0, spec sha256 1a80f56017261b07bb43a5c8e18aae3920cdfab5cf45e15357cc2c4221690c74'
 # The pool this spec creates, and the comment zpool create writes into it:
 # a pool of that name with that comment is an earlier install of this storage
 # plan. Both are empty for layouts without a pool.

@@ -64,8 +64,9 @@ readonly CLEAR_EXISTING=1
 # What the partition and format phases carry out, as a hash: the progress
 # record names it, and only a record of the same storage plan is resumed.
 readonly STORAGE_PLAN=441a111318c5420e20b7eba0230366dddfb5ae2f8f6ae6777b86d51e256f8c46
-# The bundle, for the progress record's reader.
-readonly BUNDLE='kimsufi-mirror.toml (spec sha256 6f19e9cc34d3143b807b8eb9836b6b93399cad8a890178e87c4a390d8eabb2d2)'
+# The bundle, for the progress record's reader: by its spec's sha256 (the
+# spec's file name stays in the comments).
+readonly BUNDLE='nixplan 0.1.0, spec sha256 6f19e9cc34d3143b807b8eb9836b6b93399cad8a890178e87c4a390d8eabb2d2'
 # The pool this spec creates, and the comment zpool create writes into it:
 # a pool of that name with that comment is an earlier install of this storage
 # plan. Both are empty for layouts without a pool.

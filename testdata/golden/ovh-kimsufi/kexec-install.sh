@@ -64,8 +64,9 @@ readonly CLEAR_EXISTING=0
 # What the partition and format phases carry out, as a hash: the progress
 # record names it, and only a record of the same storage plan is resumed.
 readonly STORAGE_PLAN=7dae668b2514ace1611be6b8f6480b48bdf3fabeb12ddcd4f018ac7b7ed36728
-# The bundle, for the progress record's reader.
-readonly BUNDLE='ovh-kimsufi.toml (spec sha256 4a465d69a1a6fe5303e58d038dec952575608bae206044a289ccb02e5bb99c29)'
+# The bundle, for the progress record's reader: by its spec's sha256 (the
+# spec's file name stays in the comments).
+readonly BUNDLE='nixplan 0.1.0, spec sha256 4a465d69a1a6fe5303e58d038dec952575608bae206044a289ccb02e5bb99c29'
 # The pool this spec creates, and the comment zpool create writes into it:
 # a pool of that name with that comment is an earlier install of this storage
 # plan. Both are empty for layouts without a pool.

@@ -64,8 +64,9 @@ readonly CLEAR_EXISTING=1
 # What the partition and format phases carry out, as a hash: the progress
 # record names it, and only a record of the same storage plan is resumed.
 readonly STORAGE_PLAN=91148f3e5d31c68f9c72bb2a3cf0e9460e8ccbbf79cbafda30a5fad041de1a98
-# The bundle, for the progress record's reader.
-readonly BUNDLE='ovh-mdadm.toml (spec sha256 77f2ed5c70ebb140ef9e51055cd172edc672ef645abf9bc5fa1be301e2e33f06)'
+# The bundle, for the progress record's reader: by its spec's sha256 (the
+# spec's file name stays in the comments).
+readonly BUNDLE='nixplan 0.1.0, spec sha256 77f2ed5c70ebb140ef9e51055cd172edc672ef645abf9bc5fa1be301e2e33f06'
 # The pool this spec creates, and the comment zpool create writes into it:
 # a pool of that name with that comment is an earlier install of this storage
 # plan. Both are empty for layouts without a pool.

@@ -64,8 +64,9 @@ readonly CLEAR_EXISTING=0
 # What the partition and format phases carry out, as a hash: the progress
 # record names it, and only a record of the same storage plan is resumed.
 readonly STORAGE_PLAN=12c2f1413137f37786fd7c02261e2130a1b6c69f908b16cb3e2e68bd974ae72e
-# The bundle, for the progress record's reader.
-readonly BUNDLE='ovh-pinned-channel.toml (spec sha256 da40258c87a1bebcc21c47f12127b23646d7acc1176977ee0685955dc3be5563)'
+# The bundle, for the progress record's reader: by its spec's sha256 (the
+# spec's file name stays in the comments).
+readonly BUNDLE='nixplan 0.1.0, spec sha256 da40258c87a1bebcc21c47f12127b23646d7acc1176977ee0685955dc3be5563'
 # The pool this spec creates, and the comment zpool create writes into it:
 # a pool of that name with that comment is an earlier install of this storage
 # plan. Both are empty for layouts without a pool.

@@ -64,8 +64,9 @@ readonly CLEAR_EXISTING=0
 # What the partition and format phases carry out, as a hash: the progress
 # record names it, and only a record of the same storage plan is resumed.
 readonly STORAGE_PLAN=914a0fadfdb62a771cf2920cd9bb2cad6238c9a8d503a97a0ac9b8dbd50f400f
-# The bundle, for the progress record's reader.
-readonly BUNDLE='soyoustart-raidz.toml (spec sha256 3d45e6e6adc9b8f80369c2f2a93e2f0476b457fbe2a9f0640d9816a34f5b051f)'
+# The bundle, for the progress record's reader: by its spec's sha256 (the
+# spec's file name stays in the comments).
+readonly BUNDLE='nixplan 0.1.0, spec sha256 3d45e6e6adc9b8f80369c2f2a93e2f0476b457fbe2a9f0640d9816a34f5b051f'
 # The pool this spec creates, and the comment zpool create writes into it:
 # a pool of that name with that comment is an earlier install of this storage
 # plan. Both are empty for layouts without a pool.
