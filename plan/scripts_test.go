@@ -420,6 +420,17 @@ func TestRescueBootstrapShippedTarball(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
 		}
 	}
+	// Every file copied but the tarball: stop, do not download another copy.
+	if err := os.Remove(filepath.Join(h.dir, "root", b.Shipped.Name)); err != nil {
+		t.Fatal(err)
+	}
+	r = h.run(plan.RescueBootstrapFile, "")
+	if r.code == 0 || !strings.Contains(r.stderr, "the bundle ships "+b.Shipped.Name+", but it is not beside this script") {
+		t.Errorf("without the shipped tarball: exit %d:\n%s", r.code, r.output())
+	}
+	if got := r.commands(); len(got) != 0 {
+		t.Errorf("without the shipped tarball it ran %q", got)
+	}
 }
 
 // writeProgress writes a progress record of a storage plan that finished
