@@ -196,7 +196,7 @@ func TestHostileValuesWithShellcheck(t *testing.T) {
 // both from configuration.nix and from the copy real bash writes out of
 // kexec-install.sh, and compares them with the spec's.
 func TestHostileValuesWithNix(t *testing.T) {
-	nix := needNix(t)
+	nix := needTool(t, "nix-instantiate", "nix-bin")
 	bash := needTool(t, "bash", "bash")
 	b, keys := renderHostile(t)
 	dir := t.TempDir()
@@ -233,7 +233,7 @@ func TestHostileValuesWithNix(t *testing.T) {
 // TestNixString checks the escaper against the real evaluator with
 // every character class that means something in a Nix string.
 func TestNixString(t *testing.T) {
-	nix := needNix(t)
+	nix := needTool(t, "nix-instantiate", "nix-bin")
 	in := []string{"", "plain", `"`, `\`, "$", "${x}", "$${x}", `\${x}`, "''", "a\nb\tc\rd", "ünï ✓", `$\`, "${", "}"}
 	var exprs []string
 	for _, s := range in {

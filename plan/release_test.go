@@ -15,7 +15,7 @@ import (
 // OpenSSH's options were renamed in 23.05, and each configuration must use
 // its release's names and parse with the real nix-instantiate.
 func TestOpenSSHOptionsPerRelease(t *testing.T) {
-	nix := needNix(t)
+	nix := needTool(t, "nix-instantiate", "nix-bin")
 	for _, c := range []struct {
 		release   string
 		want, not []string

@@ -23,6 +23,13 @@ func needTool(t *testing.T, tool, pkg string) string {
 	t.Helper()
 	path, err := exec.LookPath(tool)
 	if err == nil {
+		if tool == "nix-instantiate" {
+			// The tests only parse and evaluate text: Nix's dummy store
+			// needs neither root nor the daemon. As a user other than root,
+			// Debian's nix-bin would otherwise try to set up /nix/var/nix,
+			// or reach the daemon's socket, and fail with Permission denied.
+			t.Setenv("NIX_REMOTE", "dummy://")
+		}
 		return path
 	}
 	msg := tool + " is not installed (Debian package " + pkg + ": apt-get install " + pkg + ")"
@@ -33,16 +40,6 @@ func needTool(t *testing.T, tool, pkg string) string {
 	return ""
 }
 
-// needNix returns nix-instantiate's path. The tests only parse and evaluate
-// text, so they give Nix its dummy store: as a user other than root,
-// Debian's nix-bin would otherwise try to set up /nix/var/nix or reach the
-// daemon's socket, and fail with "Permission denied".
-func needNix(t *testing.T) string {
-	t.Helper()
-	nix := needTool(t, "nix-instantiate", "nix-bin")
-	t.Setenv("NIX_REMOTE", "dummy://")
-	return nix
-}
 
 // writeBundle renders a spec into a temporary folder.
 func writeBundle(t *testing.T, spec string) string {
@@ -87,7 +84,7 @@ func TestScriptsPassShellcheck(t *testing.T) {
 }
 
 func TestConfigurationParsesWithNix(t *testing.T) {
-	nix := needNix(t)
+	nix := needTool(t, "nix-instantiate", "nix-bin")
 	for _, spec := range examples(t) {
 		dir := writeBundle(t, spec)
 		runTool(t, dir, nix, "--parse", plan.ConfigurationFile)
