@@ -40,7 +40,6 @@ func needTool(t *testing.T, tool, pkg string) string {
 	return ""
 }
 
-
 // writeBundle renders a spec into a temporary folder.
 func writeBundle(t *testing.T, spec string) string {
 	t.Helper()
