@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/Masterminds/sprig/v3"
@@ -164,8 +165,10 @@ func render(p *Plan, shipped *Shipped) (*Bundle, error) {
 	// facts.sh is the same for every host; in the bundle it gets the header
 	// after its #! line, like the other scripts.
 	shebang, body, _ := strings.Cut(FactsScript(), "\n")
-	facts := shebang + "\n# " + p.Header() + "\n" + body
-	b.Files = append(b.Files, File{Name: FactsFile, Data: []byte(facts), Mode: 0o755})
+	header := p.Header()
+	facts := make([]byte, 0, len(shebang)+len(header)+len(body)+4)
+	facts = append(append(append(append(append(facts, shebang...), "\n# "...), header...), '\n'), body...)
+	b.Files = append(b.Files, File{Name: FactsFile, Data: facts, Mode: 0o755})
 	if shipped != nil {
 		b.Files = append(b.Files, File{Name: GitignoreFile, Data: gitignore(p, shipped.Name), Mode: 0o644})
 	}
@@ -177,13 +180,20 @@ func render(p *Plan, shipped *Shipped) (*Bundle, error) {
 	return b, nil
 }
 
+// buffers holds the templates' output buffers between renders: a buffer
+// grows once to the size of its largest file, and each file is copied out
+// at its final size, so a bundle holds no grown capacity.
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 func execute(name string, data *renderData) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := tmpl.ExecuteTemplate(&buf, name+".tmpl", data); err != nil {
+	buf := buffers.Get().(*bytes.Buffer)
+	defer buffers.Put(buf)
+	buf.Reset()
+	if err := tmpl.ExecuteTemplate(buf, name+".tmpl", data); err != nil {
 		// text/template errors already name the template file and line.
 		return nil, fmt.Errorf("rendering %s: %w", name, err)
 	}
-	return buf.Bytes(), nil
+	return bytes.Clone(buf.Bytes()), nil
 }
 
 // sums is SHA256SUMS in `sha256sum -c` format, with the header as a comment

@@ -26,43 +26,82 @@ import (
 // nixplan bundle whose files can all be removed; nothing is written
 // otherwise, and nothing is left behind when Write fails.
 //
-// Write is the one way a bundle reaches the disk: render writes one spec
-// and each host of a fleet through it.
+// Write is the one way a bundle reaches the disk, in its two steps: Stage
+// writes the new bundle beside dir, Publish puts it in dir's place. render
+// writes one spec with Write, and a fleet by staging each host's bundle as
+// soon as it renders and publishing them all once every spec has succeeded.
 func Write(b *Bundle, dir string) error {
+	s, err := Stage(b, dir)
+	if err != nil {
+		return err
+	}
+	return s.Publish()
+}
+
+// Staged is a bundle written into the folder beside its bundle folder
+// (.DIR.nixplan-new), not yet published.
+type Staged struct {
+	dir, newDir, oldDir string
+}
+
+// Stage is Write's first step: it cleans what a killed Write left beside
+// dir, checks that dir may be replaced and writes the bundle beside it.
+// Nothing is left behind when it fails. Publish or Discard the result.
+func Stage(b *Bundle, dir string) (*Staged, error) {
 	dir = filepath.Clean(dir)
 	if err := notCurrent(dir); err != nil {
-		return err
+		return nil, err
 	}
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	newDir, oldDir := leftoverPaths(dir)
 	if err := recoverLeftovers(dir, newDir, oldDir); err != nil {
-		return err
+		return nil, err
 	}
 	if err := replaceable(dir); err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.Mkdir(newDir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
-	defer os.RemoveAll(newDir) // the new bundle on failure; after an exchange, the old one
+	s := &Staged{dir: dir, newDir: newDir, oldDir: oldDir}
+	if err := s.write(b); err != nil {
+		_ = os.RemoveAll(newDir)
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Staged) write(b *Bundle) error {
 	for _, f := range b.Files {
-		if err := os.WriteFile(filepath.Join(newDir, f.Name), f.Data, os.FileMode(f.Mode)); err != nil {
+		if err := os.WriteFile(filepath.Join(s.newDir, f.Name), f.Data, os.FileMode(f.Mode)); err != nil {
 			return err
 		}
 		// WriteFile's mode is filtered by the umask; the bundle's modes are not.
-		if err := os.Chmod(filepath.Join(newDir, f.Name), os.FileMode(f.Mode)); err != nil {
+		if err := os.Chmod(filepath.Join(s.newDir, f.Name), os.FileMode(f.Mode)); err != nil {
 			return err
 		}
 	}
 	if b.Shipped != nil {
-		if err := copyShipped(b.Shipped, newDir); err != nil {
+		if err := copyShipped(b.Shipped, s.newDir); err != nil {
 			return err
 		}
 	}
-	if err := os.Chmod(newDir, 0o755); err != nil {
+	return os.Chmod(s.newDir, 0o755)
+}
+
+// Discard removes a staged bundle that will not be published.
+func (s *Staged) Discard() error { return os.RemoveAll(s.newDir) }
+
+// Publish is Write's second step: the staged bundle trades places with dir,
+// which is checked once more (it may have changed since Stage), and the old
+// bundle is removed. When Publish fails the staged bundle is removed.
+func (s *Staged) Publish() error {
+	dir, newDir, oldDir := s.dir, s.newDir, s.oldDir
+	defer os.RemoveAll(newDir) // the new bundle on failure; after an exchange, the old one
+	if err := replaceable(dir); err != nil {
 		return err
 	}
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {

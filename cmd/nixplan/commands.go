@@ -53,23 +53,33 @@ type flagDef struct {
 
 var shells = []string{"bash", "zsh", "fish"}
 
+// The flags of the commands that take a fleet.
+var (
+	fromFlag  = flagDef{name: "from", value: "LIST", usage: "also the specs this file lists, one path a line; - reads the list from standard input"}
+	fleetFlag = flagDef{name: "fleet", usage: "a fleet, even of one spec: its bundles are DIR/HOST"}
+	quietFlag = flagDef{name: "quiet", short: "q", usage: "no progress line on a terminal"}
+)
+
 // commands is set in init: the commands' run functions read the table.
 var commands []*command
 
 func init() {
 	commands = []*command{
-		{name: "render", synopsis: "nixplan render SPEC... -o DIR [--kexec-tarball FILE]",
+		{name: "render", synopsis: "nixplan render SPEC|FOLDER... [--from LIST] [--fleet] -o DIR [--kexec-tarball FILE]",
 			summary: "validate specs and write their bundles", operands: specOperands,
+			notes: "A FOLDER stands for its *.toml specs. A fleet (--fleet, a FOLDER, a --from list,\nor several specs) writes DIR/HOST for each host; one spec writes into DIR.",
 			flags: []flagDef{
 				{name: "output", short: "o", value: "DIR", dir: true, usage: "the bundle folder (required)"},
+				fromFlag, fleetFlag, quietFlag,
 				{name: "kexec-tarball", value: "FILE", glob: "*.tar.gz", usage: "put this kexec installer tarball in the bundle and pin its sha256 (one spec)"},
 			},
 			run: (*cli).render},
-		{name: "check", synopsis: "nixplan check SPEC... [--facts FACTS]",
+		{name: "check", synopsis: "nixplan check SPEC|FOLDER... [--from LIST] [--facts FACTS]",
 			summary: "validate specs and print every problem", operands: specOperands,
 			notes: "Exit status: 0 every spec is valid (and matches --facts), 1 a problem, 2 a wrong\ncommand line.",
 			flags: []flagDef{
 				{name: "facts", value: "FACTS", glob: "*.json", usage: "also compare the specs with this machine description (facts.sh's output)"},
+				fromFlag, quietFlag,
 			},
 			run: (*cli).check},
 		{name: "simulate", synopsis: "nixplan simulate SPEC [--machine FACTS] [--format text|json]",
@@ -81,9 +91,10 @@ func init() {
 					usage: "text, a transcript to review, or json, the plan for other tools"},
 			},
 			run: (*cli).simulate},
-		{name: "diff", synopsis: "nixplan diff SPEC... DIR",
+		{name: "diff", synopsis: "nixplan diff SPEC|FOLDER... [--from LIST] [--fleet] DIR",
 			summary: "compare committed bundles with their specs", operands: specsThenDir,
 			notes: "Exit status, as diff(1)'s: 0 every bundle matches its spec, 1 drift (a file changed,\nmissing or extra, a bundle no spec names), 2 trouble (a spec that does not\nvalidate, a bundle folder that cannot be read, a wrong command line).",
+			flags: []flagDef{fromFlag, fleetFlag, quietFlag},
 			run:   (*cli).diff},
 		{name: "init", synopsis: "nixplan init [--provider PROVIDER] [--facts FACTS] [--ssh-key FILE]... > host.toml",
 			summary: "print a starter spec, or one written from a machine's facts", operands: noOperands,

@@ -84,7 +84,7 @@ func TestBashCompletion(t *testing.T) {
 	}{
 		{"nixplan ren", []string{"render"}},
 		{"nixplan c", []string{"check", "completion"}},
-		{"nixplan render -", []string{"--help", "--kexec-tarball", "--output", "-h", "-o"}},
+		{"nixplan render -", []string{"--fleet", "--from", "--help", "--kexec-tarball", "--output", "--quiet", "-h", "-o", "-q"}},
 		{"nixplan render -o ", []string{"bundles"}},
 		{"nixplan check ", []string{"bundles", "host.toml", "my host.toml"}},
 		{"nixplan check m", []string{"my host.toml"}},

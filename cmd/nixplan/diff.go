@@ -22,14 +22,21 @@ func (c *cli) diff(args []string) int {
 	if code, done := c.parse(fs, args); done {
 		return code
 	}
-	switch fs.NArg() {
-	case 0:
+	listed := *stringFlag(fs, "from") != ""
+	switch {
+	case fs.NArg() == 0 && !listed:
 		return c.usageError("diff: no spec given")
-	case 1:
+	case fs.NArg() == 0:
+		return c.usageError("diff: no bundle folder given")
+	case fs.NArg() == 1 && !listed:
 		return c.usageError("diff: no bundle folder given after the spec")
 	}
-	files, root := fs.Args()[:fs.NArg()-1], fs.Arg(fs.NArg()-1)
-	fleet := len(files) > 1
+	root := fs.Arg(fs.NArg() - 1)
+	files, fleet, err := c.specInputs(fs, fs.Args()[:fs.NArg()-1])
+	if err != nil {
+		c.errorf("diff: %v", err)
+		return exitTrouble
+	}
 	// A fleet's folder that is not there is a wrong command line, not every
 	// host drifting (a single spec's folder is CompareBundle's to judge).
 	if fi, err := os.Stat(root); fleet && err != nil {
@@ -51,7 +58,7 @@ func (c *cli) diff(args []string) int {
 		err     error
 	}
 	results := make([]result, len(files))
-	_, ok := c.renderAll(files, func(i int, b *plan.Bundle) {
+	_, ok := c.renderAll(files, func(i int, _ *plan.Plan, b *plan.Bundle) {
 		dir, rendered := root, "rendered"
 		if fleet {
 			dir, rendered = filepath.Join(root, b.Host), "rendered/"+b.Host

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -26,10 +30,13 @@ type rendered struct {
 // invalid, fails to render, or names a host an earlier spec names.
 //
 // When then is given it runs in the worker, right after a spec renders, and
-// the bundle is not kept: diff compares a fleet without holding every bundle.
-func (c *cli) renderAll(files []string, then func(i int, b *plan.Bundle)) (rs []rendered, ok bool) {
+// the bundle is not kept: render writes a fleet and diff compares one
+// without holding every bundle. Progress goes to a terminal meanwhile.
+func (c *cli) renderAll(files []string, then func(i int, p *plan.Plan, b *plan.Bundle)) (rs []rendered, ok bool) {
 	rs = make([]rendered, len(files))
+	prog := c.startProgress(len(files))
 	forEach(len(files), func(i int) {
+		defer prog.add()
 		r := &rs[i]
 		r.file = files[i]
 		r.plan, r.problems = loadOne(r.file)
@@ -38,10 +45,11 @@ func (c *cli) renderAll(files []string, then func(i int, b *plan.Bundle)) (rs []
 		}
 		r.bundle, r.err = plan.Render(r.plan)
 		if r.bundle != nil && then != nil {
-			then(i, r.bundle)
+			then(i, r.plan, r.bundle)
 			r.bundle = nil
 		}
 	})
+	prog.stop()
 
 	ok = true
 	c.reportFleet(rs)
@@ -141,11 +149,87 @@ func forEach(n int, f func(i int)) {
 	wg.Wait()
 }
 
-// writeBundles writes each bundle into its folder with plan.Write, which
-// leaves a folder whole, old or new, at every instant; concurrently, with
-// the errors in the bundles' order. It is render's one way to the disk.
+// stager is render's way to the disk, over plan.Stage and Publish: each
+// bundle is staged beside its folder as soon as it renders, and published
+// only when every spec has succeeded; otherwise every staged bundle is
+// discarded, with the folders staging created, and nothing changes.
+type stager struct {
+	mu      sync.Mutex
+	claimed map[string]bool
+	staged  []*plan.Staged
+	errs    []error
+	created []string // folders that were missing, deepest last
+}
+
+// newStager prepares n bundles whose folders are in or below parent.
+func newStager(n int, parent string) *stager {
+	s := &stager{claimed: map[string]bool{}, staged: make([]*plan.Staged, n), errs: make([]error, n)}
+	for dir := filepath.Clean(parent); ; dir = filepath.Dir(dir) {
+		if _, err := os.Lstat(dir); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		s.created = append([]string{dir}, s.created...)
+		if filepath.Dir(dir) == dir {
+			break
+		}
+	}
+	return s
+}
+
+// stage stages bundle i in dir, unless another bundle has claimed dir: two
+// specs for one host, which the fleet check refuses.
+func (s *stager) stage(i int, b *plan.Bundle, dir string) {
+	s.mu.Lock()
+	dir = filepath.Clean(dir)
+	taken := s.claimed[dir]
+	s.claimed[dir] = true
+	s.mu.Unlock()
+	if !taken {
+		s.staged[i], s.errs[i] = plan.Stage(b, dir)
+	}
+}
+
+// failed reports whether a bundle could not be staged.
+func (s *stager) failed() bool {
+	for _, err := range s.errs {
+		if err != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// publish publishes every staged bundle, concurrently, with the errors in
+// the bundles' order.
+func (s *stager) publish() []error {
+	forEach(len(s.staged), func(i int) {
+		if s.staged[i] != nil && s.errs[i] == nil {
+			s.errs[i] = s.staged[i].Publish()
+		}
+	})
+	return s.errs
+}
+
+// discard removes every staged bundle and the folders staging created.
+func (s *stager) discard() {
+	forEach(len(s.staged), func(i int) {
+		if s.staged[i] != nil {
+			_ = s.staged[i].Discard()
+		}
+	})
+	for i := len(s.created) - 1; i >= 0; i-- {
+		_ = os.Remove(s.created[i]) // only if empty
+	}
+}
+
+// writeBundles writes each bundle into its folder through the stager, all
+// or nothing, with the errors in the bundles' order.
 func writeBundles(bundles []*plan.Bundle, dirs []string) []error {
-	errs := make([]error, len(bundles))
-	forEach(len(bundles), func(i int) { errs[i] = plan.Write(bundles[i], dirs[i]) })
-	return errs
+	s := newStager(len(bundles), filepath.Dir(dirs[0]))
+	forEach(len(bundles), func(i int) { s.stage(i, bundles[i], dirs[i]) })
+	if s.failed() {
+		s.discard()
+		return s.errs
+	}
+	return s.publish()
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -24,8 +23,9 @@ never touches a server; review the bundle, commit it, then follow checklist.md.
 
 Commands:
     render   Validate the specs and write their bundles. One spec writes its
-             files straight into DIR; several write DIR/HOST/ for each host.
-             DIR is replaced only if it is empty or an earlier bundle.
+             files straight into DIR; a fleet (several specs, a folder of
+             specs, a --from list, or --fleet) writes DIR/HOST/ for each
+             host. DIR is replaced only if it is empty or an earlier bundle.
     check    Validate the specs and print every problem. Exit 1 if any.
              With --facts, also compare them with the machine that facts.sh
              described: disks and their identity, label, address, gateway,
@@ -91,6 +91,11 @@ const (
 
 type cli struct {
 	stdout, stderr io.Writer
+	stdin          io.Reader // for --from -
+	// isTerminal says whether progress may be drawn on stderr; tests stand
+	// in another. quiet is --quiet.
+	isTerminal func(io.Writer) bool
+	quiet      bool
 }
 
 // errorf, warnf and hintf print one line each: plan.Printable escapes the
@@ -121,7 +126,11 @@ func (c *cli) usageError(format string, args ...any) int {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	c := &cli{stdout: stdout, stderr: stderr}
+	return (&cli{stdout: stdout, stderr: stderr, stdin: os.Stdin, isTerminal: isTerminal}).run(args)
+}
+
+func (c *cli) run(args []string) int {
+	stdout, stderr := c.stdout, c.stderr
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage())
 		return exitUsage
@@ -150,6 +159,9 @@ func (c *cli) parse(fs *pflag.FlagSet, args []string) (code int, done bool) {
 	if help, _ := fs.GetBool("help"); help {
 		fs.Usage()
 		return exitOK, true
+	}
+	if fs.Lookup("quiet") != nil {
+		c.quiet, _ = fs.GetBool("quiet")
 	}
 	return 0, false
 }
@@ -205,66 +217,71 @@ func (c *cli) render(args []string) int {
 		return code
 	}
 	out, tarball := stringFlag(fs, "output"), stringFlag(fs, "kexec-tarball")
-	if fs.NArg() == 0 {
+	if fs.NArg() == 0 && *stringFlag(fs, "from") == "" {
 		return c.usageError("render: no spec given")
 	}
 	if *out == "" {
 		return c.usageError("render: -o DIR is required")
 	}
-	if *tarball != "" && fs.NArg() > 1 {
-		return c.usageError("render: --kexec-tarball takes one spec, not %d", fs.NArg())
-	}
-	// Render everything in memory first, concurrently: nothing is written
-	// unless all specs render and every folder may be replaced.
-	// The bundles stay in memory until every spec has rendered (about 75 KB
-	// a host): a soft memory limit keeps garbage from doubling a fleet's
-	// peak, for a few percent more CPU. GOMEMLIMIT, when set, wins.
-	if debug.SetMemoryLimit(-1) == math.MaxInt64 {
-		defer debug.SetMemoryLimit(debug.SetMemoryLimit(64<<20 + int64(fs.NArg())<<16))
-	}
-	specs, ok := c.renderAll(fs.Args(), nil)
-	if !ok {
+	files, fleet, err := c.specInputs(fs, fs.Args())
+	if err != nil {
+		c.errorf("render: %v", err)
 		return exitProblem
 	}
-	if *tarball != "" {
-		b, err := plan.ShipTarball(specs[0].plan, *tarball)
-		if err != nil {
-			c.errorf("%s: --kexec-tarball: %v", specs[0].file, err)
-			return exitProblem
-		}
-		specs[0].bundle = b
+	if *tarball != "" && len(files) > 1 {
+		return c.usageError("render: --kexec-tarball takes one spec, not %d", len(files))
 	}
-	dirs := make([]string, len(specs))
-	for i, s := range specs {
-		dirs[i] = *out
-		if len(specs) > 1 {
-			dirs[i] = filepath.Join(*out, s.bundle.Host)
+	// Each bundle is staged beside its folder as soon as it renders, and
+	// dropped from memory: a fleet's memory stays flat in its hosts. They are
+	// published only when every spec has rendered and passed the fleet
+	// check; otherwise every staged bundle is removed and nothing changes.
+	// A larger heap goal than the default saves collections for some MB.
+	defer debug.SetGCPercent(debug.SetGCPercent(200))
+	dirOf := func(b *plan.Bundle) string {
+		if fleet {
+			return filepath.Join(*out, b.Host)
 		}
-		if err := plan.Replaceable(dirs[i]); err != nil {
-			c.errorf("%s: %v", s.file, err)
+		return *out
+	}
+	parent := *out
+	if !fleet {
+		parent = filepath.Dir(*out)
+	}
+	st := newStager(len(files), parent)
+	dirs, counts := make([]string, len(files)), make([]int, len(files))
+	specs, ok := c.renderAll(files, func(i int, p *plan.Plan, b *plan.Bundle) {
+		if *tarball != "" {
+			shipped, err := plan.ShipTarball(p, *tarball)
+			if err != nil {
+				st.errs[i] = fmt.Errorf("--kexec-tarball: %w", err)
+				return
+			}
+			b = shipped
+		}
+		dirs[i], counts[i] = dirOf(b), len(b.Files)
+		if b.Shipped != nil {
+			counts[i]++
+		}
+		st.stage(i, b, dirs[i])
+	})
+	for i, s := range specs {
+		if st.errs[i] != nil {
+			c.errorf("%s: %v", s.file, st.errs[i])
 			ok = false
 		}
 	}
 	if !ok {
+		st.discard()
 		return exitProblem
 	}
-	bundles := make([]*plan.Bundle, len(specs))
-	for i, s := range specs {
-		bundles[i] = s.bundle
-	}
-	errs := writeBundles(bundles, dirs)
 	code := exitOK
-	for i, s := range specs {
-		if errs[i] != nil {
-			c.errorf("%s: %v", s.file, errs[i])
+	for i, err := range st.publish() {
+		if err != nil {
+			c.errorf("%s: %v", specs[i].file, err)
 			code = exitProblem
 			continue
 		}
-		n := len(s.bundle.Files)
-		if s.bundle.Shipped != nil {
-			n++
-		}
-		fmt.Fprintf(c.stdout, "%s: wrote %d files to %s\n", s.file, n, dirs[i])
+		fmt.Fprintf(c.stdout, "%s: wrote %d files to %s\n", specs[i].file, counts[i], dirs[i])
 	}
 	return code
 }
@@ -275,11 +292,16 @@ func (c *cli) check(args []string) int {
 		return code
 	}
 	facts := stringFlag(fs, "facts")
-	if fs.NArg() == 0 {
+	if fs.NArg() == 0 && *stringFlag(fs, "from") == "" {
 		return c.usageError("check: no spec given")
 	}
+	files, _, err := c.specInputs(fs, fs.Args())
+	if err != nil {
+		c.errorf("check: %v", err)
+		return exitProblem
+	}
 	// The bundles are rendered and checked, then dropped: check writes nothing.
-	rs, ok := c.renderAll(fs.Args(), func(int, *plan.Bundle) {})
+	rs, ok := c.renderAll(files, func(int, *plan.Plan, *plan.Bundle) {})
 	var specs []loaded
 	for _, r := range rs {
 		if r.plan == nil || r.err != nil || r.clash {
