@@ -6,8 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The fleet benchmarks render and diff 1,000 generated specs: in-process
@@ -49,9 +51,30 @@ func writeFleet(tb testing.TB, dir string, n int) []string {
 	return specs
 }
 
+// fleetSizes are the fleets BenchmarkFleetProcess renders:
+// NIXPLAN_FLEET_SIZES=1000,10000 measures both in one run.
+func fleetSizes(b *testing.B) []int {
+	env := os.Getenv("NIXPLAN_FLEET_SIZES")
+	if env == "" {
+		return []int{fleetSize}
+	}
+	var sizes []int
+	for _, f := range strings.Split(env, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			b.Fatalf("NIXPLAN_FLEET_SIZES=%q: want sizes such as 1000,10000", env)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes
+}
+
 // BenchmarkFleetProcess builds nixplan and runs it as a whole process on
-// 1,000 specs, reporting each command's wall time (ns/op) and peak resident
-// set size (peak-RSS-MB, the largest over the runs, from the child's rusage).
+// generated fleets (1,000 specs, or NIXPLAN_FLEET_SIZES), given as a --from
+// list, reporting each command's wall time (ns/op), its CPU time (user and
+// system) per host (CPU-ms/host) and its peak resident set size
+// (peak-RSS-MB, the largest over the runs, from the child's rusage). cp-r
+// copies the rendered bundles with cp -r: the cost of writing the bytes alone.
 //
 // Linux starts a child of a Go program on its parent's memory (vfork), so the
 // child's peak is at least the parent's: this benchmark comes first, while
@@ -66,31 +89,45 @@ func BenchmarkFleetProcess(b *testing.B) {
 	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
-	specs := writeFleet(b, dir, fleetSize)
-	out := filepath.Join(dir, "out")
-	for _, c := range []struct {
-		name string
-		args []string
-	}{
-		{"render", append(append([]string{"render"}, specs...), "-o", out)},
-		{"diff", append(append([]string{"diff"}, specs...), out)},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			var peak int64
-			for b.Loop() {
-				cmd := exec.Command(bin, c.args...)
-				var stderr strings.Builder
-				cmd.Stderr = &stderr
-				if err := cmd.Run(); err != nil {
-					b.Fatalf("nixplan %s: %v\n%s", c.name, err, stderr.String())
+	for _, n := range fleetSizes(b) {
+		fleet := filepath.Join(dir, strconv.Itoa(n))
+		specs := writeFleet(b, fleet, n)
+		list := filepath.Join(fleet, "hosts.list")
+		if err := os.WriteFile(list, []byte(strings.Join(specs, "\n")+"\n"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		out, copied := filepath.Join(fleet, "out"), filepath.Join(fleet, "copy")
+		for _, c := range []struct {
+			name string
+			bin  string
+			args []string
+		}{
+			{"render", bin, []string{"render", "--from", list, "-o", out}},
+			{"diff", bin, []string{"diff", "--from", list, out}},
+			{"cp-r", "sh", []string{"-c", `rm -rf "$2" && cp -r "$1" "$2"`, "sh", out, copied}},
+		} {
+			b.Run(fmt.Sprintf("%s/hosts=%d", c.name, n), func(b *testing.B) {
+				var peak int64
+				var cpu time.Duration
+				runs := 0
+				for b.Loop() {
+					cmd := exec.Command(c.bin, c.args...)
+					var stderr strings.Builder
+					cmd.Stderr = &stderr
+					if err := cmd.Run(); err != nil {
+						b.Fatalf("%s %s: %v\n%s", c.bin, c.name, err, stderr.String())
+					}
+					peak = max(peak, peakRSS(cmd.ProcessState))
+					cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+					runs++
 				}
-				peak = max(peak, peakRSS(cmd.ProcessState))
-			}
-			if peak > 0 {
-				b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MB")
-				b.ReportMetric(float64(selfPeakRSS())/(1<<20), "parent-RSS-MB")
-			}
-		})
+				b.ReportMetric(float64(cpu.Microseconds())/1000/float64(runs*n), "CPU-ms/host")
+				if peak > 0 {
+					b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MB")
+					b.ReportMetric(float64(selfPeakRSS())/(1<<20), "parent-RSS-MB")
+				}
+			})
+		}
 	}
 }
 

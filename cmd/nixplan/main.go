@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -211,6 +212,10 @@ func (c *cli) report(ps plan.Problems) {
 	}
 }
 
+// renderMemoryLimit is render's soft memory limit: above the live heap of a
+// fleet of 10,000 hosts (README, Performance).
+const renderMemoryLimit = 120 << 20
+
 func (c *cli) render(args []string) int {
 	fs := c.flags("render")
 	if code, done := c.parse(fs, args); done {
@@ -235,8 +240,14 @@ func (c *cli) render(args []string) int {
 	// dropped from memory: a fleet's memory stays flat in its hosts. They are
 	// published only when every spec has rendered and passed the fleet
 	// check; otherwise every staged bundle is removed and nothing changes.
-	// A larger heap goal than the default saves collections for some MB.
+	// What stays is each spec's plan and problems, for the fleet check and
+	// the report: a larger heap goal than the default saves collections, and
+	// a soft memory limit (unless GOMEMLIMIT is set) bounds what that goal
+	// costs on a large fleet.
 	defer debug.SetGCPercent(debug.SetGCPercent(200))
+	if debug.SetMemoryLimit(-1) == math.MaxInt64 {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(renderMemoryLimit))
+	}
 	dirOf := func(b *plan.Bundle) string {
 		if fleet {
 			return filepath.Join(*out, b.Host)
