@@ -50,6 +50,7 @@ func (c *cli) diff(args []string) int {
 	// the collector would run every few renders: a larger heap goal costs
 	// tens of MB and saves about a quarter of the CPU on a fleet.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	defer softMemoryLimit()()
 
 	type result struct {
 		dir     string

@@ -212,9 +212,20 @@ func (c *cli) report(ps plan.Problems) {
 	}
 }
 
-// renderMemoryLimit is render's soft memory limit: above the live heap of a
-// fleet of 10,000 hosts (README, Performance).
-const renderMemoryLimit = 120 << 20
+// fleetMemoryLimit is render's and diff's soft memory limit: above their
+// live heap for a fleet of 10,000 hosts (README, Performance), so that the
+// larger heap goal they set does not grow a large fleet's memory.
+const fleetMemoryLimit = 120 << 20
+
+// softMemoryLimit sets fleetMemoryLimit unless GOMEMLIMIT is set, and
+// returns what puts the limit back.
+func softMemoryLimit() (restore func()) {
+	if debug.SetMemoryLimit(-1) != math.MaxInt64 {
+		return func() {}
+	}
+	old := debug.SetMemoryLimit(fleetMemoryLimit)
+	return func() { debug.SetMemoryLimit(old) }
+}
 
 func (c *cli) render(args []string) int {
 	fs := c.flags("render")
@@ -245,9 +256,7 @@ func (c *cli) render(args []string) int {
 	// a soft memory limit (unless GOMEMLIMIT is set) bounds what that goal
 	// costs on a large fleet.
 	defer debug.SetGCPercent(debug.SetGCPercent(200))
-	if debug.SetMemoryLimit(-1) == math.MaxInt64 {
-		defer debug.SetMemoryLimit(debug.SetMemoryLimit(renderMemoryLimit))
-	}
+	defer softMemoryLimit()()
 	dirOf := func(b *plan.Bundle) string {
 		if fleet {
 			return filepath.Join(*out, b.Host)
