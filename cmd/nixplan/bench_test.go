@@ -131,27 +131,34 @@ func BenchmarkFleetProcess(b *testing.B) {
 	}
 }
 
-// BenchmarkFleet runs nixplan render and nixplan diff on 1,000 specs in
-// process: load, validate, render and check every spec, then write every
-// bundle (render) or compare it with the bundle on disk (diff).
+// BenchmarkFleet runs nixplan render and nixplan diff in process on
+// generated fleets (1,000 specs, or NIXPLAN_FLEET_SIZES): load, validate,
+// render and check every spec, then write every bundle (render) or compare
+// it with the bundle on disk (diff).
 func BenchmarkFleet(b *testing.B) {
-	dir := b.TempDir()
-	specs := writeFleet(b, dir, fleetSize)
-	out := filepath.Join(dir, "out")
-	runOK := func(b *testing.B, args ...string) {
-		var stderr strings.Builder
-		if code := run(args, io.Discard, &stderr); code != exitOK {
-			b.Fatalf("nixplan %s: exit %d\n%s", args[0], code, stderr.String())
+	for _, n := range fleetSizes(b) {
+		dir := b.TempDir()
+		specs := writeFleet(b, dir, n)
+		list := filepath.Join(dir, "hosts.list")
+		if err := os.WriteFile(list, []byte(strings.Join(specs, "\n")+"\n"), 0o644); err != nil {
+			b.Fatal(err)
 		}
+		out := filepath.Join(dir, "out")
+		runOK := func(b *testing.B, args ...string) {
+			var stderr strings.Builder
+			if code := run(args, io.Discard, &stderr); code != exitOK {
+				b.Fatalf("nixplan %s: exit %d\n%s", args[0], code, stderr.String())
+			}
+		}
+		b.Run(fmt.Sprintf("render/hosts=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				runOK(b, "render", "--from", list, "-o", out)
+			}
+		})
+		b.Run(fmt.Sprintf("diff/hosts=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				runOK(b, "diff", "--from", list, out)
+			}
+		})
 	}
-	b.Run("render", func(b *testing.B) {
-		for b.Loop() {
-			runOK(b, append(append([]string{"render"}, specs...), "-o", out)...)
-		}
-	})
-	b.Run("diff", func(b *testing.B) {
-		for b.Loop() {
-			runOK(b, append(append([]string{"diff"}, specs...), out)...)
-		}
-	})
 }
