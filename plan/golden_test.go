@@ -154,8 +154,8 @@ func TestRenderDeterministic(t *testing.T) {
 	}
 }
 
-// TestBundleFiles checks the shape every bundle must have: the six files
-// (seven with flake.nix),
+// TestBundleFiles checks the shape every bundle must have: the seven files
+// (eight with flake.nix),
 // each starting with the generated-by header, and SHA256SUMS covering the rest.
 func TestBundleFiles(t *testing.T) {
 	for _, spec := range examples(t) {
@@ -164,9 +164,9 @@ func TestBundleFiles(t *testing.T) {
 		for _, f := range b.Files {
 			names = append(names, f.Name)
 		}
-		want := []string{"checklist.md", "configuration.nix", "facts.sh", "kexec-install.sh", "rescue-bootstrap.sh", "SHA256SUMS"}
+		want := []string{"checklist.md", "configuration.nix", "facts.sh", "install.sh", "kexec-install.sh", "rescue-bootstrap.sh", "SHA256SUMS"}
 		if b.File(plan.FlakeFile) != nil {
-			want = []string{"checklist.md", "configuration.nix", "facts.sh", "flake.nix", "kexec-install.sh", "rescue-bootstrap.sh", "SHA256SUMS"}
+			want = []string{"checklist.md", "configuration.nix", "facts.sh", "flake.nix", "install.sh", "kexec-install.sh", "rescue-bootstrap.sh", "SHA256SUMS"}
 		}
 		if diff := cmp.Diff(want, names); diff != "" {
 			t.Errorf("%s: bundle files (-want +got):\n%s", spec, diff)

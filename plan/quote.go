@@ -19,6 +19,17 @@ func ShellQuote(s string) (string, error) {
 	return q, nil
 }
 
+// ShellQuotePOSIX returns s as one POSIX sh word that expands to exactly s,
+// for install.sh, which dash and macOS's sh run: the same quoting as
+// ShellQuote, but an error instead of bash's $'...' form.
+func ShellQuotePOSIX(s string) (string, error) {
+	q, err := syntax.Quote(s, syntax.LangPOSIX)
+	if err != nil {
+		return "", fmt.Errorf("cannot quote %q for POSIX sh: %w", s, err)
+	}
+	return q, nil
+}
+
 // NixString returns s as a Nix double-quoted string literal that evaluates to
 // exactly s. It is the only way a spec value reaches Nix. Every "$" is escaped,
 // not only "${", so no later concatenation can form an interpolation.

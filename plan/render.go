@@ -44,6 +44,7 @@ func (b *Bundle) File(name string) *File {
 const (
 	RescueBootstrapFile = "rescue-bootstrap.sh"
 	KexecInstallFile    = "kexec-install.sh"
+	InstallFile         = "install.sh"
 	ConfigurationFile   = "configuration.nix"
 	ChecklistFile       = "checklist.md"
 	SumsFile            = "SHA256SUMS"
@@ -116,6 +117,7 @@ var funcs = func() template.FuncMap {
 		delete(m, name)
 	}
 	m["sh"] = ShellQuote
+	m["posix"] = ShellQuotePOSIX
 	m["nix"] = NixString
 	m["toml"] = tomlString
 	m["comment"] = CommentText
@@ -155,7 +157,7 @@ func render(p *Plan, shipped *Shipped) (*Bundle, error) {
 	for _, f := range []struct {
 		name string
 		mode uint32
-	}{{RescueBootstrapFile, 0o755}, {KexecInstallFile, 0o755}, {ChecklistFile, 0o644}} {
+	}{{RescueBootstrapFile, 0o755}, {KexecInstallFile, 0o755}, {InstallFile, 0o755}, {ChecklistFile, 0o644}} {
 		out, err := execute(f.name, data)
 		if err != nil {
 			return nil, err

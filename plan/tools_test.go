@@ -82,6 +82,18 @@ func TestScriptsPassShellcheck(t *testing.T) {
 	}
 }
 
+// install.sh runs on the operator's machine under a POSIX sh (dash, macOS's
+// bash 3.2 as sh): shellcheck checks it as sh, and dash and posh parse it.
+func TestDriverPassesShellcheckAndParses(t *testing.T) {
+	shellcheck := needTool(t, "shellcheck", "shellcheck")
+	dash := needTool(t, "dash", "dash")
+	for _, spec := range examples(t) {
+		dir := writeBundle(t, spec)
+		runTool(t, dir, shellcheck, "--shell=sh", "--severity=style", plan.InstallFile)
+		runTool(t, dir, dash, "-n", plan.InstallFile)
+	}
+}
+
 func TestConfigurationParsesWithNix(t *testing.T) {
 	nix := needTool(t, "nix-instantiate", "nix-bin")
 	for _, spec := range examples(t) {

@@ -107,6 +107,8 @@ readonly NIXPKGS_FETCHED=/var/lib/nixplan/nixpkgs-fetched
 # Where write_configuration write.
 NIXOS_DIR=/mnt/etc/nixos
 readonly LOG=/var/log/nixplan-install.log
+# The installed system's ed25519 host public key, left for install.sh.
+readonly INSTALLED_HOST_KEY=/root/nixplan-installed-host-key.pub
 # Each finished phase is recorded here, after the storage plan and bundle the
 # record belongs to, so a run after a failure resumes instead of erasing the
 # disks again. The installer runs from memory: a reboot forgets it, as it
@@ -1205,6 +1207,9 @@ phase_finish() {
   if [ -f /mnt/etc/ssh/ssh_host_ed25519_key.pub ]; then
     say "known_hosts line for your laptop (replace the old entry for $SERVER_IPV4 with it):"
     say "  $SERVER_IPV4 $(cut -d ' ' -f 1,2 </mnt/etc/ssh/ssh_host_ed25519_key.pub)"
+    # For install.sh on the operator's machine, which pins it before the
+    # reboot; in the installer's memory, like everything else here.
+    run cp /mnt/etc/ssh/ssh_host_ed25519_key.pub "$INSTALLED_HOST_KEY"
   fi
   run mkdir -p /mnt/var/log
   run cp "$LOG" /mnt/var/log/nixplan-install.log
