@@ -203,7 +203,7 @@ func (d *driverRun) calls() []string {
 	return strings.Split(strings.TrimSpace(d.read(filepath.Join(d.fake, "calls"))), "\n")
 }
 
-func (d *driverRun) knownHosts() string { return d.read(filepath.Join(d.bundle, "known_hosts")) }
+func (d *driverRun) knownHosts() string { return d.read(filepath.Join(d.bundle+".install", "known_hosts")) }
 
 func forEachDriverShell(t *testing.T, f func(t *testing.T, shell []string)) {
 	for _, s := range driverShells {
@@ -268,6 +268,10 @@ func TestDriverWholeInstall(t *testing.T) {
 		if strings.Contains(out, "FAIL") {
 			t.Errorf("a check failed:\n%s", out)
 		}
+		// The bundle folder holds only the bundle: render may replace it.
+		if !plan.IsBundle(d.bundle) {
+			t.Errorf("install.sh wrote into the bundle folder %s", d.bundle)
+		}
 	})
 }
 
@@ -329,7 +333,10 @@ func TestDriverResumesFrom(t *testing.T) {
 	forEachDriverShell(t, func(t *testing.T, shell []string) {
 		d := newDriverRun(t, shell)
 		d.set("stage", "installed")
-		if err := os.WriteFile(filepath.Join(d.bundle, "known_hosts"), []byte("blog-demo-installed "+installedKey+"\n"), 0o644); err != nil {
+		if err := os.Mkdir(d.bundle+".install", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d.bundle+".install", "known_hosts"), []byte("blog-demo-installed "+installedKey+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		out, ok := d.run("", "--from", "verify")

@@ -220,8 +220,8 @@ func checkEveryHostWhole(t *testing.T, out string, specSums []string) {
 			}
 			files++
 		}
-		if files != 5 {
-			t.Errorf("%s: SHA256SUMS lists %d files, want 5", dir, files)
+		if files != 6 {
+			t.Errorf("%s: SHA256SUMS lists %d files, want 6", dir, files)
 		}
 	})
 }

@@ -9,7 +9,8 @@
 # it erases anything), tells you which console setting to change, reboots and
 # checks the installed system.
 #
-# Host keys: every stage's key is kept in the bundle's own known_hosts under
+# Host keys: every stage's key is kept in its own known_hosts (in the folder
+# BUNDLE.install beside the bundle, with facts.json and the logs) under
 # an alias of its own (blog-demo-rescue, -installer, -installed). The
 # rescue system's key is asked about once (OpenSSH shows its fingerprint),
 # unless --rescue-key gives it; the installer must answer with the same key
@@ -62,7 +63,8 @@ Usage: sh install.sh [--dry-run] [--from PHASE] [--address ADDR] [--port N]
   --wait SECONDS   how long each wait for the server lasts (900)
   --list-phases    print the phases in order
 Phases: rescue facts bootstrap installer install reboot verify
-Host keys go to known_hosts in the bundle folder, one alias per stage.
+Host keys go to known_hosts in the folder BUNDLE.install beside the bundle,
+one alias per stage, with facts.json and the logs.
 USAGE
 }
 
@@ -127,7 +129,7 @@ parse_args() {
   esac
 }
 
-# The bundle folder holds this script, known_hosts, facts.json and logs.
+# The bundle folder: this script's.
 bundle_dir() {
   case "$0" in
     */*) (cd "${0%/*}" && pwd) ;;
@@ -358,13 +360,13 @@ phase_facts() {
   if [ "$DRY_RUN" = 1 ]; then
     remote rescue sh /root/facts.sh
   else
-    remote rescue sh /root/facts.sh >"$BUNDLE/facts.json" ||
+    remote rescue sh /root/facts.sh >"$STATE/facts.json" ||
       die "facts.sh failed on the rescue system" "sh install.sh --from facts tries again"
     say "facts.json saved"
   fi
   if command -v nixplan >/dev/null 2>&1 && [ -f "$SPEC_FILE" ]; then
-    show nixplan check --facts "$BUNDLE/facts.json" "$SPEC_FILE"
-    [ "$DRY_RUN" = 1 ] || nixplan check --facts "$BUNDLE/facts.json" "$SPEC_FILE" ||
+    show nixplan check --facts "$STATE/facts.json" "$SPEC_FILE"
+    [ "$DRY_RUN" = 1 ] || nixplan check --facts "$STATE/facts.json" "$SPEC_FILE" ||
       die "the spec does not match this machine (above)" "fix $SPEC_FILE, render the bundle again, then sh install.sh --from facts"
   else
     say "nixplan check was not run (nixplan is not on PATH, or $SPEC_FILE is not in this folder):"
@@ -377,7 +379,7 @@ phase_bootstrap() {
   [ "$DRY_RUN" = 1 ] || sha256_check || die "the bundle does not match its SHA256SUMS" "render it again"
   # shellcheck disable=SC2086 # a list of plain file names
   copy_to rescue $RESCUE_FILES
-  log=$BUNDLE/rescue-bootstrap.log
+  log=$STATE/rescue-bootstrap.log
   set -- bash -p /root/rescue-bootstrap.sh
   [ -z "$ACCEPT_HASH" ] || set -- "$@" --accept-hash "$ACCEPT_HASH"
   while :; do
@@ -414,8 +416,8 @@ phase_installer() {
 
 # install_failed: copy the log out of the installer's memory, then stop.
 install_failed() {
-  copy_from installer "$INSTALL_LOG" "$BUNDLE/nixplan-install.log" || true
-  die "kexec-install.sh failed; its log is in $BUNDLE/nixplan-install.log" \
+  copy_from installer "$INSTALL_LOG" "$STATE/nixplan-install.log" || true
+  die "kexec-install.sh failed; its log is in $STATE/nixplan-install.log" \
     "fix the cause, then sh install.sh --from install (kexec-install.sh resumes after its last finished phase)"
 }
 
@@ -442,14 +444,14 @@ phase_install() {
     done
     [ "$status" = 0 ] || install_failed
   fi
-  copy_from installer "$INSTALLED_HOST_KEY" "$BUNDLE/installed-host-key.pub" ||
+  copy_from installer "$INSTALLED_HOST_KEY" "$STATE/installed-host-key.pub" ||
     die "cannot copy the installed system's host key" "sh install.sh --from install"
   if [ "$DRY_RUN" = 0 ]; then
-    read -r type key _ <"$BUNDLE/installed-host-key.pub" || true
-    [ -n "${key:-}" ] || die "$BUNDLE/installed-host-key.pub holds no key" "sh install.sh --from install"
+    read -r type key _ <"$STATE/installed-host-key.pub" || true
+    [ -n "${key:-}" ] || die "$STATE/installed-host-key.pub holds no key" "sh install.sh --from install"
     pin installed "$type $key"
   else
-    pin installed "(the key in $BUNDLE/installed-host-key.pub)"
+    pin installed "(the key in $STATE/installed-host-key.pub)"
   fi
 }
 
@@ -509,7 +511,11 @@ phase_verify() {
 main() {
   parse_args ${1+"$@"}
   BUNDLE=$(bundle_dir)
-  KNOWN_HOSTS=$BUNDLE/known_hosts
+  # What the install learns is kept beside the bundle, not in it, so that
+  # rendering the bundle again (which replaces its folder) keeps the keys.
+  STATE=$BUNDLE.install
+  [ "$DRY_RUN" = 1 ] || mkdir -p "$STATE"
+  KNOWN_HOSTS=$STATE/known_hosts
   command -v ssh >/dev/null 2>&1 || die "ssh is not installed" "install OpenSSH's client"
   CONTROL_DIR=$(mktemp -d "${TMPDIR:-/tmp}/nixplan.XXXXXX")
   ERR=$CONTROL_DIR/stderr
