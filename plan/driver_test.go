@@ -203,7 +203,9 @@ func (d *driverRun) calls() []string {
 	return strings.Split(strings.TrimSpace(d.read(filepath.Join(d.fake, "calls"))), "\n")
 }
 
-func (d *driverRun) knownHosts() string { return d.read(filepath.Join(d.bundle+".install", "known_hosts")) }
+func (d *driverRun) knownHosts() string {
+	return d.read(filepath.Join(d.bundle+".install", "known_hosts"))
+}
 
 func forEachDriverShell(t *testing.T, f func(t *testing.T, shell []string)) {
 	for _, s := range driverShells {
