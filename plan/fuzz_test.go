@@ -95,7 +95,7 @@ func FuzzRender(f *testing.F) {
 		if err != nil {
 			t.Fatalf("a valid spec does not render: %v\nspec %q:\n%s", err, name, text)
 		}
-		if want := 6 + len(p.Nixpkgs.FlakeRev)/40; len(b.Files) != want {
+		if want := 7 + len(p.Nixpkgs.FlakeRev)/40; len(b.Files) != want {
 			t.Fatalf("bundle has %d files, want %d", len(b.Files), want)
 		}
 		header := p.Header()
