@@ -3,6 +3,11 @@
 // and every value that reaches a script goes through the `sh` function and
 // every value that reaches Nix through `nix` (see plan/render.go).
 //
+// install.sh runs on the operator's machine, not the server: it is POSIX sh
+// (no bash), only ssh and scp reach the server, and simulate does not run it
+// (its --dry-run prints every ssh and scp command instead). The rules below
+// are for the server's scripts.
+//
 // Rules for the script templates, so that `nixplan simulate` can run them in
 // mvdan.cc/sh's interpreter against a machine description, and the tests can
 // run them under bash with a recording PATH:
