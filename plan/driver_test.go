@@ -120,7 +120,7 @@ case "$stage:$cmd" in
   installed:nixos-version) echo "$FAKE_RELEASE.20250601.abcdef (Warbler)" ;;
   installed:"zpool list -H -o health rpool") echo ONLINE ;;
   installed:"systemctl is-active sshd") echo active ;;
-  installed:"ip -4 -o addr show") echo "2: eno1    inet 203.0.113.10/24 brd 203.0.113.255 scope global eno1" ;;
+  installed:"ip -4 -o addr show") cat "$F/addr" 2>/dev/null || echo "2: eno1    inet 203.0.113.10/24 brd 203.0.113.255 scope global eno1" ;;
   installed:"ip -4 route show default") echo "default via 203.0.113.254 dev eno1 proto static" ;;
   *) echo "fake ssh: no answer for $stage: $cmd" >&2; exit 127 ;;
 esac
@@ -140,9 +140,14 @@ type driverRun struct {
 
 func newDriverRun(t *testing.T, shell []string) *driverRun {
 	t.Helper()
+	return newDriverRunOf(t, shell, "../examples/ovh-kimsufi.toml")
+}
+
+func newDriverRunOf(t *testing.T, shell []string, spec string) *driverRun {
+	t.Helper()
 	root := t.TempDir()
 	bundle := filepath.Join(root, "bundle")
-	if err := plan.Write(renderFile(t, "../examples/ovh-kimsufi.toml"), bundle); err != nil {
+	if err := plan.Write(renderFile(t, spec), bundle); err != nil {
 		t.Fatal(err)
 	}
 	fake := filepath.Join(root, "fake")
@@ -273,6 +278,31 @@ func TestDriverWholeInstall(t *testing.T) {
 		// The bundle folder holds only the bundle: render may replace it.
 		if !plan.IsBundle(d.bundle) {
 			t.Errorf("install.sh wrote into the bundle folder %s", d.bundle)
+		}
+	})
+}
+
+// TestDriverChecksDHCPAddress: with DHCP the spec knows the address, not the
+// prefix of the lease, so the post-install check holds the address alone.
+func TestDriverChecksDHCPAddress(t *testing.T) {
+	forEachDriverShell(t, func(t *testing.T, shell []string) {
+		d := newDriverRunOf(t, shell, "../examples/generic-ext4.toml")
+		d.set("stage", "installed")
+		d.set("addr", "2: ens3    inet 192.0.2.20/24 metric 1024 brd 192.0.2.255 scope global dynamic ens3")
+		if err := os.MkdirAll(d.bundle+".install", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d.bundle+".install", "known_hosts"), []byte("vps1-installed "+installedKey+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := d.run("", "--from", "verify", "--wait", "0")
+		if !strings.Contains(out, "PASS: address 192.0.2.20 (DHCP)") {
+			t.Errorf("the DHCP address check did not pass on a lease of 192.0.2.20/24:\n%s", out)
+		}
+		d.set("addr", "2: ens3    inet 192.0.2.200/24 metric 1024 brd 192.0.2.255 scope global dynamic ens3")
+		out, _ = d.run("", "--from", "verify", "--wait", "0")
+		if !strings.Contains(out, "FAIL: address 192.0.2.20 (DHCP)") {
+			t.Errorf("the DHCP address check passed on a lease of 192.0.2.200:\n%s", out)
 		}
 	})
 }
