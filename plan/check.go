@@ -48,7 +48,9 @@ func Check(b *Bundle) error {
 	errs := make([]error, len(b.Files))
 	var wg sync.WaitGroup
 	for i, f := range b.Files {
-		if !strings.HasSuffix(f.Name, ".sh") {
+		// The bundle's own scripts; a .sh file of the spec's modules or
+		// flake (in a folder) is the user's.
+		if !strings.HasSuffix(f.Name, ".sh") || strings.Contains(f.Name, "/") {
 			continue
 		}
 		wg.Go(func() {

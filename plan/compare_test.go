@@ -1,7 +1,6 @@
 package plan_test
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,6 +20,7 @@ func TestSimulateMatchesBash(t *testing.T) {
 	type tc struct {
 		name    string
 		spec    string // TOML text
+		file    string // or a spec file, which may name modules or a flake
 		machine string // fixture in testdata/machines; "" for the healthy machine the spec describes
 		edit    func(m *machine.Machine)
 		offline bool
@@ -47,15 +47,17 @@ func TestSimulateMatchesBash(t *testing.T) {
 			spec: exampleSpec(t, `devices = ["/dev/sda"]`, `devices = ["/dev/sda", "/dev/disk/by-id/wwn-0x5000cca22cc2a1b2"]`+"\ntopology = \"mirror\"")},
 	}
 	for _, file := range examples(t) {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cases = append(cases, tc{name: "example " + filepath.Base(file), spec: string(data)})
+		cases = append(cases, tc{name: "example " + filepath.Base(file), file: file})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p, b := renderText(t, "host.toml", c.spec)
+			var p *plan.Plan
+			var b *plan.Bundle
+			if c.file != "" {
+				p, b = validateAndRender(t, loadSpec(t, c.file))
+			} else {
+				p, b = renderText(t, "host.toml", c.spec)
+			}
 			m := simulate.HealthyMachine(p)
 			if c.machine != "" {
 				m = loadFixture(t, c.machine)
@@ -70,7 +72,7 @@ func TestSimulateMatchesBash(t *testing.T) {
 			}
 
 			// rescue-bootstrap.sh under bash, downloading like the simulation.
-			h := newHarness(t, c.spec, m)
+			h := bundleHarness(t, p, b, m)
 			hash := h.downloadTarball()
 			var args []string
 			if p.Kexec.SHA256 == "" {
@@ -88,7 +90,7 @@ func TestSimulateMatchesBash(t *testing.T) {
 			// kexec-install.sh under bash on the installer the kexec boots:
 			// the run in the foreground and the one it detaches, whose
 			// commands the harness records after the first's.
-			h = newHarness(t, c.spec, simulate.InstallerMachine(m, p))
+			h = bundleHarness(t, p, b, simulate.InstallerMachine(m, p))
 			h.state.Fake.Faults = faults
 			install := h.run(plan.KexecInstallFile, p.Host.Name+"\n")
 			compareRun(t, plan.KexecInstallFile, joinRuns(sim.Scripts[1:]), install)

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
+	"strings"
 )
 
 // DriftKind is how one file of a bundle folder differs from a fresh render.
@@ -58,28 +60,41 @@ func CompareBundle(b *Bundle, dir, oldLabel, newLabel string) ([]Drift, error) {
 	case !fi.IsDir():
 		return nil, fmt.Errorf("%s is not a folder", dir)
 	}
-	entries, err := os.ReadDir(dir)
+	names, err := bundleNames(dir, "")
 	if err != nil {
 		return nil, err
 	}
-	onDisk := map[string]os.DirEntry{}
-	for _, e := range entries {
-		onDisk[e.Name()] = e
+	onDisk := map[string]bool{}
+	for _, name := range names {
+		onDisk[name] = true
 	}
+	// rendered holds every folder the rendered files are in, so that an
+	// extra folder is named once, not file by file.
+	rendered := map[string]bool{}
 	var drift []Drift
 	for _, f := range b.Files {
-		e, ok := onDisk[f.Name]
-		delete(onDisk, f.Name)
-		if !ok {
-			drift = append(drift, Drift{Name: f.Name, Kind: FileMissing})
+		for d := path.Dir(f.Name); d != "."; d = path.Dir(d) {
+			rendered[d] = true
+		}
+		file := filepath.Join(dir, filepath.FromSlash(f.Name))
+		if !onDisk[f.Name] {
+			kind := FileMissing
+			if _, err := os.Lstat(file); err == nil {
+				kind = FileNotRegular // a folder where the spec renders a file
+			}
+			drift = append(drift, Drift{Name: f.Name, Kind: kind})
 			continue
 		}
-		if !e.Type().IsRegular() {
+		delete(onDisk, f.Name)
+		info, err := os.Lstat(file)
+		if err != nil {
+			return nil, err
+		}
+		if !info.Mode().IsRegular() {
 			drift = append(drift, Drift{Name: f.Name, Kind: FileNotRegular})
 			continue
 		}
-		path := filepath.Join(dir, f.Name)
-		data, err := ReadRegular(path, MaxBundleFileBytes)
+		data, err := ReadRegular(file, MaxBundleFileBytes)
 		var tl *TooLargeError
 		switch {
 		case errors.As(err, &tl):
@@ -90,20 +105,25 @@ func CompareBundle(b *Bundle, dir, oldLabel, newLabel string) ([]Drift, error) {
 			drift = append(drift, Drift{Name: f.Name, Kind: FileChanged,
 				Diff: UnifiedDiff(oldLabel+"/"+f.Name, data, newLabel+"/"+f.Name, f.Data)})
 		}
-		info, err := e.Info()
-		if err != nil {
-			return nil, err
-		}
 		if exec := f.Mode&0o100 != 0; exec != (info.Mode()&0o100 != 0) {
 			drift = append(drift, Drift{Name: f.Name, Kind: FileModeChanged, Executable: exec})
 		}
 	}
+	seen := map[string]bool{}
 	extra := make([]string, 0, len(onDisk))
-	for name, e := range onDisk {
-		if e.IsDir() {
-			name += "/"
+	for name := range onDisk {
+		// The outermost folder the rendered bundle does not have, or the file.
+		parts := strings.Split(strings.TrimSuffix(name, "/"), "/")
+		for i := 1; i < len(parts); i++ {
+			if d := strings.Join(parts[:i], "/"); !rendered[d] {
+				name = d + "/"
+				break
+			}
 		}
-		extra = append(extra, name)
+		if !seen[name] {
+			seen[name] = true
+			extra = append(extra, name)
+		}
 	}
 	sort.Strings(extra)
 	for _, name := range extra {

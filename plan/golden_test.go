@@ -2,6 +2,7 @@ package plan_test
 
 import (
 	"flag"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -89,12 +90,19 @@ func TestGolden(t *testing.T) {
 				}
 				return
 			}
-			entries, err := os.ReadDir(dir)
-			if err != nil {
+			if _, err := os.Stat(dir); err != nil {
 				t.Fatalf("%v (run go test ./... -update to create the golden files)", err)
 			}
-			if len(entries) != len(b.Files) {
-				t.Errorf("golden %s has %d files, the bundle %d", dir, len(entries), len(b.Files))
+			// Every file, in the folders of the spec's modules and flake too.
+			n := 0
+			filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					n++
+				}
+				return err
+			})
+			if n != len(b.Files) {
+				t.Errorf("golden %s has %d files, the bundle %d", dir, n, len(b.Files))
 			}
 			for _, f := range b.Files {
 				want, err := os.ReadFile(filepath.Join(dir, f.Name))
@@ -155,14 +163,21 @@ func TestRenderDeterministic(t *testing.T) {
 }
 
 // TestBundleFiles checks the shape every bundle must have: the seven files
-// (eight with flake.nix),
-// each starting with the generated-by header, and SHA256SUMS covering the rest.
+// (eight with flake.nix), each starting with the generated-by header, then
+// the files of the spec's modules or flake as they are, and SHA256SUMS
+// covering all the rest.
 func TestBundleFiles(t *testing.T) {
 	for _, spec := range examples(t) {
-		b := renderFile(t, spec)
+		p, b := validateAndRender(t, loadSpec(t, spec))
+		own := map[string]bool{}
+		for _, f := range p.BundledFiles() {
+			own[f.Name] = true
+		}
 		var names []string
 		for _, f := range b.Files {
-			names = append(names, f.Name)
+			if !own[f.Name] {
+				names = append(names, f.Name)
+			}
 		}
 		want := []string{"checklist.md", "configuration.nix", "facts.sh", "install.sh", "kexec-install.sh", "rescue-bootstrap.sh", "SHA256SUMS"}
 		if b.File(plan.FlakeFile) != nil {
@@ -172,6 +187,9 @@ func TestBundleFiles(t *testing.T) {
 			t.Errorf("%s: bundle files (-want +got):\n%s", spec, diff)
 		}
 		for _, f := range b.Files {
+			if own[f.Name] {
+				continue
+			}
 			head := string(f.Data)
 			if strings.HasPrefix(head, "#!") {
 				head = head[strings.IndexByte(head, '\n')+1:]

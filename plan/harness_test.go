@@ -234,9 +234,17 @@ func fakeTool(name string, args []string) int {
 		if !simulate.ChangesMachine(argv) {
 			break // --show-hardware-config: the fake printed it
 		}
-		root := args[len(args)-1]
-		if err := os.MkdirAll(root+"/etc/nixos", 0o755); err == nil {
-			os.WriteFile(root+"/etc/nixos/hardware-configuration.nix", []byte("{ ... }: { }\n"), 0o644)
+		root, dir := "", "/etc/nixos"
+		for i := 0; i+1 < len(args); i++ {
+			switch args[i] {
+			case "--root":
+				root = args[i+1]
+			case "--dir":
+				dir = args[i+1]
+			}
+		}
+		if err := os.MkdirAll(root+dir, 0o755); err == nil {
+			os.WriteFile(root+dir+"/hardware-configuration.nix", []byte("{ ... }: { }\n"), 0o644)
 		}
 	}
 	if c, ok := st.Fail[filepath.Base(name)]; ok && simulate.ChangesMachine(argv) {
@@ -323,13 +331,19 @@ var harnessDirs = map[string]string{"root": "/root", "varlog": "/var/log", "varl
 // newHarness renders spec (TOML text) and prepares a fake machine.
 func newHarness(t *testing.T, specText string, m *machine.Machine) *harness {
 	t.Helper()
+	p, b := renderText(t, "host.toml", specText)
+	return bundleHarness(t, p, b, m)
+}
+
+// bundleHarness prepares a fake machine for a rendered bundle.
+func bundleHarness(t *testing.T, p *plan.Plan, b *plan.Bundle, m *machine.Machine) *harness {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		requireOrSkip(t, "the script harness needs root for a private mount namespace")
 	}
 	if _, err := exec.LookPath("unshare"); err != nil {
 		requireOrSkip(t, "unshare is not installed (Debian package util-linux)")
 	}
-	p, b := renderText(t, "host.toml", specText)
 	h := &harness{t: t, dir: t.TempDir(), machine: m, plan: p, bundle: b}
 	h.state = harnessState{Fake: simulate.NewFakeMachine(m), Fail: map[string]int{}, FailRead: map[string]int{}, StandIns: map[string]string{}}
 	// What the installer's nix --version and zfs version report (unused in the rescue system).
@@ -345,7 +359,11 @@ func newHarness(t *testing.T, specText string, m *machine.Machine) *harness {
 	}
 	// The bundle in /root, as the checklist has the operator copy it.
 	for _, f := range b.Files {
-		if err := os.WriteFile(filepath.Join(h.dir, "root", f.Name), f.Data, os.FileMode(f.Mode)); err != nil {
+		name := filepath.Join(h.dir, "root", f.Name)
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, f.Data, os.FileMode(f.Mode)); err != nil {
 			t.Fatal(err)
 		}
 	}

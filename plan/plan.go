@@ -32,14 +32,20 @@ type Plan struct {
 	ConsolePassword bool
 	// Nixpkgs says where the installed system's nixpkgs comes from.
 	Nixpkgs Nixpkgs
+	// Modules are the spec's own NixOS modules, which configuration.nix
+	// imports from /etc/nixos/modules.
+	Modules []Module
+	// Flake is the user's own flake, which the install writes to /etc/nixos
+	// and installs with nixos-install --flake; nil without one.
+	Flake *UserFlake
 	// Placeholders lists the keys that still hold the value `nixplan init`
 	// wrote as a placeholder, as "key = value"; empty for a finished spec.
 	Placeholders []string
 }
 
 // Nixpkgs is where the installed system's nixpkgs comes from: the release's
-// channel, a pinned release (Pinned), or a flake input pinned to a revision
-// (FlakeRev).
+// channel, a pinned release (Pinned), a flake input pinned to a revision
+// (FlakeRev), or the user's own flake's lock (UserFlake).
 type Nixpkgs struct {
 	// ChannelURL is the channel nix-channel adds (not used with a flake).
 	ChannelURL string
@@ -48,7 +54,14 @@ type Nixpkgs struct {
 	SHA256 string
 	// FlakeRev is the nixpkgs revision of flake.nix; empty without a flake.
 	FlakeRev string
+	// UserFlake: nixpkgs is what the user's flake.lock pins, UserFlakeRev
+	// the revision it pins for the input named nixpkgs (may be empty).
+	UserFlake    bool
+	UserFlakeRev string
 }
+
+// AnyFlake: the install is of a flake, nixplan's pinned one or the user's.
+func (n Nixpkgs) AnyFlake() bool { return n.FlakeRev != "" || n.UserFlake }
 
 // FlakeURL is the flake reference of the pinned nixpkgs.
 func (n Nixpkgs) FlakeURL() string { return "github:NixOS/nixpkgs/" + n.FlakeRev }
@@ -56,6 +69,10 @@ func (n Nixpkgs) FlakeURL() string { return "github:NixOS/nixpkgs/" + n.FlakeRev
 // Describe says in a few words what the bundle installs from.
 func (n Nixpkgs) Describe() string {
 	switch {
+	case n.UserFlake && n.UserFlakeRev != "":
+		return "your flake, whose flake.lock pins nixpkgs to " + n.UserFlakeRev
+	case n.UserFlake:
+		return "your flake, as its flake.lock pins it"
 	case n.FlakeRev != "":
 		return "flake, nixpkgs pinned to " + n.FlakeRev
 	case n.Pinned:

@@ -174,6 +174,10 @@ func render(p *Plan, shipped *Shipped) (*Bundle, error) {
 	if shipped != nil {
 		b.Files = append(b.Files, File{Name: GitignoreFile, Data: gitignore(p, shipped.Name), Mode: 0o644})
 	}
+	// The spec's own modules or flake, as read, beside the scripts.
+	for _, f := range p.BundledFiles() {
+		b.Files = append(b.Files, File{Name: f.Name, Data: f.Data, Mode: f.Mode})
+	}
 	sort.Slice(b.Files, func(i, j int) bool { return b.Files[i].Name < b.Files[j].Name })
 	b.Files = append(b.Files, File{Name: SumsFile, Data: sums(p, b.Files, shipped), Mode: 0o644})
 	if err := Check(b); err != nil {

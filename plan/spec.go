@@ -23,7 +23,12 @@ import (
 type Spec struct {
 	// Include names shared spec files (paths relative to this file) whose
 	// values this spec starts from; see Load for the precedence.
-	Include  []string    `toml:"include"`
+	Include []string `toml:"include"`
+	// Modules name the installed system's own NixOS modules: files, and
+	// folders with a default.nix, relative to the spec file that lists them
+	// and inside its folder. Unlike other keys they add up: a spec's
+	// modules follow its includes' (see Load).
+	Modules  []string    `toml:"modules"`
 	Provider string      `toml:"provider"`
 	Host     HostSpec    `toml:"host"`
 	Kexec    KexecSpec   `toml:"kexec"`
@@ -43,6 +48,12 @@ type Spec struct {
 	Origin map[string]string `toml:"-"`
 	// files are every file read, the spec's own last, for specHash.
 	files []loadedFile
+	// moduleRefs are the modules entries of every file read, includes first;
+	// Load reads them (and the flake folder) into userModules and userFlake.
+	moduleRefs  []moduleRef
+	userModules []Module
+	userFlake   *UserFlake
+	bundledRead bool
 }
 
 type loadedFile struct {
@@ -153,11 +164,15 @@ type ChannelSpec struct {
 	SHA256 string `toml:"sha256"`
 }
 
-// FlakeSpec installs from a flake whose nixpkgs input is pinned to a
-// revision instead of from a channel.
+// FlakeSpec installs from a flake instead of a channel: one nixplan writes,
+// whose nixpkgs input is pinned to a revision, or the user's own.
 type FlakeSpec struct {
 	// NixpkgsRev is the nixpkgs commit, 40 hex digits.
 	NixpkgsRev string `toml:"nixpkgs_rev"`
+	// Path is the user's own flake: a folder with flake.nix and flake.lock,
+	// relative to the spec file that sets it and inside its folder, whose
+	// nixosConfigurations.HOST is installed.
+	Path string `toml:"path"`
 }
 
 // SSHSpec holds the public keys that may log in as root.
@@ -176,11 +191,19 @@ type SSHSpec struct {
 // overriding the ones before it; then its own values override them all. A
 // value is a whole key: lists and [[disks.datasets]] replace, never append.
 // Includes may include, up to 8 deep, without cycles.
+//
+// The modules lists add up instead, as NixOS imports do: the modules of the
+// includes in order, then the spec's own, each listed path read once. Load
+// reads them and the flake folder (flake.path) and refuses what must not
+// travel in a bundle (see readBundled).
 func Load(path string) (*Spec, error) {
 	l := &loader{resolved: map[string]*Spec{}}
 	spec, err := l.load(path, nil)
 	if err != nil {
 		return nil, err
+	}
+	if ps := readBundled(spec); len(ps) > 0 {
+		return nil, ps
 	}
 	spec.SHA256 = specHash(spec.files)
 	return spec, nil
@@ -352,6 +375,9 @@ func Parse(name string, data []byte) (*Spec, error) {
 	if len(ps) > 0 {
 		return nil, ps
 	}
+	for i, m := range spec.Modules {
+		spec.moduleRefs = append(spec.moduleRefs, moduleRef{listed: m, from: name, index: i})
+	}
 	spec.Origin = map[string]string{}
 	for _, key := range leafKeys {
 		if md.IsDefined(strings.Split(key, ".")...) {
@@ -399,8 +425,10 @@ func specHash(files []loadedFile) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// overlay copies every key src sets into dst, with its origin.
+// overlay copies every key src sets into dst, with its origin, and adds
+// src's modules entries to dst's.
 func overlay(dst, src *Spec) {
+	dst.moduleRefs = append(dst.moduleRefs, src.moduleRefs...)
 	dv, sv := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem()
 	for key, file := range src.Origin {
 		path := strings.Split(key, ".")
@@ -465,8 +493,9 @@ func lowerFirst(s string) string {
 }
 
 // knownKeys lists every dotted key a spec may hold, from Spec's toml tags;
-// leafKeys those that hold values (not tables), except include. A list of
-// tables such as disks.datasets is one value.
+// leafKeys those that hold values (not tables), except include and modules,
+// which Load merges itself. A list of tables such as disks.datasets is one
+// value.
 var knownKeys, leafKeys = func() (keys, leaves []string) {
 	var walk func(prefix string, t reflect.Type, inList bool)
 	walk = func(prefix string, t reflect.Type, inList bool) {
@@ -487,7 +516,7 @@ var knownKeys, leafKeys = func() (keys, leaves []string) {
 			if ft.Kind() == reflect.Pointer {
 				ft = ft.Elem()
 			}
-			if ft.Kind() != reflect.Struct && prefix+tag != "include" && !inList {
+			if ft.Kind() != reflect.Struct && prefix+tag != "include" && prefix+tag != "modules" && !inList {
 				leaves = append(leaves, prefix+tag)
 			}
 			// Into tables, and into lists of tables for their key names.

@@ -54,6 +54,7 @@ func Validate(spec *Spec) (*Plan, Problems) {
 	validateDisks(ps, spec, p)
 	validateKeys(ps, spec, p)
 	validateNixpkgs(ps, spec, p)
+	validateBundled(ps, spec, p)
 	validateCombinations(ps, spec, p)
 	checkPlaceholders(ps, spec, p)
 	identifyStorage(&p.Storage)
@@ -805,8 +806,12 @@ func validateCombinations(ps *problems, spec *Spec, p *Plan) {
 			ps.add("disks.layout", hint, "the %s image has no %s, which this layout needs", img.Tag, tool)
 		}
 	}
-	if p.Nixpkgs.FlakeRev != "" && !img.CanFlake() {
-		ps.add("flake.nixpkgs_rev", "use a channel (leave [flake] out), or an image with Nix >= "+minNixFlakes+" such as nixos-24.05",
+	if p.Nixpkgs.AnyFlake() && !img.CanFlake() {
+		key := "flake.nixpkgs_rev"
+		if p.Nixpkgs.UserFlake {
+			key = "flake.path"
+		}
+		ps.add(key, "use a channel (leave [flake] out), or an image with Nix >= "+minNixFlakes+" such as nixos-24.05",
 			"the %s image ships Nix %s, which cannot lock or install a flake", img.Tag, img.Nix)
 	}
 	if p.Kexec.ExtraFlags != "" && !img.ExtraFlags {

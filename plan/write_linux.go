@@ -65,6 +65,17 @@ func removable(dir string, entries []fs.DirEntry) error {
 		if e.Type().IsRegular() && locked(filepath.Join(dir, e.Name())) {
 			return fmt.Errorf("%s is immutable or append-only (chattr +i or +a), so it cannot be removed", e.Name())
 		}
+		// The folders of the spec's modules and flake.
+		if e.IsDir() {
+			sub := filepath.Join(dir, e.Name())
+			inner, err := os.ReadDir(sub)
+			if err == nil {
+				err = removable(sub, inner)
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", e.Name(), err)
+			}
+		}
 	}
 	return nil
 }

@@ -115,9 +115,10 @@ func TestWriteRestoresTheOldBundle(t *testing.T) {
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "bundle")
 	write(t, a, filepath.Join(parent, ".bundle.nixplan-old"))
-	unwritable := &plan.Bundle{Files: []plan.File{{Name: "no/such/folder", Data: []byte("x"), Mode: 0o644}}}
+	// A file where the next one needs a folder: the write fails midway.
+	unwritable := &plan.Bundle{Files: []plan.File{{Name: "clash", Data: []byte("x"), Mode: 0o644}, {Name: "clash/inner", Data: []byte("x"), Mode: 0o644}}}
 	if err := plan.Write(unwritable, dir); err == nil {
-		t.Fatal("Write of a file into a missing folder succeeded")
+		t.Fatal("Write of a file into a file succeeded")
 	}
 	if !holds(t, dir, a) {
 		t.Error("the old bundle is not back in its place")

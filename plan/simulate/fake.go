@@ -114,7 +114,7 @@ func PreErase(argv []string) bool {
 	case "nix-channel", "nix-instantiate", "curl":
 		return true
 	case "nix":
-		return len(argv) > 1 && slices.Contains(argv, "eval")
+		return len(argv) > 1 && (slices.Contains(argv, "eval") || slices.Contains(argv, "archive"))
 	}
 	return false
 }

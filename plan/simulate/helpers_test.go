@@ -33,6 +33,22 @@ func renderText(t testing.TB, name, text string) (*plan.Plan, *plan.Bundle) {
 	if err != nil {
 		t.Fatalf("parse %s: %v", name, err)
 	}
+	return validateAndRender(t, name, spec)
+}
+
+// renderFile loads, validates and renders a spec file, with the modules
+// or flake it names.
+func renderFile(t testing.TB, file string) (*plan.Plan, *plan.Bundle) {
+	t.Helper()
+	spec, err := plan.Load(file)
+	if err != nil {
+		t.Fatalf("load %s: %v", file, err)
+	}
+	return validateAndRender(t, file, spec)
+}
+
+func validateAndRender(t testing.TB, name string, spec *plan.Spec) (*plan.Plan, *plan.Bundle) {
+	t.Helper()
 	p, ps := plan.Validate(spec)
 	if p == nil {
 		t.Fatalf("validate %s:\n%v", name, ps)

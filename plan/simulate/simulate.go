@@ -869,8 +869,11 @@ func (ss *scriptSim) sideEffects(hc interp.HandlerContext, args []string) error 
 		ss.fs.write(p, []byte("nixplan simulate: a stand-in for a private host key\n"), 0o600)
 		ss.fs.write(p+".pub", []byte("ssh-"+typ+" AAAAsimulated-host-key "+optionValue(args, "-C")+"\n"), 0o644)
 	case "nixos-generate-config":
-		root := optionValue(args, "--root")
-		dir := path.Join(abs(hc.Dir, root), "etc/nixos")
+		root, out := optionValue(args, "--root"), optionValue(args, "--dir")
+		if out == "" {
+			out = "/etc/nixos"
+		}
+		dir := path.Join(abs(hc.Dir, root), out)
 		ss.fs.mkdir(dir, true)
 		ss.fs.write(dir+"/hardware-configuration.nix", []byte("# nixplan simulate: a stand-in for nixos-generate-config's output\n{ ... }: { }\n"), 0o644)
 		if _, err := ss.fs.stat(dir + "/configuration.nix"); err != nil {

@@ -70,7 +70,12 @@ func TestSimulateGolden(t *testing.T) {
 	for _, spec := range examples(t) {
 		name := exampleName(spec)
 		t.Run(name, func(t *testing.T) {
-			sim := simulateSpec(t, filepath.Base(spec), readExample(t, name), "", simulate.Faults{})
+			// Loaded from its file: an example may name modules or a flake.
+			p, b := renderFile(t, spec)
+			sim, err := simulate.Run(p, b, simulate.Options{})
+			if err != nil {
+				t.Fatalf("simulate %s: %v", name, err)
+			}
 			if sim.ExitStatus != 0 {
 				t.Errorf("the healthy machine of %s stops: %s", name, sim.Message)
 			}

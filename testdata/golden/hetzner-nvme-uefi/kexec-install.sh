@@ -104,7 +104,7 @@ readonly EVAL_MIN_MIB=2048
 # Written once nixpkgs is fetched for the evaluation, so that the install
 # uses the same copy instead of fetching it again.
 readonly NIXPKGS_FETCHED=/var/lib/nixplan/nixpkgs-fetched
-# Where write_configuration write.
+# Where write_configuration writes.
 NIXOS_DIR=/mnt/etc/nixos
 readonly LOG=/var/log/nixplan-install.log
 # The installed system's ed25519 host public key, left for install.sh.
@@ -786,7 +786,7 @@ fetch_nixpkgs() {
 # nixos-install will use, up to the system's top-level derivation. An
 # evaluation error or a failed assertion stops here, with the disks untouched.
 evaluate_target() {
-  local key value _unit avail_kib='' free_kib=0 mac answer
+  local key value _unit avail_kib='' free_kib=0 mac answer dir=$EVAL_DIR
   while read -r key value _unit; do
     case "$key" in
       MemAvailable:) avail_kib=$value ;;
@@ -813,17 +813,17 @@ evaluate_target() {
   if [ "$DRY_RUN" = 1 ]; then
     say "would write configuration.nix, nixplan-network.nix and a provisional hardware-configuration.nix to $EVAL_DIR"
   else
-    mkdir -p "$EVAL_DIR"
-    NIXOS_DIR=$EVAL_DIR write_configuration
-    network_nix "$mac" >"$EVAL_DIR/nixplan-network.nix"
+    mkdir -p "$dir"
+    NIXOS_DIR=$dir write_configuration
+    network_nix "$mac" >"$dir/nixplan-network.nix"
     # --no-filesystems is older than the seed's 22.11 image: installers of
     # early 2022 already take it (Holo-Host/holo-nixpkgs PR 1132, 2022-02-24);
     # nixpkgs nixos/modules/installer/tools/nixos-generate-config.pl parses it.
-    nixos-generate-config --show-hardware-config --no-filesystems >"$EVAL_DIR/hardware-generated.nix" ||
+    nixos-generate-config --show-hardware-config --no-filesystems >"$dir/hardware-generated.nix" ||
       die "nixos-generate-config --show-hardware-config --no-filesystems failed; the system cannot be evaluated before the erase" \
         "use an installer image whose nixos-generate-config has --no-filesystems; nothing was changed"
-    fit_hardware_configuration "$EVAL_DIR/hardware-generated.nix"
-    write_eval_hardware
+    fit_hardware_configuration "$dir/hardware-generated.nix"
+    write_eval_hardware "$dir"
   fi
   say "evaluating the NixOS 24.11 system of $HOST_NAME before anything is erased"
   RUN_HINT="the system of $HOST_NAME does not evaluate (see the error above); nothing was changed: fix the spec (or configuration.nix) and render the bundle again"
@@ -832,10 +832,10 @@ evaluate_target() {
   say "the system evaluates"
 }
 
-# write_eval_hardware writes the provisional hardware-configuration.nix of
-# the evaluation: the generated one and the filesystems the plan creates.
+# write_eval_hardware DIR writes the provisional hardware-configuration.nix
+# of the evaluation: the generated one and the filesystems the plan creates.
 write_eval_hardware() {
-  cat >"$EVAL_DIR/hardware-configuration.nix" <<'NIXPLAN_EVAL_HARDWARE'
+  cat >"$1/hardware-configuration.nix" <<'NIXPLAN_EVAL_HARDWARE'
 # Provisional hardware-configuration.nix of the evaluation before the erase.
 { ... }:
 {
@@ -1024,28 +1024,27 @@ require_mnt() {
   is_mounted /mnt || [ "$DRY_RUN" = 1 ] ||
     die "/mnt is not mounted" "run the mount phase first: --from mount"
 }
-
 # hardware-configuration.nix from this machine, configuration.nix from the
 # bundle, nixplan-network.nix with the public NIC's MAC, and a copy of the
 # bundle for the record.
 phase_configure() {
   require_mnt
   run nixos-generate-config --root /mnt
-  fit_hardware_configuration /mnt/etc/nixos/hardware-configuration.nix
+  fit_hardware_configuration "$NIXOS_DIR/hardware-configuration.nix"
   if [ "$DRY_RUN" = 1 ]; then
-    say "would write /mnt/etc/nixos/configuration.nix (sha256 $CONFIGURATION_SHA256)"
+    say "would write $NIXOS_DIR/configuration.nix (sha256 $CONFIGURATION_SHA256)"
   else
     write_configuration
-    printf '%s  %s\n' "$CONFIGURATION_SHA256" /mnt/etc/nixos/configuration.nix | sha256sum --check --quiet - ||
+    printf '%s  %s\n' "$CONFIGURATION_SHA256" "$NIXOS_DIR/configuration.nix" | sha256sum --check --quiet - ||
       die "the written configuration.nix does not match the bundle's" "the script was changed after rendering; copy the bundle again"
-    say "wrote /mnt/etc/nixos/configuration.nix (sha256 $CONFIGURATION_SHA256)"
+    say "wrote $NIXOS_DIR/configuration.nix (sha256 $CONFIGURATION_SHA256)"
   fi
 
   check_address
   local mac=${SERVER_MAC:-$PUBLIC_MAC}
   [[ "$mac" =~ ^([0-9a-f]{2}:){5}[0-9a-f]{2}$ ]] ||
     die "cannot tell the MAC of $PUBLIC_IFACE ('$mac')" "set network.mac in the spec to the MAC the provider's panel lists"
-  network_nix "$mac" | write_file /mnt/etc/nixos/nixplan-network.nix
+  network_nix "$mac" | write_file "$NIXOS_DIR/nixplan-network.nix"
   network_nix "$mac"
 
   local dir
@@ -1242,6 +1241,7 @@ phase_finish() {
     # For install.sh on the operator's machine, which pins it before the
     # reboot; in the installer's memory, like everything else here.
     run cp /mnt/etc/ssh/ssh_host_ed25519_key.pub "$INSTALLED_HOST_KEY"
+    print_recipients /mnt/etc/ssh/ssh_host_ed25519_key.pub
   fi
   run mkdir -p /mnt/var/log
   run cp "$LOG" /mnt/var/log/nixplan-install.log
@@ -1254,6 +1254,21 @@ phase_finish() {
   say "  2. reboot"
   say "  3. When 'ping $SERVER_IPV4' answers, put the known_hosts line above into ~/.ssh/known_hosts"
   say "     (ssh-keygen -R $SERVER_IPV4 removes the installer's entry) and ssh root@$SERVER_IPV4"
+}
+
+# print_recipients PUB says how secrets reach this host: agenix encrypts
+# to the host key's ssh-ed25519 line as it is (ryantm/agenix README,
+# secrets.nix and age.identityPaths), sops-nix to the age recipient
+# ssh-to-age derives from it (Mic92/ssh-to-age, convert.go: the Ed25519
+# point's Montgomery form, bech32 with "age"). The installer has no
+# ssh-to-age and no tool known to do that arithmetic: the laptop derives it.
+print_recipients() {
+  local key
+  key=$(cut -d ' ' -f 1,2 <"$1")
+  say "Secrets (README, Secrets): re-key them for this host, then nixos-rebuild switch."
+  say "  agenix, in secrets.nix, the host key itself: \"$key\""
+  say "  sops-nix, in .sops.yaml, its age recipient; on your laptop (the installer has no ssh-to-age):"
+  say "    echo '$key' | nix-shell -p ssh-to-age --run ssh-to-age"
 }
 
 # read_progress sets RECORDED_PLAN, RECORDED_BUNDLE and LAST_PHASE from the
