@@ -18,7 +18,9 @@ package plan_test
 //     SSH, so a test can hang it up; the run it detaches (setsid) stays in
 //     the namespace and keeps recording;
 //   - a "mount" of a ZFS dataset mounts a tmpfs at its target, so later
-//     phases find /mnt mounted as on the real installer.
+//     phases find /mnt mounted as on the real installer; at /mnt itself it
+//     bind-mounts a harness folder instead, where a test reads what the
+//     install wrote into the new system.
 // Loop mode (the loop-device tests) runs the real parted, wipefs, mkfs.ext4,
 // mkfs.vfat, mkswap, lsblk and mount against loop devices and stubs exactly
 // what this kernel lacks: ZFS (zpool, zfs), md (mdadm; what is made on an md
@@ -59,8 +61,9 @@ func TestMain(m *testing.M) {
 // harnessState is what the fake keeps between the stubs' calls.
 type harnessState struct {
 	Fake *simulate.FakeMachine `json:"fake"`
-	// Fail maps a command name to the exit status it returns after recording;
-	// FailRead does the same for the calls of a command that only read.
+	// Fail maps a command (see failing) to the exit status it returns after
+	// recording; FailRead does the same for the calls of a command that only
+	// read.
 	Fail     map[string]int `json:"fail"`
 	FailRead map[string]int `json:"fail_read"`
 	// Loop: real disk tools are in use; mounts other than ZFS are real.
@@ -188,7 +191,13 @@ func fakeTool(name string, args []string) int {
 			if fstype == "tmpfs" {
 				src = "nixplan-fake"
 			}
-			if out, err := exec.Command("/usr/bin/mount", "-t", fstype, src, args[3]).CombinedOutput(); err != nil {
+			mount := exec.Command("/usr/bin/mount", "-t", fstype, src, args[3])
+			if fstype == "tmpfs" && args[3] == "/mnt" {
+				// The new system's root is a harness folder, so a test can
+				// read what the install wrote after the namespace is gone.
+				mount = exec.Command("/usr/bin/mount", "--bind", os.Getenv("NIXPLAN_FAKE_MNT"), "/mnt")
+			}
+			if out, err := mount.CombinedOutput(); err != nil {
 				fmt.Fprintf(os.Stderr, "fake mount: %v: %s", err, out)
 				return 32
 			}
@@ -247,7 +256,7 @@ func fakeTool(name string, args []string) int {
 			os.WriteFile(root+dir+"/hardware-configuration.nix", []byte("{ ... }: { }\n"), 0o644)
 		}
 	}
-	if c, ok := st.Fail[filepath.Base(name)]; ok && simulate.ChangesMachine(argv) {
+	if c, ok := failing(st.Fail, argv); ok && simulate.ChangesMachine(argv) {
 		code = c
 		fmt.Fprintf(os.Stderr, "%s: failed (harness fault)\n", name)
 	}
@@ -272,6 +281,19 @@ func optionAfter(args []string, name string) string {
 		}
 	}
 	return ""
+}
+
+// failing finds the harness fault for a command: Fail maps a command's
+// name, or "NAME:WORD" for the command with WORD among its arguments
+// ("nix:eval"), to the exit status it returns.
+func failing(fail map[string]int, argv []string) (int, bool) {
+	for key, code := range fail {
+		name, word, _ := strings.Cut(key, ":")
+		if filepath.Base(argv[0]) == name && (word == "" || slices.Contains(argv[1:], word)) {
+			return code, true
+		}
+	}
+	return 0, false
 }
 
 // realTools are the utilities the scripts may run for real under the harness.
@@ -352,7 +374,7 @@ func bundleHarness(t *testing.T, p *plan.Plan, b *plan.Bundle, m *machine.Machin
 		sum := sha256.Sum256(standIn(p.Nixpkgs.ChannelURL + "/nixexprs.tar.xz"))
 		h.state.StandIns[hex.EncodeToString(sum[:])] = p.Nixpkgs.SHA256
 	}
-	for _, d := range []string{"root", "varlog", "varlib", "run", "bin", "real", "sys/class/net", "sys/firmware"} {
+	for _, d := range []string{"root", "varlog", "varlib", "run", "bin", "real", "mnt", "sys/class/net", "sys/firmware"} {
 		if err := os.MkdirAll(filepath.Join(h.dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -603,6 +625,7 @@ func (h *harness) startStdin(script string, o runOpts, stdinOpen bool, args ...s
 		"NIXPLAN_RECORD=" + filepath.Join(h.dir, "record.jsonl"),
 		"NIXPLAN_CALLS=" + filepath.Join(h.dir, "calls.jsonl"),
 		"NIXPLAN_FAKE_TARBALL=" + filepath.Join(h.dir, "download.tar.gz"),
+		"NIXPLAN_FAKE_MNT=" + filepath.Join(h.dir, "mnt"),
 	}, o.env...)
 	// A session of its own, as an SSH login has: a hang-up reaches its
 	// processes and no others.

@@ -1,0 +1,298 @@
+package plan_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nixplan/nixplan/plan"
+	"github.com/nixplan/nixplan/plan/simulate"
+)
+
+const (
+	modulesExample = "../examples/ovh-modules.toml"
+	flakeExample   = "../examples/hetzner-own-flake.toml"
+)
+
+// exampleHarness renders an example from its file, with the modules or the
+// flake it names, and prepares the NixOS installer of its healthy machine
+// (rescue is false) or the rescue system.
+func exampleHarness(t *testing.T, file string, rescue bool) *harness {
+	t.Helper()
+	p, b := validateAndRender(t, loadSpec(t, file))
+	m := simulate.HealthyMachine(p)
+	if !rescue {
+		m = simulate.InstallerMachine(m, p)
+	}
+	return bundleHarness(t, p, b, m)
+}
+
+// sameFile fails unless path holds exactly want.
+func sameFile(t *testing.T, path string, want []byte) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Errorf("%v", err)
+		return
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the bundle's (%d bytes, want %d)", path, len(got), len(want))
+	}
+}
+
+// parseNixTree runs nix-instantiate --parse on every .nix file under dir
+// and returns how many it parsed.
+func parseNixTree(t *testing.T, nix, dir string) int {
+	t.Helper()
+	n := 0
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() || !strings.HasSuffix(p, ".nix") {
+			return err
+		}
+		n++
+		if out, err := exec.Command(nix, "--parse", p).CombinedOutput(); err != nil {
+			t.Errorf("nix-instantiate --parse %s: %v\n%s", p, err, out)
+		}
+		return nil
+	})
+	return n
+}
+
+// nixEval evaluates a Nix expression strictly and returns what it prints.
+func nixEval(t *testing.T, nix, expr string) string {
+	t.Helper()
+	out, err := exec.Command(nix, "--eval", "--strict", "-E", expr).CombinedOutput()
+	if err != nil {
+		t.Errorf("nix-instantiate --eval %s: %v\n%s", expr, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestModulesInstalled runs kexec-install.sh of the modules example under
+// bash: the modules it writes into the evaluation and into the new system
+// are byte for byte the bundle's and the example's, every one is evaluated
+// before the first wipe, configuration.nix imports each of them from where
+// it is written, the folder's relative imports find their files, and every
+// .nix file written parses.
+func TestModulesInstalled(t *testing.T) {
+	nix := needTool(t, "nix-instantiate", "nix-bin")
+	h := exampleHarness(t, modulesExample, false)
+	r := h.run(plan.KexecInstallFile, h.plan.Host.Name+"\n")
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.output())
+	}
+	eval, wipe := r.firstIndex("nix-instantiate <nixpkgs/nixos> -A system"), r.firstIndex("wipefs")
+	if eval < 0 || wipe < 0 || eval > wipe {
+		t.Errorf("evaluation at %d, first wipe at %d, want the evaluation first:\n%s", eval, wipe, strings.Join(r.commands(), "\n"))
+	}
+	etc := filepath.Join(h.dir, "mnt/etc/nixos")
+	evalDir := filepath.Join(h.dir, "root/nixplan-eval")
+	files := h.plan.BundledFiles()
+	if len(files) != 4 {
+		t.Fatalf("the example brings %d files, want users.nix and the three of web/", len(files))
+	}
+	sums := string(h.bundle.File(plan.SumsFile).Data)
+	for _, f := range files {
+		source, err := os.ReadFile(filepath.Join("../examples", f.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(source, h.bundle.File(f.Name).Data) {
+			t.Errorf("the bundle's %s is not the example's file", f.Name)
+		}
+		if !strings.Contains(sums, f.SHA256+"  "+f.Name+"\n") {
+			t.Errorf("SHA256SUMS does not list %s with its sha256", f.Name)
+		}
+		sameFile(t, filepath.Join(etc, f.Name), source)
+		sameFile(t, filepath.Join(evalDir, f.Name), source)
+	}
+	// configuration.nix imports every module from where it was written,
+	// and the folder's default.nix finds ./nginx.nix, which finds ./site.
+	args := "{ config = { }; lib = { }; pkgs = { }; }"
+	if got := nixEval(t, nix, "map builtins.pathExists (import "+etc+"/configuration.nix "+args+").imports"); got != "[ true true true true ]" {
+		t.Errorf("configuration.nix's imports exist: %s, want all four", got)
+	}
+	for _, want := range []string{"./modules/users.nix", "./modules/web\n"} {
+		if !strings.Contains(string(h.bundle.File(plan.ConfigurationFile).Data), want) {
+			t.Errorf("configuration.nix does not import %q", want)
+		}
+	}
+	web := "(import " + etc + "/modules/web " + args + ")"
+	if got := nixEval(t, nix, "map builtins.pathExists "+web+".imports"); got != "[ true ]" {
+		t.Errorf("the web folder's ./nginx.nix exists: %s", got)
+	}
+	site := `(import ` + etc + `/modules/web/nginx.nix ` + args + `).services.nginx.virtualHosts."web-demo.example.org".root`
+	if got := nixEval(t, nix, "builtins.pathExists ("+site+" + \"/index.html\")"); got != "true" {
+		t.Errorf("nginx.nix's ./site/index.html exists: %s", got)
+	}
+	if n := parseNixTree(t, nix, etc); n != 6 {
+		t.Errorf("parsed %d .nix files in /mnt/etc/nixos, want 6 (3 generated, 3 modules)", n)
+	}
+	parseNixTree(t, nix, evalDir)
+}
+
+// TestOwnFlakeInstalled runs kexec-install.sh of the flake example under
+// bash: it fetches every input flake.lock pins and evaluates the flake's
+// system before the first wipe, writes the flake byte for byte to
+// /etc/nixos with nixplan's files in nixplan/HOST/, and installs with
+// nixos-install --flake. The flake's own nixosConfigurations, evaluated with
+// a stand-in for nixpkgs' nixosSystem, import nixplan's module from where
+// the install wrote it, and that module's imports exist beside it.
+func TestOwnFlakeInstalled(t *testing.T) {
+	nix := needTool(t, "nix-instantiate", "nix-bin")
+	h := exampleHarness(t, flakeExample, false)
+	r := h.run(plan.KexecInstallFile, h.plan.Host.Name+"\n")
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.output())
+	}
+	archive := r.firstIndex("nix --extra-experimental-features nix-command flakes flake archive --no-update-lock-file path:/root/nixplan-eval")
+	eval := r.firstIndex(`nix --extra-experimental-features nix-command flakes eval --no-update-lock-file --raw path:/root/nixplan-eval#nixosConfigurations."hz-own".config.system.build.toplevel.drvPath`)
+	wipe := r.firstIndex("wipefs")
+	install := r.firstIndex("nixos-install --root /mnt --no-root-passwd --no-channel-copy --flake /mnt/etc/nixos#hz-own")
+	if archive < 0 || eval < archive || wipe < eval || install < wipe {
+		t.Errorf("archive at %d, evaluation at %d, first wipe at %d, install at %d; want them in this order:\n%s",
+			archive, eval, wipe, install, strings.Join(r.commands(), "\n"))
+	}
+	if r.firstIndex("nix-channel") >= 0 || r.firstIndex("nix --extra-experimental-features nix-command flakes flake lock") >= 0 {
+		t.Errorf("a channel or a new lock for the operator's flake:\n%s", strings.Join(r.commands(), "\n"))
+	}
+	if !strings.Contains(r.stdout, "site: git+ssh://git@github.com/example-org/site-config?rev=0123456789abcdef0123456789abcdef01234567") {
+		t.Errorf("preflight does not name the SSH input it fetches:\n%s", r.stdout)
+	}
+	etc := filepath.Join(h.dir, "mnt/etc/nixos")
+	for _, f := range h.plan.BundledFiles() {
+		source, err := os.ReadFile(filepath.Join("../examples/own-flake", strings.TrimPrefix(f.Name, "flake/")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameFile(t, filepath.Join(etc, f.Target), source)
+		sameFile(t, filepath.Join(h.dir, "root/nixplan-eval", f.Target), source)
+	}
+	sameFile(t, filepath.Join(etc, "nixplan/hz-own/configuration.nix"), h.bundle.File(plan.ConfigurationFile).Data)
+	for _, f := range []string{"hardware-configuration.nix", "nixplan-network.nix"} {
+		if _, err := os.Stat(filepath.Join(etc, "nixplan/hz-own", f)); err != nil {
+			t.Errorf("the install wrote no %s into the flake: %v", f, err)
+		}
+	}
+	flake := `let
+	  flake = import ` + etc + `/flake.nix;
+	  nixpkgs = { lib.nixosSystem = args: args; };
+	  out = flake.outputs (builtins.mapAttrs (name: _: if name == "nixpkgs" then nixpkgs else null) (builtins.functionArgs flake.outputs));
+	in map toString out.nixosConfigurations."hz-own".modules`
+	want := `[ "` + etc + `/nixplan/hz-own/configuration.nix" "` + etc + `/hosts/hz-own.nix" ]`
+	if got := nixEval(t, nix, flake); got != want {
+		t.Errorf("the flake's modules are %s, want %s", got, want)
+	}
+	module := "(import " + etc + "/nixplan/hz-own/configuration.nix { config = { }; lib = { }; pkgs = { }; }).imports"
+	if got := nixEval(t, nix, "map builtins.pathExists "+module); got != "[ true true ]" {
+		t.Errorf("nixplan's module's imports exist: %s", got)
+	}
+	if n := parseNixTree(t, nix, etc); n != 5 {
+		t.Errorf("parsed %d .nix files in /mnt/etc/nixos, want 5 (flake.nix, hosts/hz-own.nix, nixplan's three)", n)
+	}
+	for _, want := range []string{"agenix, in secrets.nix, the host key itself: \"ssh-ed25519 ", "| nix-shell -p ssh-to-age --run ssh-to-age",
+		"The install wrote nixplan's files into the flake: /etc/nixos/nixplan/hz-own/"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("the finish phase does not say %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+// TestBundledFileEdited: a module or flake file changed after the render
+// stops rescue-bootstrap.sh and kexec-install.sh on SHA256SUMS; without
+// SHA256SUMS, kexec-install.sh stops on the sums it carries itself; a
+// missing one stops it too. None of them changes the machine.
+func TestBundledFileEdited(t *testing.T) {
+	for _, c := range []struct {
+		example, file string
+	}{{modulesExample, "modules/web/nginx.nix"}, {flakeExample, "flake/hosts/hz-own.nix"}} {
+		t.Run(filepath.Base(c.example), func(t *testing.T) {
+			edit := func(h *harness) {
+				name := filepath.Join(h.dir, "root", c.file)
+				data, err := os.ReadFile(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(name, append(data, "# edited after the render\n"...), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h := exampleHarness(t, c.example, true)
+			hash := h.downloadTarball()
+			edit(h)
+			r := h.run(plan.RescueBootstrapFile, "", "--accept-hash", hash)
+			expectStop(t, r, "the bundle beside this script does not match its SHA256SUMS")
+			if len(r.recorded) > 0 {
+				t.Errorf("rescue-bootstrap.sh changed the machine: %q", r.commands())
+			}
+
+			h = exampleHarness(t, c.example, false)
+			edit(h)
+			r = h.run(plan.KexecInstallFile, h.plan.Host.Name+"\n")
+			expectStop(t, r, "the bundle beside this script does not match its SHA256SUMS")
+			if !strings.Contains(r.output(), c.file+": FAILED") {
+				t.Errorf("sha256sum does not name %s:\n%s", c.file, r.output())
+			}
+
+			os.Remove(filepath.Join(h.dir, "root", plan.SumsFile))
+			r = h.run(plan.KexecInstallFile, h.plan.Host.Name+"\n")
+			expectStop(t, r, "beside this script are not the bundle's (the lines above name the files)")
+			if !strings.Contains(r.output(), c.file+": FAILED") {
+				t.Errorf("the script's own check does not name %s:\n%s", c.file, r.output())
+			}
+
+			os.Remove(filepath.Join(h.dir, "root", c.file))
+			r = h.run(plan.KexecInstallFile, h.plan.Host.Name+"\n")
+			expectStop(t, r, "beside this script are not the bundle's")
+			if !strings.Contains(r.output(), c.file) {
+				t.Errorf("the missing file is not named:\n%s", r.output())
+			}
+		})
+	}
+}
+
+// TestBundledEvaluationErrors: a module or flake whose system does not
+// evaluate, or a flake input that cannot be fetched, stops the install
+// with nothing destructive recorded.
+func TestBundledEvaluationErrors(t *testing.T) {
+	for _, c := range []struct {
+		name, example, fail, message string
+	}{
+		{"module", modulesExample, "nix-instantiate", "the system of web-demo does not evaluate (see the error above); nothing was changed"},
+		{"flake", flakeExample, "nix:eval", "the system of hz-own does not evaluate (see the error above); nothing was changed"},
+		{"flake input", flakeExample, "nix:archive", "cannot fetch every source of the flake (see the error above); nothing was changed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := exampleHarness(t, c.example, false)
+			h.state.Fail[c.fail] = 1
+			r := h.run(plan.KexecInstallFile, h.plan.Host.Name+"\n")
+			expectStop(t, r, c.message)
+			if r.firstIndex("wipefs") >= 0 || r.firstIndex("parted") >= 0 {
+				t.Errorf("destructive commands ran: %q", r.commands())
+			}
+			if c.fail == "nix:archive" {
+				if !strings.Contains(r.output(), "site is fetched over SSH from github.com: log in with ssh -A so the installer can use your agent's key, and ssh-keyscan github.com >> /root/.ssh/known_hosts") {
+					t.Errorf("no hint for the SSH input:\n%s", r.output())
+				}
+				if r.firstIndex("nix --extra-experimental-features nix-command flakes eval") >= 0 {
+					t.Errorf("evaluated a flake whose inputs could not be fetched: %q", r.commands())
+				}
+			}
+		})
+	}
+}
+
+// TestBundledFilesNoSpec: a spec parsed from text cannot have read the
+// files it names, and says so instead of rendering without them.
+func TestBundledFilesNoSpec(t *testing.T) {
+	spec, err := plan.Parse("host.toml", []byte(strings.Replace(exampleSpec(t), `provider = "ovh"`, "provider = \"ovh\"\nmodules = [\"users.nix\"]", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ps := plan.Validate(spec); p != nil || !strings.Contains(ps.Error(), "modules: the spec names files that were not read") {
+		t.Errorf("validated a spec whose modules were never read: %v", ps)
+	}
+}
