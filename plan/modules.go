@@ -57,11 +57,12 @@ type UserFile struct {
 	// the installed system: the same as Name for a module, the path inside
 	// the flake folder for the flake's files.
 	Target string
-	// Source is the file read, as the spec names it joined with its path.
-	Source string
-	Data   []byte
-	SHA256 string
-	Mode   uint32 // 0o755 when the source is executable by its owner, else 0o644
+	// Source is the file read; Shown is its path as the spec names it
+	// (relative to the spec), for messages.
+	Source, Shown string
+	Data          []byte
+	SHA256        string
+	Mode          uint32 // 0o755 when the source is executable by its owner, else 0o644
 }
 
 // Module is one of the spec's own NixOS modules: a file, or a folder whose
@@ -185,7 +186,7 @@ func (b *bundled) readModule(ref moduleRef, key string, seen map[string]bool) (*
 		if !ok {
 			return nil, false
 		}
-		f.Name, f.Target = bundleDir, bundleDir
+		f.Name, f.Target, f.Shown = bundleDir, bundleDir, ref.listed
 		m.Files = []UserFile{f}
 		return m, true
 	}
@@ -316,6 +317,15 @@ func (b *bundled) inTree(from, key, root, shown, p string) (string, bool) {
 		b.refuse(from, key, "", "%s: %s", shown, readErrorText(err))
 		return "", false
 	}
+	// A FIFO would block the read, a device never end it.
+	if fi, err := os.Stat(real); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+		what := fmt.Sprintf("%s is %s", shown, fileKind(fi.Mode()))
+		if li, err := os.Lstat(p); err == nil && li.Mode()&fs.ModeSymlink != 0 {
+			what = fmt.Sprintf("%s links to %s, %s", shown, real, fileKind(fi.Mode()))
+		}
+		b.refuse(from, key, "keep only regular files in a module or flake folder", "%s, not a regular file", what)
+		return "", false
+	}
 	if real != root && !strings.HasPrefix(real, root+string(filepath.Separator)) {
 		b.refuse(from, key, "copy the file into the spec's folder instead of linking to it",
 			"%s links to %s, outside the folder of %s", shown, real, filepath.Base(from))
@@ -381,7 +391,7 @@ func (b *bundled) readFolder(from, key, root, listed, dir, rel string, depth int
 			if !ok {
 				return nil, false
 			}
-			f.Target = name
+			f.Target, f.Shown = name, shown
 			files = append(files, f)
 		}
 	}
@@ -394,7 +404,7 @@ func (b *bundled) readFolder(from, key, root, listed, dir, rel string, depth int
 func (b *bundled) readFile(from, key, root, shown, p string) (UserFile, bool) {
 	if b.files++; b.files > MaxModuleFiles {
 		b.refuse(from, key, "keep in the modules and the flake folder only what the installed system needs",
-			"%s: the spec brings more than %d files", shown, MaxModuleFiles)
+			"%s brings the spec's modules and flake over %d files", shown, MaxModuleFiles)
 		return UserFile{}, false
 	}
 	data, err := ReadRegular(p, MaxModuleFileBytes)
@@ -406,12 +416,16 @@ func (b *bundled) readFile(from, key, root, shown, p string) (UserFile, bool) {
 		}
 	}
 	if err != nil {
-		b.refuse(from, key, inputHint(err), "%s %s", shown, strings.TrimPrefix(readErrorText(err), "is "))
+		format := "%s: %s"
+		if hint := inputHint(err); hint != "" {
+			format = "%s %s" // "is a FIFO, not a regular file", "is N bytes, more than …"
+		}
+		b.refuse(from, key, inputHint(err), format, shown, readErrorText(err))
 		return UserFile{}, false
 	}
 	if b.bytes += int64(len(data)); b.bytes > MaxModuleTreeBytes {
 		b.refuse(from, key, "keep in the modules and the flake folder only what the installed system needs",
-			"%s: the spec's modules and flake hold more than %s together", shown, FormatBinary(MaxModuleTreeBytes))
+			"%s brings the spec's modules and flake over %s together", shown, FormatBinary(MaxModuleTreeBytes))
 		return UserFile{}, false
 	}
 	if i := bytes.IndexByte(data, 0); i >= 0 || !utf8.Valid(data) {

@@ -2,10 +2,12 @@ package plan_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/nixplan/nixplan/plan"
@@ -294,5 +296,80 @@ func TestBundledFilesNoSpec(t *testing.T) {
 	}
 	if p, ps := plan.Validate(spec); p != nil || !strings.Contains(ps.Error(), "modules: the spec names files that were not read") {
 		t.Errorf("validated a spec whose modules were never read: %v", ps)
+	}
+}
+
+// TestBundledFileBounds: what testdata/bad cannot hold in git is refused
+// as clearly, in a folder made here: a FIFO (read, it would block), a file
+// over the per-file cap, a folder over the file-count cap, a link to a
+// folder that holds it.
+func TestBundledFileBounds(t *testing.T) {
+	spec := strings.Replace(exampleSpec(t), `provider = "ovh"`, "provider = \"ovh\"\nmodules = [\"big\"]", 1)
+	for _, c := range []struct {
+		name string
+		make func(t *testing.T, dir string)
+		want string
+	}{
+		{"fifo", func(t *testing.T, dir string) {
+			if err := syscall.Mkfifo(filepath.Join(dir, "pipe.nix"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "modules[0]: big/pipe.nix is a named pipe (FIFO), not a regular file"},
+		{"large file", func(t *testing.T, dir string) {
+			writeFile(t, filepath.Join(dir, "hosts.nix"), strings.Repeat("# a line of 32 bytes, and again\n", plan.MaxModuleFileBytes/32+1))
+		}, fmt.Sprintf("modules[0]: big/hosts.nix is %d bytes, more than the 1 MiB nixplan reads here", plan.MaxModuleFileBytes+32)},
+		{"many files", func(t *testing.T, dir string) {
+			for i := range plan.MaxModuleFiles {
+				writeFile(t, filepath.Join(dir, fmt.Sprintf("m%04d.nix", i)), "{ }\n")
+			}
+		}, fmt.Sprintf("modules[0]: big/m%04d.nix brings the spec's modules and flake over %d files", plan.MaxModuleFiles-1, plan.MaxModuleFiles)},
+		{"age identity", func(t *testing.T, dir string) {
+			writeFile(t, filepath.Join(dir, "keys.txt"), "# created: 2025-01-01\nAGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQS3290GG\n")
+		}, "modules[0]: big/keys.txt:2 holds private key material"},
+		{"link to its folder", func(t *testing.T, dir string) {
+			if err := os.Symlink(".", filepath.Join(dir, "again")); err != nil {
+				t.Fatal(err)
+			}
+		}, "modules[0]: big/again links to a folder that holds it"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "host.toml"), spec)
+			writeFile(t, filepath.Join(dir, "big/default.nix"), "{ ... }: { }\n")
+			c.make(t, filepath.Join(dir, "big"))
+			_, err := plan.Load(filepath.Join(dir, "host.toml"))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("Load: %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestModulesThroughIncludes: a fleet shares modules through an include;
+// its modules are relative to the include, come before the spec's own, and
+// a module two includes both list is brought once.
+func TestModulesThroughIncludes(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "shared/common.toml"), "modules = [\"modules/users.nix\"]\n")
+	writeFile(t, filepath.Join(dir, "shared/again.toml"), "modules = [\"modules/users.nix\", \"modules/ssh\"]\n")
+	writeFile(t, filepath.Join(dir, "shared/modules/users.nix"), "{ ... }: { users.users.admin.isNormalUser = true; }\n")
+	writeFile(t, filepath.Join(dir, "shared/modules/ssh/default.nix"), "{ ... }: { imports = [ ./hardening.nix ]; }\n")
+	writeFile(t, filepath.Join(dir, "shared/modules/ssh/hardening.nix"), "{ ... }: { services.openssh.settings.X11Forwarding = false; }\n")
+	writeFile(t, filepath.Join(dir, "hosts/web.nix"), "{ ... }: { services.nginx.enable = true; }\n")
+	spec := strings.Replace(exampleSpec(t), `provider = "ovh"`,
+		"include = [\"../shared/common.toml\", \"../shared/again.toml\"]\nmodules = [\"web.nix\"]\nprovider = \"ovh\"", 1)
+	writeFile(t, filepath.Join(dir, "hosts/web1.toml"), spec)
+	p, b := validateAndRender(t, loadSpec(t, filepath.Join(dir, "hosts/web1.toml")))
+	var imports []string
+	for _, m := range p.Modules {
+		imports = append(imports, m.Import())
+	}
+	if got := strings.Join(imports, " "); got != "./modules/users.nix ./modules/ssh ./modules/web.nix" {
+		t.Errorf("imports %s, want the includes' modules in order, then the spec's own", got)
+	}
+	for _, name := range []string{"modules/users.nix", "modules/ssh/default.nix", "modules/ssh/hardening.nix", "modules/web.nix"} {
+		if b.File(name) == nil {
+			t.Errorf("the bundle lacks %s", name)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -31,6 +32,8 @@ Commands:
              With --facts, also compare them with the machine that facts.sh
              described: disks and their identity, label, address, gateway,
              firmware, memory, root's keys, disks held by RAID or mounts.
+             With --nix, also parse the specs' modules and flakes with
+             nix-instantiate.
     diff     Render the specs in memory and compare them with the bundle
              in DIR (DIR/HOST for several specs): print a unified diff of
              every changed file and name every missing or extra one.
@@ -312,8 +315,20 @@ func (c *cli) check(args []string) int {
 		return code
 	}
 	facts := stringFlag(fs, "facts")
+	withNix, _ := fs.GetBool("nix")
 	if fs.NArg() == 0 && *stringFlag(fs, "from") == "" {
 		return c.usageError("check: no spec given")
+	}
+	// --nix parses with the local Nix, so only then do results depend on
+	// the machine; without it check needs no Nix.
+	var nix string
+	if withNix {
+		var err error
+		if nix, err = exec.LookPath("nix-instantiate"); err != nil {
+			c.errorf("check --nix: nix-instantiate is not on PATH")
+			c.hintf("install Nix, or check without --nix (the install evaluates the system before it erases anything)")
+			return exitUsage
+		}
 	}
 	files, _, err := c.specInputs(fs, fs.Args())
 	if err != nil {
@@ -326,6 +341,13 @@ func (c *cli) check(args []string) int {
 	for _, r := range rs {
 		if r.plan == nil || r.err != nil || r.clash {
 			continue
+		}
+		if nix != "" {
+			if ps := plan.ParseNix(r.plan, nix); len(ps) > 0 {
+				c.report(ps)
+				ok = false
+				continue
+			}
 		}
 		specs = append(specs, loaded{file: r.file, plan: r.plan})
 	}

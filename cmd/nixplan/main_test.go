@@ -70,6 +70,17 @@ func copyDir(from, to string) error {
 			}
 			continue
 		}
+		// Links stay links: bad specs are made of links that lead out.
+		if e.Type()&os.ModeSymlink != 0 {
+			target, err := os.Readlink(from + "/" + e.Name())
+			if err == nil {
+				err = os.Symlink(target, to+"/"+e.Name())
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		data, err := os.ReadFile(from + "/" + e.Name())
 		if err != nil {
 			return err

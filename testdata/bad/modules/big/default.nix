@@ -1,0 +1,4 @@
+# Seventeen MiB of text in one folder: one file of 1 MiB and sixteen links to it.
+{ ... }:
+{
+}
