@@ -32,6 +32,18 @@ func exampleHarness(t *testing.T, file string, rescue bool) *harness {
 	return bundleHarness(t, p, b, m)
 }
 
+// install runs kexec-install.sh of an example on its healthy installer to
+// the end, answering the question before the erase.
+func install(t *testing.T, file string) (*harness, result) {
+	t.Helper()
+	h := exampleHarness(t, file, false)
+	r := h.run(plan.KexecInstallFile, h.plan.Host.Name+"\n")
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.output())
+	}
+	return h, r
+}
+
 // sameFile fails unless path holds exactly want.
 func sameFile(t *testing.T, path string, want []byte) {
 	t.Helper()
@@ -81,11 +93,7 @@ func nixEval(t *testing.T, nix, expr string) string {
 // .nix file written parses.
 func TestModulesInstalled(t *testing.T) {
 	nix := needTool(t, "nix-instantiate", "nix-bin")
-	h := exampleHarness(t, modulesExample, false)
-	r := h.run(plan.KexecInstallFile, h.plan.Host.Name+"\n")
-	if r.code != 0 {
-		t.Fatalf("exit %d:\n%s", r.code, r.output())
-	}
+	h, r := install(t, modulesExample)
 	eval, wipe := r.firstIndex("nix-instantiate <nixpkgs/nixos> -A system"), r.firstIndex("wipefs")
 	if eval < 0 || wipe < 0 || eval > wipe {
 		t.Errorf("evaluation at %d, first wipe at %d, want the evaluation first:\n%s", eval, wipe, strings.Join(r.commands(), "\n"))
@@ -145,11 +153,7 @@ func TestModulesInstalled(t *testing.T) {
 // the install wrote it, and that module's imports exist beside it.
 func TestOwnFlakeInstalled(t *testing.T) {
 	nix := needTool(t, "nix-instantiate", "nix-bin")
-	h := exampleHarness(t, flakeExample, false)
-	r := h.run(plan.KexecInstallFile, h.plan.Host.Name+"\n")
-	if r.code != 0 {
-		t.Fatalf("exit %d:\n%s", r.code, r.output())
-	}
+	h, r := install(t, flakeExample)
 	archive := r.firstIndex("nix --extra-experimental-features nix-command flakes flake archive --no-update-lock-file path:/root/nixplan-eval")
 	eval := r.firstIndex(`nix --extra-experimental-features nix-command flakes eval --no-update-lock-file --raw path:/root/nixplan-eval#nixosConfigurations."hz-own".config.system.build.toplevel.drvPath`)
 	wipe := r.firstIndex("wipefs")
