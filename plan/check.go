@@ -2,6 +2,8 @@ package plan
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"sync"
@@ -86,6 +88,34 @@ func Check(b *Bundle) error {
 		if body != string(f.Data) {
 			return &CheckError{File: KexecInstallFile, Msg: "the copy of " + name + " embedded in it differs from " + name}
 		}
+	}
+	return checkManifest(b, parsed)
+}
+
+// BundledHeredocDelimiter ends the heredoc of kexec-install.sh that lists
+// the files of the spec's modules or flake with their sha256.
+const BundledHeredocDelimiter = "NIXPLAN_BUNDLED_FILES"
+
+// checkManifest: the files kexec-install.sh checks and copies are exactly
+// the bundle's modules/ and flake/ files, each with the sha256 of its
+// bytes in the bundle.
+func checkManifest(b *Bundle, parsed *syntax.File) error {
+	var want strings.Builder
+	for _, f := range b.Files {
+		if strings.HasPrefix(f.Name, ModulesFolder+"/") || strings.HasPrefix(f.Name, FlakeFolder+"/") {
+			sum := sha256.Sum256(f.Data)
+			fmt.Fprintf(&want, "%s  %s\n", hex.EncodeToString(sum[:]), f.Name)
+		}
+	}
+	if want.Len() == 0 {
+		return nil
+	}
+	body, err := embeddedFile(parsed, BundledHeredocDelimiter)
+	if err != nil {
+		return err
+	}
+	if body != want.String() {
+		return &CheckError{File: KexecInstallFile, Msg: "its list of the files of modules/ and flake/ differs from the bundle's files"}
 	}
 	return nil
 }

@@ -327,7 +327,7 @@ func (b *bundled) inTree(from, key, root, shown, p string) (string, bool) {
 		return "", false
 	}
 	if real != root && !strings.HasPrefix(real, root+string(filepath.Separator)) {
-		b.refuse(from, key, "copy the file into the spec's folder instead of linking to it",
+		b.refuse(from, key, "copy the file into the spec's folder instead of linking to it, or remove the link (a result link of nix build, say)",
 			"%s links to %s, outside the folder of %s", shown, real, filepath.Base(from))
 		return "", false
 	}

@@ -377,3 +377,17 @@ func TestModulesThroughIncludes(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckManifest: Check refuses a bundle whose modules differ from the
+// list of files and sums kexec-install.sh checks them against.
+func TestCheckManifest(t *testing.T) {
+	_, b := validateAndRender(t, loadSpec(t, modulesExample))
+	if err := plan.Check(b); err != nil {
+		t.Fatal(err)
+	}
+	f := b.File("modules/users.nix")
+	f.Data = append(bytes.Clone(f.Data), "# changed after the render\n"...)
+	if err := plan.Check(b); err == nil || !strings.Contains(err.Error(), "its list of the files of modules/ and flake/ differs from the bundle's files") {
+		t.Errorf("Check of a bundle whose module changed: %v", err)
+	}
+}

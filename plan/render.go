@@ -94,6 +94,9 @@ type renderData struct {
 	FlakeNix              string
 	FlakeNixSHA256        string
 	FlakeHeredocDelimiter string
+	// BundledHeredocDelimiter ends the list of the spec's modules or flake
+	// files in kexec-install.sh.
+	BundledHeredocDelimiter string
 	// How rescue-bootstrap.sh reads kexec/run (plan/kexecrun.go).
 	KeyRuleSSH, KeyRuleAll, ExtraFlagsCase, OnLinkSince string
 	// EvalMinMiB is the memory the evaluation before the erase asks for.
@@ -133,7 +136,7 @@ var tmpl = template.Must(template.New("").Option("missingkey=error").Funcs(funcs
 func Render(p *Plan) (*Bundle, error) { return render(p, nil) }
 
 func render(p *Plan, shipped *Shipped) (*Bundle, error) {
-	data := &renderData{Plan: p, ConfigHeredocDelimiter: ConfigHeredocDelimiter, FlakeHeredocDelimiter: FlakeHeredocDelimiter,
+	data := &renderData{Plan: p, ConfigHeredocDelimiter: ConfigHeredocDelimiter, FlakeHeredocDelimiter: FlakeHeredocDelimiter, BundledHeredocDelimiter: BundledHeredocDelimiter,
 		KeyRuleSSH: KeyRuleSSH, KeyRuleAll: KeyRuleAll, ExtraFlagsCase: ExtraFlagsCase, OnLinkSince: onLinkSince,
 		EvalMinMiB: EvalMinMiB}
 	b := &Bundle{Host: p.Host.Name, Shipped: shipped}
