@@ -143,6 +143,7 @@ func newDriverRun(t *testing.T, shell []string) *driverRun {
 	return newDriverRunOf(t, shell, "../examples/ovh-kimsufi.toml")
 }
 
+// newDriverRunOf is newDriverRun for the bundle of another spec.
 func newDriverRunOf(t *testing.T, shell []string, spec string) *driverRun {
 	t.Helper()
 	root := t.TempDir()
@@ -405,6 +406,46 @@ func TestDriverDryRunShowsEveryCommand(t *testing.T) {
 		"-t -p 22 root@203.0.113.10 bash -p /root/kexec-install.sh", "/root/nixplan-installed-host-key.pub", " reboot", "'ip -4 -o addr show'"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the dry run lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestDriverCopiesModules: install.sh copies the spec's modules/ (a
+// folder, so scp -r) to the rescue system and the installer, where
+// kexec-install.sh checks and installs them.
+func TestDriverCopiesModules(t *testing.T) {
+	d := newDriverRunOf(t, []string{needTool(t, "dash", "dash")}, modulesExample)
+	out, ok := d.run("", "--dry-run")
+	if !ok {
+		t.Fatalf("--dry-run failed:\n%s", out)
+	}
+	for _, want := range []string{"-r rescue-bootstrap.sh kexec-install.sh facts.sh SHA256SUMS modules root@203.0.113.20:/root/",
+		"-r kexec-install.sh SHA256SUMS modules root@203.0.113.20:/root/"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the dry run lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestDriverFlakeInputsOverSSH: for a flake with an input fetched over SSH,
+// install.sh copies flake/, forwards the agent to the installer only, and
+// gives the installer the keys the operator's known_hosts trusts for the
+// input's host; with none, it stops before kexec-install.sh runs.
+func TestDriverFlakeInputsOverSSH(t *testing.T) {
+	d := newDriverRunOf(t, []string{needTool(t, "dash", "dash")}, flakeExample)
+	out, ok := d.run("", "--dry-run")
+	if !ok {
+		t.Fatalf("--dry-run failed:\n%s", out)
+	}
+	for _, want := range []string{"-r kexec-install.sh SHA256SUMS flake root@198.51.100.90:/root/",
+		"-o ForwardAgent=yes -p 22 root@198.51.100.90 'mkdir -p /root/.ssh && cat >>/root/.ssh/known_hosts'"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the dry run lacks %q:\n%s", want, out)
+		}
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "ForwardAgent") && strings.Contains(line, "HostKeyAlias=hz-own-rescue") {
+			t.Errorf("the agent is forwarded to the rescue system: %s", line)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -474,6 +475,16 @@ func (p *Plan) BundledFiles() []UserFile {
 	return out
 }
 
+// BundledFoldersList is BundledFolders as words after a space each, for a
+// list of files to copy (" modules").
+func (p *Plan) BundledFoldersList() string {
+	var b strings.Builder
+	for _, f := range p.BundledFolders() {
+		b.WriteString(" " + f)
+	}
+	return b.String()
+}
+
 // BundledFolders are the top folders of the bundle that hold the files the
 // spec brings ("modules", "flake"), for the checklist's copy commands.
 func (p *Plan) BundledFolders() []string {
@@ -529,6 +540,19 @@ func validateBundled(ps *problems, spec *Spec, p *Plan) {
 
 // releaseRefRE matches a nixpkgs branch of a release, such as nixos-24.11.
 var releaseRefRE = regexp.MustCompile(`^nixos-([0-9]{2}\.(?:05|11))(?:-small)?$`)
+
+// SSHHosts are the hosts the flake's inputs are fetched from over SSH,
+// sorted, each once.
+func (f *UserFlake) SSHHosts() []string {
+	var hosts []string
+	for _, in := range f.Inputs {
+		if in.SSH && in.Host != "" && !slices.Contains(hosts, in.Host) {
+			hosts = append(hosts, in.Host)
+		}
+	}
+	sort.Strings(hosts)
+	return hosts
+}
 
 // FetchHint is what kexec-install.sh says when it cannot fetch every source
 // of the flake: what to fix for a lock that lacks an input, and for each

@@ -30,8 +30,13 @@ GATEWAY=198.51.100.65
 RELEASE=24.11
 LAYOUT=zfs
 POOL=rpool
-# What rescue-bootstrap.sh needs in /root of the rescue system.
-RESCUE_FILES='rescue-bootstrap.sh kexec-install.sh facts.sh SHA256SUMS'
+# What rescue-bootstrap.sh needs in /root of the rescue system, with the
+# folders of the spec's modules or flake, which kexec-install.sh checks.
+RESCUE_FILES='rescue-bootstrap.sh kexec-install.sh facts.sh SHA256SUMS flake'
+# Hosts your flake's inputs are fetched from over SSH: the installer gets
+# your agent (ForwardAgent, for the installer only) and the keys your own
+# known_hosts trusts for these hosts.
+SSH_INPUT_HOSTS=github.com
 # Where kexec-install.sh leaves the installed system's host key and its log.
 INSTALLED_HOST_KEY=/root/nixplan-installed-host-key.pub
 INSTALL_LOG=/var/log/nixplan-install.log
@@ -142,12 +147,18 @@ bundle_dir() {
 # (rescue, installer, installed): the bundle's known_hosts, the stage's alias,
 # strict checking, one shared connection per stage.
 ssh_options() {
+  # The agent goes to the installer only, which fetches the flake's inputs.
+  o_forward=
+  [ "$1" != installer ] || o_forward=1
   set -- -o "UserKnownHostsFile=$KNOWN_HOSTS" -o "HostKeyAlias=$HOST_NAME-$1" \
     -o StrictHostKeyChecking=yes -o HashKnownHosts=no -o UpdateHostKeys=no -o CheckHostIP=no \
     -o ControlMaster=auto -o "ControlPath=$CONTROL_DIR/$1" -o ControlPersist=600 \
     -o ServerAliveInterval=15 -o ServerAliveCountMax=4 -o ConnectTimeout=10
   if [ -n "$JUMP" ]; then
     set -- "$@" -J "$JUMP"
+  fi
+  if [ -n "$o_forward" ]; then
+    set -- "$@" -o ForwardAgent=yes
   fi
   printf '%s\n' "$@"
 }
@@ -204,7 +215,7 @@ copy_to() {
   IFS='
 '
   # shellcheck disable=SC2046 # split on newlines on purpose
-  set -- $(ssh_options "$c_stage") -P "$PORT" "$@" "root@$ADDRESS:/root/"
+  set -- $(ssh_options "$c_stage") -P "$PORT" -r "$@" "root@$ADDRESS:/root/"
   IFS=$old_ifs
   show scp "$@"
   [ "$DRY_RUN" = 0 ] || return 0
@@ -422,9 +433,23 @@ install_failed() {
     "fix the cause, then sh install.sh --from install (kexec-install.sh resumes after its last finished phase)"
 }
 
+# give_known_host HOST: the keys your known_hosts trusts for HOST, for the
+# installer, which fetches a flake input from HOST over SSH (with your
+# agent) before anything is erased.
+give_known_host() {
+  g_lines=$(ssh-keygen -F "$1" | grep -v '^#' || true)
+  [ -n "$g_lines" ] || [ "$DRY_RUN" = 1 ] ||
+    die "your known_hosts has no key for $1, which a flake input is fetched from over SSH" \
+      "connect to $1 once from this machine and compare its key with the one $1 publishes, then sh install.sh --from install"
+  printf '%s\n' "$g_lines" | remote installer 'mkdir -p /root/.ssh && cat >>/root/.ssh/known_hosts'
+}
+
 phase_install() {
   # The installer runs from memory: it needs the script again.
-  copy_to installer kexec-install.sh SHA256SUMS
+  copy_to installer kexec-install.sh SHA256SUMS flake
+  for i_host in $SSH_INPUT_HOSTS; do
+    give_known_host "$i_host"
+  done
   say "kexec-install.sh asks you before it erases the disks: answer it here"
   if [ "$DRY_RUN" = 1 ]; then
     remote installer -t bash -p /root/kexec-install.sh

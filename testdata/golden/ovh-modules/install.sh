@@ -30,8 +30,9 @@ GATEWAY=203.0.113.254
 RELEASE=24.05
 LAYOUT=ext4
 POOL=''
-# What rescue-bootstrap.sh needs in /root of the rescue system.
-RESCUE_FILES='rescue-bootstrap.sh kexec-install.sh facts.sh SHA256SUMS'
+# What rescue-bootstrap.sh needs in /root of the rescue system, with the
+# folders of the spec's modules or flake, which kexec-install.sh checks.
+RESCUE_FILES='rescue-bootstrap.sh kexec-install.sh facts.sh SHA256SUMS modules'
 # Where kexec-install.sh leaves the installed system's host key and its log.
 INSTALLED_HOST_KEY=/root/nixplan-installed-host-key.pub
 INSTALL_LOG=/var/log/nixplan-install.log
@@ -204,7 +205,7 @@ copy_to() {
   IFS='
 '
   # shellcheck disable=SC2046 # split on newlines on purpose
-  set -- $(ssh_options "$c_stage") -P "$PORT" "$@" "root@$ADDRESS:/root/"
+  set -- $(ssh_options "$c_stage") -P "$PORT" -r "$@" "root@$ADDRESS:/root/"
   IFS=$old_ifs
   show scp "$@"
   [ "$DRY_RUN" = 0 ] || return 0
@@ -424,7 +425,7 @@ install_failed() {
 
 phase_install() {
   # The installer runs from memory: it needs the script again.
-  copy_to installer kexec-install.sh SHA256SUMS
+  copy_to installer kexec-install.sh SHA256SUMS modules
   say "kexec-install.sh asks you before it erases the disks: answer it here"
   if [ "$DRY_RUN" = 1 ]; then
     remote installer -t bash -p /root/kexec-install.sh
