@@ -621,7 +621,7 @@ func validateKeys(ps *problems, spec *Spec, p *Plan) {
 // LooksPrivate reports whether s holds private key material: PEM and
 // OpenSSH private keys, PuTTY's, and age identities, which sops-nix and
 // agenix decrypt with (bech32 with the prefix AGE-SECRET-KEY- and its
-// separator 1, in capitals: Mic92/ssh-to-age, convert.go).
+// separator 1, in capitals: Mic92/ssh-to-age 2643a7f, convert.go).
 func LooksPrivate(s string) bool {
 	return strings.Contains(s, "PRIVATE KEY") || strings.Contains(s, "PuTTY-User-Key-File") || strings.Contains(s, "AGE-SECRET-KEY-1") ||
 		strings.Contains(s, "openssh-key-v1") || strings.Contains(s, "b3BlbnNzaC1rZXktdjE") // base64 of "openssh-key-v1"

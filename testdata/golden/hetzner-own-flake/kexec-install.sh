@@ -881,9 +881,9 @@ install_bundled_files() {
 # fetch_flake_inputs fetches every source your flake.lock pins, with the
 # lock as it is: an input the installer cannot reach (a private one without
 # a key, a host that is down) or a lock that lacks one stops the install
-# here, before anything is erased. nix flake archive exists since Nix 2.6
-# (its manual page nix3-flake-archive), and every image that installs a
-# flake has Nix 2.11 or later.
+# here, before anything is erased. nix flake archive exists since Nix 2.4
+# (NixOS/nix 3c54e9b, 2020-01-30, src/nix/flake.cc, first tagged 2.4), and
+# every image that installs a flake has Nix 2.11 or later.
 fetch_flake_inputs() {
   say "fetching the sources flake.lock pins:"
   say '  nixpkgs: github:NixOS/nixpkgs/5e4fbfb6b3de1aa2872b76d49fafc942626e2add'
@@ -1063,13 +1063,17 @@ require_mnt() {
   is_mounted /mnt || [ "$DRY_RUN" = 1 ] ||
     die "/mnt is not mounted" "run the mount phase first: --from mount"
 }
+
 # Your flake into /mnt/etc/nixos and, in its $GENERATED_DIR,
 # hardware-configuration.nix from this machine, configuration.nix from the
 # bundle and nixplan-network.nix with the public NIC's MAC; a copy of the
 # bundle for the record.
 phase_configure() {
   require_mnt
-  # Into the flake's folder: a pure flake reads only its own files.
+  # Into the flake's folder: a pure flake reads only its own files. --dir is
+  # taken under --root, and a configuration.nix is written there only if
+  # missing (nixpkgs 00487b5, nixos/modules/installer/tools/
+  # nixos-generate-config.pl): write_configuration replaces it below.
   run nixos-generate-config --root /mnt --dir "/etc/nixos/$GENERATED_DIR"
   fit_hardware_configuration "$NIXOS_DIR/hardware-configuration.nix"
   install_bundled_files /mnt/etc/nixos
@@ -1236,6 +1240,10 @@ phase_install() {
       run ssh-keygen -q -t "$type" -N '' -C "root@$HOST_NAME" -f "/mnt/etc/ssh/ssh_host_${type}_key"
     fi
   done
+  # nixpkgs 18dc000, pkgs/by-name/ni/nixos-install/nixos-install.sh: --flake
+  # F#HOST builds F#nixosConfigurations."HOST".config.system.build.toplevel,
+  # the attribute evaluated before the erase, with --store /mnt; with
+  # --no-channel-copy no channel is copied, which a flake system does not use.
   run nixos-install --root /mnt --no-root-passwd --no-channel-copy --flake "/mnt/etc/nixos#$HOST_NAME"
   if [ "$CONSOLE_PASSWORD" = 1 ]; then
     if [ "$DRY_RUN" = 1 ]; then
@@ -1286,9 +1294,13 @@ phase_finish() {
 # print_recipients PUB says how secrets reach this host: agenix encrypts
 # to the host key's ssh-ed25519 line as it is (ryantm/agenix README,
 # secrets.nix and age.identityPaths), sops-nix to the age recipient
-# ssh-to-age derives from it (Mic92/ssh-to-age, convert.go: the Ed25519
-# point's Montgomery form, bech32 with "age"). The installer has no
-# ssh-to-age and no tool known to do that arithmetic: the laptop derives it.
+# ssh-to-age derives from it (Mic92/ssh-to-age 2643a7f, convert.go: the
+# Ed25519 point's Montgomery form, bech32 with "age"; agenix b027ee2,
+# README.md: secrets.nix lists hosts' "ssh-ed25519 AAAA..." lines). The
+# installer has no ssh-to-age and no tool known to do that 255-bit
+# arithmetic (the noninteractive images leave even perl out since
+# nixos-images 067aa89, 2024-07-21, nix/noninteractive.nix imports
+# profiles/perlless.nix): the laptop derives it.
 print_recipients() {
   local key
   key=$(cut -d ' ' -f 1,2 <"$1")

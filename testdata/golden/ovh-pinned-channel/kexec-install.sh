@@ -1044,6 +1044,7 @@ require_mnt() {
   is_mounted /mnt || [ "$DRY_RUN" = 1 ] ||
     die "/mnt is not mounted" "run the mount phase first: --from mount"
 }
+
 # hardware-configuration.nix from this machine, configuration.nix from the
 # bundle, nixplan-network.nix with the public NIC's MAC, and a copy of the
 # bundle for the record.
@@ -1258,9 +1259,13 @@ phase_finish() {
 # print_recipients PUB says how secrets reach this host: agenix encrypts
 # to the host key's ssh-ed25519 line as it is (ryantm/agenix README,
 # secrets.nix and age.identityPaths), sops-nix to the age recipient
-# ssh-to-age derives from it (Mic92/ssh-to-age, convert.go: the Ed25519
-# point's Montgomery form, bech32 with "age"). The installer has no
-# ssh-to-age and no tool known to do that arithmetic: the laptop derives it.
+# ssh-to-age derives from it (Mic92/ssh-to-age 2643a7f, convert.go: the
+# Ed25519 point's Montgomery form, bech32 with "age"; agenix b027ee2,
+# README.md: secrets.nix lists hosts' "ssh-ed25519 AAAA..." lines). The
+# installer has no ssh-to-age and no tool known to do that 255-bit
+# arithmetic (the noninteractive images leave even perl out since
+# nixos-images 067aa89, 2024-07-21, nix/noninteractive.nix imports
+# profiles/perlless.nix): the laptop derives it.
 print_recipients() {
   local key
   key=$(cut -d ' ' -f 1,2 <"$1")
