@@ -113,6 +113,7 @@ case "$stage:$cmd" in
     if [ -f "$F/drop" ]; then rm "$F/drop"; exit 255; fi
     [ ! -f "$F/fail" ] || exit 1
     echo "NixOS is installed" ;;
+  installer:"mkdir -p /root/.ssh && cat >>/root/.ssh/known_hosts") cat >>"$F/installer-known-hosts" ;;
   installer:"bash -p /root/kexec-install.sh --attach") echo "following the install"; [ ! -f "$F/fail" ] || exit 1 ;;
   *:true) ;;
   installer:reboot) echo installed >"$F/stage"; exit 255 ;;
@@ -428,9 +429,9 @@ func TestDriverCopiesModules(t *testing.T) {
 }
 
 // TestDriverFlakeInputsOverSSH: for a flake with an input fetched over SSH,
-// install.sh copies flake/, forwards the agent to the installer only, and
-// gives the installer the keys the operator's known_hosts trusts for the
-// input's host; with none, it stops before kexec-install.sh runs.
+// install.sh --dry-run copies flake/, forwards the agent to the installer
+// only, and gives the installer the keys the operator's known_hosts trusts
+// for the input's host (TestDriverFlakeInputKnownHost runs that for real).
 func TestDriverFlakeInputsOverSSH(t *testing.T) {
 	d := newDriverRunOf(t, []string{needTool(t, "dash", "dash")}, flakeExample)
 	out, ok := d.run("", "--dry-run")
@@ -447,5 +448,46 @@ func TestDriverFlakeInputsOverSSH(t *testing.T) {
 		if strings.Contains(line, "ForwardAgent") && strings.Contains(line, "HostKeyAlias=hz-own-rescue") {
 			t.Errorf("the agent is forwarded to the rescue system: %s", line)
 		}
+	}
+}
+
+// TestDriverFlakeInputKnownHost: a real run (not --dry-run) of install.sh
+// for a flake input fetched over SSH stops before kexec-install.sh when
+// the operator's known_hosts has no key for the input's host, and
+// otherwise gives the installer exactly the lines ssh-keygen -F finds. A
+// stand-in ssh-keygen reads $HOME/.ssh/known_hosts: OpenSSH itself reads
+// the passwd entry's home, which a test cannot point elsewhere.
+func TestDriverFlakeInputKnownHost(t *testing.T) {
+	d := newDriverRunOf(t, []string{needTool(t, "dash", "dash")}, flakeExample)
+	keygen := "#!/bin/sh\n[ \"$1\" = -F ] || exit 2\ngrep \"^$2 \" \"$HOME/.ssh/known_hosts\" 2>/dev/null\n"
+	if err := os.WriteFile(filepath.Join(filepath.Dir(d.fake), "bin", "ssh-keygen"), []byte(keygen), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The installer's key is pinned, as after install.sh's earlier phases.
+	writeFile(t, filepath.Join(d.bundle+".install", "known_hosts"), "hz-own-installer "+rescueKey+"\n")
+	d.set("stage", "installer")
+
+	out, ok := d.run("hz-own\n", "--from", "install", "--wait", "0")
+	if ok || !strings.Contains(out, "your known_hosts has no key for github.com, which a flake input is fetched from over SSH") {
+		t.Errorf("install.sh went on without a key for github.com:\n%s", out)
+	}
+	for _, c := range d.calls() {
+		if strings.Contains(c, "kexec-install.sh]") && strings.HasPrefix(c, "ssh") {
+			t.Errorf("kexec-install.sh ran without the input host's key: %s", c)
+		}
+	}
+
+	line := "github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+	writeFile(t, filepath.Join(d.fake, ".ssh", "known_hosts"), "gitlab.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAfuCHKVTjquxvt6CM6tdG4SLp1Btn/nOeHHE5UOzRdf\n"+line+"\n")
+	d.run("hz-own\n", "--from", "install", "--wait", "0")
+	if got := d.read(filepath.Join(d.fake, "installer-known-hosts")); got != line+"\n" {
+		t.Errorf("the installer got the known_hosts lines %q, want %q", got, line+"\n")
+	}
+	var ran bool
+	for _, c := range d.calls() {
+		ran = ran || (strings.HasPrefix(c, "ssh") && strings.Contains(c, "[bash] [-p] [/root/kexec-install.sh]"))
+	}
+	if !ran {
+		t.Errorf("kexec-install.sh did not run once the key was given:\n%s", strings.Join(d.calls(), "\n"))
 	}
 }
