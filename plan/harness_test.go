@@ -237,7 +237,11 @@ func fakeTool(name string, args []string) int {
 		// A key pair where the real one would make it, for the later reads.
 		if key := optionAfter(args, "-f"); key != "" && !slices.Contains(args, "-l") {
 			os.WriteFile(key, []byte("nixplan harness: a stand-in for a private host key\n"), 0o600)
-			os.WriteFile(key+".pub", []byte("ssh-"+optionAfter(args, "-t")+" AAAAharness-host-key "+optionAfter(args, "-C")+"\n"), 0o644)
+			pub := "ssh-" + optionAfter(args, "-t") + " AAAAharness-host-key " + optionAfter(args, "-C")
+			if optionAfter(args, "-t") == "ed25519" {
+				pub = sshEd25519Line(harnessHostSeed[:], optionAfter(args, "-C")) // a real one, for its age recipient
+			}
+			os.WriteFile(key+".pub", []byte(pub+"\n"), 0o644)
 		}
 	case "nixos-generate-config":
 		if !simulate.ChangesMachine(argv) {
@@ -298,7 +302,7 @@ func failing(fail map[string]int, argv []string) (int, bool) {
 
 // realTools are the utilities the scripts may run for real under the harness.
 var realTools = []string{"bash", "sh", "grep", "awk", "sed", "cut", "tr", "sort", "tail", "head", "tee", "cat",
-	"mkdir", "cp", "mv", "chmod", "od", "dirname", "basename", "sleep", "rm", "env", "ls", "wc", "date", "setsid"}
+	"mkdir", "cp", "mv", "chmod", "od", "base64", "dirname", "basename", "sleep", "rm", "env", "ls", "wc", "date", "setsid"}
 
 // machineTools are real on a rescue system or installer only when the
 // machine description lists them.

@@ -199,7 +199,8 @@ func TestOwnFlakeInstalled(t *testing.T) {
 	if n := parseNixTree(t, nix, etc); n != 5 {
 		t.Errorf("parsed %d .nix files in /mnt/etc/nixos, want 5 (flake.nix, hosts/hz-own.nix, nixplan's three)", n)
 	}
-	for _, want := range []string{"agenix, in secrets.nix, the host key itself: \"ssh-ed25519 ", "| nix-shell -p ssh-to-age --run ssh-to-age",
+	recipient := ageRecipientOf(t, needTool(t, "age-keygen", "age"), harnessHostSeed[:])
+	for _, want := range []string{"agenix, in secrets.nix, the host key itself: \"ssh-ed25519 ", "sops-nix, in .sops.yaml, its age recipient: " + recipient + "\n",
 		"The install wrote nixplan's files into the flake: /etc/nixos/nixplan/hz-own/"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("the finish phase does not say %q:\n%s", want, r.stdout)

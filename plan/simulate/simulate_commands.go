@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -71,7 +72,7 @@ func init() {
 		"cat": emuCat, "tee": emuTee, "mkdir": emuMkdir, "cp": emuCp, "mv": emuMv, "chmod": emuChmod,
 		"tail": emuHeadTail, "head": emuHeadTail, "cut": emuCut, "tr": emuTr, "sort": emuSort,
 		"sleep": emuSleep, "dirname": emuDirname, "od": emuOd, "sha256sum": emuSha256sum, "tar": emuTar,
-		"rm": emuRm, "wc": emuWc, "date": emuDate, "setsid": emuSetsid,
+		"rm": emuRm, "wc": emuWc, "date": emuDate, "setsid": emuSetsid, "base64": emuBase64,
 	}
 }
 
@@ -578,6 +579,28 @@ func emuDirname(e *cmdEnv, args []string) (int, error) {
 		}
 	}
 	fmt.Fprintln(e.hc.Stdout, p)
+	return 0, nil
+}
+
+// emuBase64 plays base64 -d, as GNU base64 decodes: newlines are
+// skipped, anything else that is not base64 is an error.
+func emuBase64(e *cmdEnv, args []string) (int, error) {
+	flags, ops, err := splitFlags(args[1:], "")
+	if err != nil {
+		return e.errorf("base64", "%v", err), nil
+	}
+	if _, ok := flags["d"]; !ok || len(flags) != 1 {
+		return 0, e.ss.fail(e.line, "base64: simulate plays base64 -d, not %q", args[1:])
+	}
+	data, code := e.input("base64", ops)
+	if code != 0 {
+		return code, nil
+	}
+	out, err := base64.StdEncoding.DecodeString(strings.ReplaceAll(string(data), "\n", ""))
+	if err != nil {
+		return e.errorf("base64", "invalid input"), nil
+	}
+	e.hc.Stdout.Write(out)
 	return 0, nil
 }
 
