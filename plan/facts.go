@@ -50,7 +50,7 @@ func specIdentity(spec *Spec, device string) (serial string, size int64, index i
 // CheckMachine compares a validated spec with the machine it is for, as
 // facts.sh described it, and returns every mismatch: the disks exist with
 // the spec's identity, the label fits them and nothing holds them, the
-// address sits on an interface of this machine with the spec's gateway, the
+// address sits on an interface of this machine with the spec's gateway (unless DHCP gives it), the
 // firmware and memory suit the installer image, and root's authorized_keys
 // holds one of the spec's keys. Problems name the spec file and the spec key;
 // their message names both the spec's value and the machine's.
@@ -286,13 +286,17 @@ func (c *machineCheck) network() {
 			"%s is not on any interface of this machine (%s has %s)", addr, c.facts, c.addressList())
 		return
 	}
-	if a.Prefix != v4.Prefix {
-		c.ps.warn("network.ipv4.prefix", fmt.Sprintf("prefix = %d, if the rescue system's network is the real one", a.Prefix),
-			"the spec says /%d and %s has %s/%d on %s", v4.Prefix, c.facts, addr, a.Prefix, clip(ifc.Name))
-	}
-	if gw, ok := c.m.DefaultGateway(); ok && gw.Gateway != "" && gw.Gateway != v4.Gateway {
-		c.ps.add("network.ipv4.gateway", fmt.Sprintf("gateway = %q", clip(gw.Gateway)),
-			"the spec says %s and %s routes by default via %s (on %s)", v4.Gateway, c.facts, clip(gw.Gateway), clip(gw.Interface))
+	// With DHCP the lease gives the prefix and the gateway; the spec holds
+	// only the address it expects.
+	if !v4.DHCP {
+		if a.Prefix != v4.Prefix {
+			c.ps.warn("network.ipv4.prefix", fmt.Sprintf("prefix = %d, if the rescue system's network is the real one", a.Prefix),
+				"the spec says /%d and %s has %s/%d on %s", v4.Prefix, c.facts, addr, a.Prefix, clip(ifc.Name))
+		}
+		if gw, ok := c.m.DefaultGateway(); ok && gw.Gateway != "" && gw.Gateway != v4.Gateway {
+			c.ps.add("network.ipv4.gateway", fmt.Sprintf("gateway = %q", clip(gw.Gateway)),
+				"the spec says %s and %s routes by default via %s (on %s)", v4.Gateway, c.facts, clip(gw.Gateway), clip(gw.Interface))
+		}
 	}
 
 	if mac := c.spec.Network.MAC; mac != "" {

@@ -150,6 +150,20 @@ func TestCheckMachine(t *testing.T) {
 				s.Kexec.URL = KexecURL("nixos-24.05")
 			},
 			want: []string{"small-vps.json has no cpio"}},
+		// With DHCP the lease gives the prefix and the gateway: the spec has
+		// neither to compare (found in the VM suite's DHCP scenario).
+		{name: "DHCP", machine: "small-vps", errors: []string{}, warnings: []string{"kexec.url"},
+			edit: func(s *Spec, _ *machine.Machine) {
+				vps(s)
+				s.Kexec.URL = KexecURL("nixos-24.05")
+				s.Network.IPv4 = &IPSpec{DHCP: true, Address: "192.0.2.20"}
+			}},
+		{name: "DHCP, another address", machine: "small-vps", errors: []string{"network.ipv4.address"}, warnings: []string{"kexec.url"},
+			edit: func(s *Spec, _ *machine.Machine) {
+				vps(s)
+				s.Kexec.URL = KexecURL("nixos-24.05")
+				s.Network.IPv4 = &IPSpec{DHCP: true, Address: "192.0.2.21"}
+			}},
 		{name: "tiny disk", machine: "small-vps", errors: []string{"disks.boot_size", "kexec.url"},
 			edit: func(s *Spec, m *machine.Machine) {
 				vps(s)
