@@ -98,7 +98,7 @@ cmd="$*"
 case "$stage:$cmd" in
   rescue:"test -e /etc/debian_version && echo rescue") echo rescue ;;
   installer:"grep -q ^ID=nixos /etc/os-release && echo installer" | installed:"grep -q ^ID=nixos /etc/os-release && echo installer") echo installer ;;
-  rescue:"sh /root/facts.sh") echo '{"facts":1}' ;;
+  rescue:"sh /root/facts.sh") cat >/dev/null; echo '{"facts":1}' ;; # ssh passes its stdin on
   rescue:"bash -p /root/rescue-bootstrap.sh --accept-hash $FAKE_HASH")
     echo "Booting into the NixOS installer. The SSH connection will drop"
     echo installer >"$F/stage"
@@ -116,7 +116,7 @@ case "$stage:$cmd" in
   installer:"mkdir -p /root/.ssh && cat >>/root/.ssh/known_hosts") cat >>"$F/installer-known-hosts" ;;
   installer:"bash -p /root/kexec-install.sh --attach") echo "following the install"; [ ! -f "$F/fail" ] || exit 1 ;;
   *:true) ;;
-  installer:reboot) echo installed >"$F/stage"; exit 255 ;;
+  installer:reboot) cat >/dev/null; echo installed >"$F/stage"; exit 255 ;;
   installed:hostname) echo blog-demo ;;
   installed:nixos-version) echo "$FAKE_RELEASE.20250601.abcdef (Warbler)" ;;
   installed:"zpool list -H -o health rpool") echo ONLINE ;;
