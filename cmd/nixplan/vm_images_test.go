@@ -31,7 +31,7 @@ const vmSuite = "NIXPLAN_VM"
 
 // vmImageFormat changes whenever the way images are put together changes in
 // a way the recipe does not show.
-const vmImageFormat = "nixplan-vm-images 2"
+const vmImageFormat = "nixplan-vm-images 3"
 
 // vmSuiteName is the Debian release the images are built from.
 const vmSuiteName = "bookworm"
@@ -62,11 +62,13 @@ var vmInstallerBase = []string{
 // vmToolPackages maps a tool of the capability table (plan.Image.Tools) to
 // the Debian package that provides it; "" is util-linux, which every NixOS
 // system has (system-path.nix) and Debian's essential set too, and "stub" is
-// a command the stand-in fakes (ZFS: Debian's main has none).
+// a command the stand-in fakes (ZFS: Debian's main has none). NixOS's
+// util-linux carries sfdisk; Debian splits it into the fdisk package.
 var vmToolPackages = map[string]string{
 	"parted": "parted", "sgdisk": "gdisk", "mkfs.ext4": "e2fsprogs",
 	"mkfs.vfat": "dosfstools", "mdadm": "mdadm", "efibootmgr": "efibootmgr",
-	"mkswap": "", "wipefs": "", "zpool": "stub", "zfs": "stub",
+	"mkswap": "", "wipefs": "", "lsblk": "", "blkid": "", "sfdisk": "fdisk",
+	"zpool": "stub", "zfs": "stub",
 }
 
 // vmAbsentUnlessListed are tools the stand-in must not carry unless the
@@ -92,6 +94,19 @@ type vmInstallerImage struct {
 	// Host is the image's host name: "nixos", and "nixos-installer" from
 	// nixos-images 8d35d4a (2024-04-16, nix/installer.nix) on.
 	Host string
+	// DefaultDHCP: the image runs networkd with networking.useNetworkd, so
+	// nixpkgs adds 99-ethernet-default-dhcp.network (DHCP on every Ethernet
+	// link no earlier unit matched). nixos-images e70ef61^ (the 22.11
+	// asset) nix/installer.nix has only systemd.network.enable = true and
+	// dhcpcd off: no such unit, and the restored IFNAME.network is all there
+	// is. 8239d60 (2023-11-02) set networking.useNetworkd in
+	// nix/installer.nix and made restore_routes.py name its units
+	// 00-IFNAME.network, so they sort before the default; 8d35d4a moved the
+	// setting to nix/networkd.nix, which bb49b89 (the last 24.05 asset)
+	// imports in nix/kexec-installer/module.nix. A stand-in with the
+	// default unit and the 22.11 names gives the static NIC DHCP, not its
+	// address: richer than the image, and wrong.
+	DefaultDHCP bool
 	// The kexec/run of the asset (see testdata/vm/kexec-run.sh.tmpl).
 	KeyPattern                                   string
 	ExtraFlags, SyscallAuto, MachineID, DoasUser bool
@@ -114,7 +129,8 @@ func vmInstallerImages(t *testing.T) []vmInstallerImage {
 		},
 		{
 			Tag: "nixos-24.05", Image: get("nixos-24.05"), Release: "24.05", Date: "20241203.bb49b89", Host: "nixos-installer",
-			KeyPattern: `\(\(ssh\|ecdsa\|sk\)-[^ ]* .*\)`, ExtraFlags: true, SyscallAuto: true, MachineID: true, DoasUser: true,
+			DefaultDHCP: true,
+			KeyPattern:  `\(\(ssh\|ecdsa\|sk\)-[^ ]* .*\)`, ExtraFlags: true, SyscallAuto: true, MachineID: true, DoasUser: true,
 			Notice: "machine will boot into nixos in 6s...",
 		},
 	}
@@ -700,7 +716,7 @@ func customizeInstaller(log *os.File, root, modules, kver string, im vmInstaller
 		return err
 	}
 	os.Remove(filepath.Join(bin, "not-emulated"))
-	stubbed := []string{"nixos-enter", "nix-instantiate", "nix-build", "nix-env", "nix-store", "nix-shell"}
+	stubbed := []string{"nixos-enter", "nix-build", "nix-env", "nix-store", "nix-shell"}
 	if slicesContains(im.Image.Tools, "zfs") {
 		stubbed = append(stubbed, "zfs")
 	} else {
@@ -719,6 +735,9 @@ func customizeInstaller(log *os.File, root, modules, kver string, im vmInstaller
 		"ssh-host-keys.service":            "etc/systemd/system/ssh-host-keys.service",
 		"99-ethernet-default-dhcp.network": "etc/systemd/network/99-ethernet-default-dhcp.network",
 	} {
+		if from == "99-ethernet-default-dhcp.network" && !im.DefaultDHCP {
+			continue
+		}
 		src := filepath.Join("testdata/vm/installer", from)
 		st, err := os.Stat(src)
 		if err != nil {
