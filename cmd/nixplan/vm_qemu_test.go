@@ -536,3 +536,35 @@ func (v *vm) sameDisks(before []string) error {
 	}
 	return nil
 }
+
+// checkIsolated holds the VM to restrict=on: a connection from the guest to
+// QEMU's host address, which user networking without restrict turns into a
+// connection to this machine's loopback, must not reach a listener there.
+func (v *vm) checkIsolated(ctx context.Context, hostAddr string) error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	reached := make(chan struct{}, 1)
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			c.Close()
+			reached <- struct{}{}
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	r := v.ssh(ctx, "", fmt.Sprintf("timeout 10 bash -c 'exec 3<>/dev/tcp/%s/%d' && echo connected", hostAddr, port))
+	select {
+	case <-reached:
+		return fmt.Errorf("the VM reached a listener on this machine's 127.0.0.1:%d through %s: restrict=on is not in force", port, hostAddr)
+	case <-time.After(time.Second):
+	}
+	if strings.Contains(r.Stdout, "connected") {
+		return fmt.Errorf("the VM connected to %s:%d: restrict=on is not in force", hostAddr, port)
+	}
+	if r.Exit == -1 {
+		return fmt.Errorf("the isolation probe did not run: %s", r.Stderr)
+	}
+	return nil
+}
