@@ -38,6 +38,8 @@ type Plan struct {
 	// Flake is the user's own flake, which the install writes to /etc/nixos
 	// and installs with nixos-install --flake; nil without one.
 	Flake *UserFlake
+	// Encryption is the encrypted root's unlock at boot; nil without one.
+	Encryption *Encryption
 	// Placeholders lists the keys that still hold the value `nixplan init`
 	// wrote as a placeholder, as "key = value"; empty for a finished spec.
 	Placeholders []string
@@ -167,8 +169,11 @@ type Storage struct {
 	Topology    string
 	Pool        string
 	PoolDevices []string
-	// RootDevice is the ext4 root of the ext4 and mdadm layouts.
+	// RootDevice is the ext4 root of the ext4 and mdadm layouts (with LUKS,
+	// the opened volume in /dev/mapper).
 	RootDevice string
+	// RAIDDevice is the md RAID1 of the mdadm layout.
+	RAIDDevice string
 	// RAIDMembers make the md RAID1 of the mdadm layout, at RootDevice.
 	RAIDMembers []string
 	// ARCMaxBytes caps the ZFS ARC; 0 leaves the default.
@@ -177,6 +182,12 @@ type Storage struct {
 	// not find the pool: disks without a by-id link, such as virtio disks
 	// without a serial.
 	DevNodes string
+	// EncryptedDataset is the ZFS dataset created with native encryption
+	// (rpool/crypt), under which every other dataset goes; empty without.
+	EncryptedDataset string
+	// LUKSVolumes are formatted with LUKS2 and opened before the pool or
+	// the ext4 root is made on them; empty without LUKS.
+	LUKSVolumes []LUKSVolume
 	// PoolOptions are `zpool create -o` settings, in order (ashift, and
 	// compatibility when the installer's ZFS is newer than the release's).
 	PoolOptions []string
@@ -206,6 +217,16 @@ type Storage struct {
 	// Empty for layouts without a pool.
 	PoolComment string
 }
+
+// LUKSVolume is one LUKS2 volume: Device is encrypted, and opened as
+// /dev/mapper/Name.
+type LUKSVolume struct {
+	Name   string
+	Device string
+}
+
+// Mapper is where the opened volume appears.
+func (v LUKSVolume) Mapper() string { return "/dev/mapper/" + v.Name }
 
 // Boot is one boot filesystem: ext4 /boot on BIOS, the EFI system
 // partition (vfat) on UEFI.

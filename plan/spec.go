@@ -37,6 +37,8 @@ type Spec struct {
 	SSH      SSHSpec     `toml:"ssh"`
 	Channel  ChannelSpec `toml:"channel"`
 	Flake    FlakeSpec   `toml:"flake"`
+	// Encryption encrypts the root, unlocked over SSH at every boot.
+	Encryption EncryptionSpec `toml:"encryption"`
 
 	// File is the spec's path as given. SHA256 is the sha256 of its bytes
 	// when it includes nothing; with includes, the sha256 of a SHA256SUMS-style
@@ -181,6 +183,31 @@ type SSHSpec struct {
 	// ConsolePassword: kexec-install.sh asks for a root password at install
 	// time, for the KVM console. The password never enters the bundle.
 	ConsolePassword bool `toml:"console_password"`
+}
+
+// EncryptionSpec encrypts the root file system; the initrd brings up the
+// public NIC and an SSH server of its own at every boot, where the operator
+// types the passphrase. /boot stays unencrypted.
+type EncryptionSpec struct {
+	// Type is "zfs" (ZFS native encryption of a child dataset of the pool,
+	// under which every dataset goes) or "luks" (LUKS2 under the pool, the
+	// ext4 root, or the ext4 on the md RAID).
+	Type string `toml:"type"`
+	// Dataset is the encrypted dataset below the pool ("crypt"), zfs only.
+	Dataset string `toml:"dataset"`
+	// SSHPort is where the initrd's SSH server listens (2222): never 22,
+	// where the installed system answers with another host key.
+	SSHPort int `toml:"ssh_port"`
+	// NICDriver is the public NIC's kernel driver, which the initrd loads;
+	// facts.sh reads it from the machine.
+	NICDriver string `toml:"nic_driver"`
+	// Cryptsetup says where LUKS's cryptsetup comes from in the installer:
+	// "fetch" (built from the target's nixpkgs before the erase) or "image"
+	// (the installer image carries it).
+	Cryptsetup string `toml:"cryptsetup"`
+	// Passphrase is decoded only to be refused: the passphrase is typed on
+	// the server and is never in a spec.
+	Passphrase string `toml:"passphrase"`
 }
 
 // Load reads and decodes a spec file and the files it includes. Syntax

@@ -363,7 +363,8 @@ func layoutPartitions(s *Storage, firmware string) {
 		}
 	}
 	if s.Layout == "mdadm" {
-		s.RootDevice = "/dev/md/root"
+		s.RAIDDevice = "/dev/md/root"
+		s.RootDevice = s.RAIDDevice
 	}
 	if s.RootDevice != "" {
 		s.Mounts = append(s.Mounts, Mount{Source: s.RootDevice, Target: "/", FSType: "ext4"})
@@ -393,8 +394,12 @@ func identifyStorage(s *Storage) {
 		Swaps                                        []Swap
 		Datasets                                     []Dataset
 		Mounts                                       []Mount
+		// Encryption changes what the format phase makes; omitted when
+		// empty, so the plans of unencrypted layouts keep their hash.
+		EncryptedDataset string       `json:",omitempty"`
+		LUKSVolumes      []LUKSVolume `json:",omitempty"`
 	}{s.Layout, s.Label, s.Topology, s.Pool, s.RootDevice, s.Disks, s.PoolDevices, s.PoolOptions, s.RAIDMembers,
-		s.Partitions, s.Boots, s.Swaps, s.Datasets, s.Mounts}
+		s.Partitions, s.Boots, s.Swaps, s.Datasets, s.Mounts, s.EncryptedDataset, s.LUKSVolumes}
 	data, err := json.Marshal(carried)
 	if err != nil {
 		panic(err) // plain strings and slices always marshal

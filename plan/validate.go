@@ -56,6 +56,7 @@ func Validate(spec *Spec) (*Plan, Problems) {
 	validateNixpkgs(ps, spec, p)
 	validateBundled(ps, spec, p)
 	validateCombinations(ps, spec, p)
+	validateEncryption(ps, spec, p)
 	checkPlaceholders(ps, spec, p)
 	identifyStorage(&p.Storage)
 	if len(ps.list.Errors()) > 0 {

@@ -49,6 +49,12 @@ type FakeMachine struct {
 	CreatedPools map[string][]string `json:"created_pools"`
 	// Swaps are the swap partitions swapon turned on, as given.
 	Swaps []string `json:"swaps"`
+	// LUKS are the devices cryptsetup luksFormat formatted; Opened the
+	// /dev/mapper names it opened. Keys are the encrypted ZFS datasets
+	// whose key is loaded.
+	LUKS   map[string]bool `json:"luks,omitempty"`
+	Opened map[string]bool `json:"opened,omitempty"`
+	Keys   map[string]bool `json:"keys,omitempty"`
 }
 
 // Faults are what a machine description does not say but a test or a
@@ -61,7 +67,8 @@ type Faults struct {
 // NewFakeMachine starts a fake from a machine description.
 func NewFakeMachine(m *machine.Machine) *FakeMachine {
 	f := &FakeMachine{Machine: m, Relabeled: map[string][]string{}, Labels: map[string]string{}, Pools: map[string]bool{}, Stopped: map[string]bool{},
-		PoolComments: map[string]string{}, CreatedPools: map[string][]string{}}
+		PoolComments: map[string]string{}, CreatedPools: map[string][]string{},
+		LUKS: map[string]bool{}, Opened: map[string]bool{}, Keys: map[string]bool{}}
 	for _, p := range m.ZFSPools {
 		f.Pools[p] = true
 	}
@@ -79,6 +86,7 @@ var changeCommands = map[string]bool{
 	"nixos-generate-config": true, "nix-channel": true, "nixos-install": true, "nixos-enter": true,
 	"kexec": true, "run": true, "reboot": true, "apt-get": true, "udevadm": true, "partprobe": true,
 	"curl": true, "wget": true, "ssh-keygen": true, "nix": true, "nix-instantiate": true,
+	"nix-build": true, "cryptsetup": true,
 }
 
 // ChangesMachine reports whether a command changes the machine, given its
@@ -101,6 +109,10 @@ func ChangesMachine(argv []string) bool {
 		return false
 	case name == "nixos-generate-config" && slices.Contains(argv, "--show-hardware-config"):
 		return false
+	case name == "zfs" && len(argv) > 1 && argv[1] == "get":
+		return false
+	case name == "cryptsetup" && len(argv) > 1 && slices.Contains([]string{"status", "luksUUID", "--version", "isLuks", "luksDump"}, argv[1]):
+		return false
 	}
 	return changeCommands[name]
 }
@@ -111,10 +123,10 @@ func ChangesMachine(argv []string) bool {
 // consents to the erase.
 func PreErase(argv []string) bool {
 	switch path.Base(argv[0]) {
-	case "nix-channel", "nix-instantiate", "curl":
+	case "nix-channel", "nix-instantiate", "curl", "nix-build":
 		return true
 	case "nix":
-		return len(argv) > 1 && (slices.Contains(argv, "eval") || slices.Contains(argv, "archive"))
+		return len(argv) > 1 && (slices.Contains(argv, "eval") || slices.Contains(argv, "archive") || slices.Contains(argv, "build"))
 	}
 	return false
 }
@@ -180,7 +192,12 @@ func (f *FakeMachine) Exec(argv []string, stdout, stderr io.Writer) int {
 		}
 	case "nix-instantiate":
 		fmt.Fprintln(stdout, "/nix/store/00000000000000000000000000000000-nixos-system-simulated.drv")
+	case "cryptsetup":
+		return f.cryptsetup(args, stdout, stderr)
 	case "zfs":
+		if len(args) > 0 && args[0] != "version" {
+			return f.zfs(args, stdout)
+		}
 		if len(args) == 1 && args[0] == "version" {
 			if v := f.Versions["zfs"]; v != "" {
 				fmt.Fprintf(stdout, "zfs-%s-1\nzfs-kmod-%s-1\n", v, v)
@@ -218,6 +235,84 @@ func (f *FakeMachine) Exec(argv []string, stdout, stderr io.Writer) int {
 	case "ssh-keygen":
 		if slices.Contains(args, "-l") {
 			fmt.Fprintln(stdout, "256 SHA256:fake-fingerprint-of-a-simulated-host-key root@nixos (ED25519)")
+		}
+	}
+	return 0
+}
+
+// cryptsetup plays luksFormat, open, close, status, luksUUID and --version.
+// The passphrase is not checked: the fake keeps no key material.
+func (f *FakeMachine) cryptsetup(args []string, stdout, stderr io.Writer) int {
+	var operands []string
+	for i := 1; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--type" || a == "--key-file" || a == "--cipher" || a == "--key-size":
+			i++ // its value
+		case !strings.HasPrefix(a, "-"):
+			operands = append(operands, a)
+		}
+	}
+	if f.LUKS == nil {
+		f.LUKS, f.Opened = map[string]bool{}, map[string]bool{}
+	}
+	switch {
+	case len(args) > 0 && args[0] == "--version":
+		fmt.Fprintln(stdout, "cryptsetup 2.7.5 flags: UDEV BLKID KEYRING FIPS KERNEL_CAPI PWQUALITY")
+	case len(args) == 0:
+		return 1
+	case args[0] == "luksFormat" && len(operands) == 1:
+		f.LUKS[operands[0]] = true
+	case args[0] == "open" && len(operands) == 2:
+		if !f.LUKS[operands[0]] {
+			fmt.Fprintf(stderr, "Device %s is not a valid LUKS device.\n", operands[0])
+			return 1
+		}
+		f.Opened[operands[1]] = true
+	case args[0] == "close" && len(operands) == 1:
+		delete(f.Opened, operands[0])
+	case args[0] == "status" && len(operands) == 1:
+		if !f.Opened[operands[0]] {
+			fmt.Fprintf(stdout, "/dev/mapper/%s is inactive.\n", operands[0])
+			return 4
+		}
+		fmt.Fprintf(stdout, "/dev/mapper/%s is active.\n", operands[0])
+	case args[0] == "luksUUID" && len(operands) == 1:
+		if !f.LUKS[operands[0]] {
+			fmt.Fprintf(stderr, "Device %s is not a valid LUKS device.\n", operands[0])
+			return 1
+		}
+		h := fnv.New64a()
+		h.Write([]byte(operands[0]))
+		sum := h.Sum64()
+		fmt.Fprintf(stdout, "%08x-%04x-4%03x-8%03x-%012x\n", uint32(sum>>32), uint16(sum>>16), uint16(sum)&0xfff, uint16(sum>>4)&0xfff, sum&0xffffffffffff)
+	default:
+		fmt.Fprintf(stderr, "cryptsetup: the simulated machine does not play %q\n", args)
+		return 1
+	}
+	return 0
+}
+
+// zfs plays the encryption of datasets: create with encryption= loads its
+// key, load-key loads one, get keystatus reports it.
+func (f *FakeMachine) zfs(args []string, stdout io.Writer) int {
+	if f.Keys == nil {
+		f.Keys = map[string]bool{}
+	}
+	last := args[len(args)-1]
+	switch args[0] {
+	case "create":
+		if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "encryption=") }) {
+			f.Keys[last] = true
+		}
+	case "load-key":
+		f.Keys[last] = true
+	case "get":
+		if len(args) >= 2 && args[len(args)-2] == "keystatus" {
+			if f.Keys[last] {
+				fmt.Fprintln(stdout, "available")
+			} else {
+				fmt.Fprintln(stdout, "unavailable")
+			}
 		}
 	}
 	return 0

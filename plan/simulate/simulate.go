@@ -190,6 +190,10 @@ func Run(p *plan.Plan, b *plan.Bundle, opts Options) (*Simulation, error) {
 	s.kexecd = false
 	answer := p.Host.Name + "\n"
 	sim.Notes = append(sim.Notes, fmt.Sprintf("kexec-install.sh asks before it erases the disks; simulate answers %s, as the operator would type it", p.Host.Name))
+	if p.Encryption != nil {
+		answer += encryptionPassphrase + "\n" + encryptionPassphrase + "\n"
+		sim.Notes = append(sim.Notes, "kexec-install.sh asks for the encryption passphrase before it detaches; simulate types a stand-in twice, and the detached run gets it through a pipe")
+	}
 	if p.ConsolePassword {
 		answer += consolePassword + "\n" + consolePassword + "\n"
 		sim.Notes = append(sim.Notes, "kexec-install.sh asks for the console password before it detaches; simulate types a stand-in twice")
@@ -340,13 +344,13 @@ func InstallerMachine(rescue *machine.Machine, p *plan.Plan) *machine.Machine {
 	// Every NixOS system has these (nixpkgs nixos/modules/config/system-path.nix
 	// and the installer profile's nixos-install-tools).
 	for _, t := range []string{"lsblk", "blkid", "ip", "curl", "tar", "sha256sum", "ssh-keygen", "udevadm", "lvm", "lvs", "vgchange", "wipefs", "mkswap",
-		"nixos-generate-config", "nixos-install", "nix-channel", "nixos-enter", "nix", "nix-instantiate"} {
+		"nixos-generate-config", "nixos-install", "nix-channel", "nixos-enter", "nix", "nix-instantiate", "nix-build"} {
 		m.Tools[t] = true
 	}
 	// The partitioning and storage tools are what the image table says; an
 	// image outside the table is given them all, as the spec was not
 	// checked against it.
-	for _, t := range []string{"parted", "sgdisk", "mkfs.ext4", "mkfs.vfat", "zpool", "zfs", "mdadm", "efibootmgr"} {
+	for _, t := range []string{"parted", "sgdisk", "mkfs.ext4", "mkfs.vfat", "zpool", "zfs", "mdadm", "efibootmgr", "cryptsetup"} {
 		m.Tools[t] = !p.Kexec.ImageKnown || slices.Contains(p.Kexec.Image.Tools, t)
 	}
 	if !m.Tools["mdadm"] {
@@ -394,6 +398,10 @@ func (s *simulator) kexecRun() string {
 // consolePassword is what simulate types when a script asks for the
 // console password.
 const consolePassword = "simulated-console-password"
+
+// encryptionPassphrase is what simulate types when kexec-install.sh asks for
+// the encryption passphrase: a stand-in, like the console password.
+const encryptionPassphrase = "simulated-encryption-passphrase"
 
 // firstPID is the PID the first simulated script gets ($BASHPID); each run
 // after it gets the next one.
@@ -879,6 +887,19 @@ func (ss *scriptSim) sideEffects(hc interp.HandlerContext, args []string) error 
 		if _, err := ss.fs.stat(dir + "/configuration.nix"); err != nil {
 			ss.fs.write(dir+"/configuration.nix", []byte("# nixplan simulate: a stand-in for nixos-generate-config's output\n{ ... }: { }\n"), 0o644)
 		}
+	case "nix-build", "nix":
+		// A build of cryptsetup (kexec-install.sh's fetch_cryptsetup) leaves
+		// its out-link, and the installer has cryptsetup from then on.
+		link := optionValue(args, "--out-link")
+		if link == "" || !strings.HasSuffix(args[len(args)-1], "cryptsetup") {
+			return nil
+		}
+		bin := path.Join(abs(hc.Dir, link), "bin")
+		ss.fs.mkdir(bin, true)
+		ss.fs.write(bin+"/cryptsetup", []byte("# nixplan simulate: a stand-in for the cryptsetup built from nixpkgs\n"), 0o755)
+		ss.mu.Lock()
+		ss.fake.Machine.Tools["cryptsetup"] = true
+		ss.mu.Unlock()
 	}
 	return nil
 }

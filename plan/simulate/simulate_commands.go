@@ -370,8 +370,9 @@ func emuDate(e *cmdEnv, args []string) (int, error) {
 }
 
 // emuSetsid plays setsid --fork bash -p SCRIPT ARGS...: the bundle's script
-// run again, detached from the session, reading nothing (its stdin is
-// /dev/null) and writing to what the call redirected its output to (the
+// run again, detached from the session, reading what the call gives it on
+// its stdin (/dev/null, or the pipe that hands over the encryption
+// passphrase) and writing to what the call redirected its output to (the
 // log). setsid --fork returns at once; here the detached run goes to its end
 // first, so what follows it (the log) finds all it wrote.
 func emuSetsid(e *cmdEnv, args []string) (int, error) {
@@ -391,11 +392,17 @@ func emuSetsid(e *cmdEnv, args []string) (int, error) {
 	if err != nil {
 		return 0, e.ss.fail(e.line, "%v", err)
 	}
+	var stdin []byte
+	if e.hc.Stdin != nil {
+		if stdin, err = io.ReadAll(e.hc.Stdin); err != nil {
+			return 0, e.ss.fail(e.line, "setsid: reading its standard input: %v", err)
+		}
+	}
 	e.ss.mu.Lock()
 	e.ss.addStep(Step{Line: int(e.line), Argv: slices.Clone(args), Command: quoted})
 	e.ss.mu.Unlock()
 	run, err := e.ss.runScript(scriptCall{name: name, path: script, system: e.ss.run.System, fake: e.ss.fake, fs: e.ss.fs,
-		args: slices.Clone(argv[3:]), detached: true, stdout: e.hc.Stdout, stderr: e.hc.Stderr})
+		args: slices.Clone(argv[3:]), detached: true, stdin: string(stdin), stdout: e.hc.Stdout, stderr: e.hc.Stderr})
 	if err != nil {
 		e.ss.mu.Lock()
 		if e.ss.err == nil {

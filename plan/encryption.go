@@ -1,0 +1,277 @@
+package plan
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// An encrypted root is unlocked over SSH at every boot: the initrd brings
+// up the public NIC with the spec's address (or DHCP), loads the NIC's
+// kernel driver, and runs an SSH server of its own on its own port, with the
+// spec's keys and a host key that kexec-install.sh makes at install time.
+// /boot stays unencrypted, so that host key lies unencrypted in the initrd:
+// it is never the installed system's host key.
+//
+// The facts this relies on, from NixOS/nixpkgs:
+//   - nixos/modules/system/boot/initrd-ssh.nix (001dade9): the initrd's sshd
+//     runs when boot.initrd.network.ssh.enable and either
+//     boot.initrd.network.enable or boot.initrd.systemd.network.enable;
+//     hostKeys takes strings or paths, and a path is copied into the
+//     world-readable store (`isPath path` → pkgs.runCommand), while a string
+//     names a file that boot.initrd.secrets appends to the initrd when the
+//     boot loader installs it (GRUB does: boot.loader.supportsInitrdSecrets),
+//     so the file must exist under /mnt before nixos-install;
+//     authorizedKeys defaults to root's keys.
+//   - nixos/modules/system/boot/systemd/initrd.nix (00e6b22b):
+//     boot.initrd.systemd.enable is an mkEnableOption (off unless set) in
+//     that tree; its contents option puts files such as a networkd
+//     .network unit into the initrd; its modules closure takes the firmware
+//     of hardware.firmware, which hardware.enableRedistributableFirmware
+//     fills; and it asserts that boot.initrd.network.postCommands and the
+//     other scripted-stage-1 hooks are empty.
+//   - nixos/tests/systemd-initrd-networkd-ssh.nix (05924f71): the systemd
+//     initrd with boot.initrd.network.enable and ssh, a LUKS root, unlocked
+//     by `systemd-tty-ask-password-agent` over SSH.
+//   - nixos/modules/tasks/filesystems/zfs.nix (as of the tree with
+//     createImportService's systemd-ask-password loop): under the systemd
+//     initrd a root dataset with keylocation=prompt is unlocked through
+//     systemd-ask-password, which systemd-tty-ask-password-agent answers;
+//     boot.zfs.requestEncryptionCredentials takes true or a list of
+//     datasets (a623be9d).
+//   - nixos/modules/system/boot/luksroot.nix (e8778acb): the scripted
+//     stage 1 offers `cryptsetup-askpass` instead, and ZFS's scripted
+//     import runs `zfs load-key -a` on the console. nixplan does not write a
+//     scripted-initrd configuration: it sets boot.initrd.systemd.enable
+//     explicitly for every release it encrypts, and the one unlock command
+//     of the systemd initrd, for LUKS and ZFS alike, is
+//     systemd-tty-ask-password-agent.
+//
+// Which release first had every one of these was not read from nixpkgs'
+// history here. nixplan encrypts from NixOS 23.11 on, the releases whose
+// md roots it already boots with the systemd initrd (see HasSwraid), and
+// kexec-install.sh evaluates the whole system with the target's nixpkgs
+// before it erases anything: an option a release lacks stops the install
+// there, with the disks untouched.
+
+// Encryption is how the initrd unlocks the encrypted root.
+type Encryption struct {
+	// Type is "zfs" (native encryption) or "luks".
+	Type string
+	// SSHPort is the initrd's SSH port.
+	SSHPort int
+	// NICDriver is the public NIC's kernel module, loaded by the initrd.
+	NICDriver string
+	// HostKey is the initrd's SSH host key in the installed system, as the
+	// string configuration.nix names it (never a Nix path).
+	HostKey string
+	// UnlockCommand is what a login to the initrd runs to type the passphrase.
+	UnlockCommand string
+	// FetchCryptsetup: kexec-install.sh builds cryptsetup from the target's
+	// nixpkgs before the erase (LUKS on an image without it).
+	FetchCryptsetup bool
+	// MinPassphrase and MaxPassphrase bound the passphrase the install
+	// accepts, in bytes.
+	MinPassphrase, MaxPassphrase int
+}
+
+// InitrdHostKey is where the initrd's SSH host key lives in the installed
+// system; kexec-install.sh makes it under /mnt before nixos-install.
+const InitrdHostKey = "/etc/secrets/initrd/ssh_host_ed25519_key"
+
+// DefaultUnlockPort is the initrd's SSH port unless the spec sets one.
+const DefaultUnlockPort = 2222
+
+// UnlockCommand of the systemd initrd: it answers the password requests of
+// systemd-cryptsetup (LUKS) and of the ZFS import's systemd-ask-password
+// (nixpkgs nixos/tests/systemd-initrd-networkd-ssh.nix 05924f71; zfs.nix,
+// createImportService).
+const UnlockCommand = "systemd-tty-ask-password-agent"
+
+// minEncryptedRelease is the first release nixplan encrypts (see above).
+const minEncryptedRelease = "23.11"
+
+// Passphrase bounds: OpenZFS refuses a new passphrase shorter than 8 or
+// longer than MAX_PASSPHRASE_LEN bytes, which is 512 in current trees and
+// was 64 in older ones (openzfs/zfs lib/libzfs/libzfs_crypto.c,
+// validate_key); the installer's ZFS may be either. LUKS gets the same
+// floor and cryptsetup's 512-byte passphrase ceiling.
+const (
+	minPassphrase     = 8
+	maxZFSPassphrase  = 64
+	maxLUKSPassphrase = 512
+)
+
+var kernelModuleRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,56}$`)
+
+// encryptionSet reports whether the spec sets any encryption key.
+func encryptionSet(spec *Spec) bool {
+	if spec.Origin == nil {
+		return spec.Encryption != (EncryptionSpec{})
+	}
+	for key := range spec.Origin {
+		if strings.HasPrefix(key, "encryption.") {
+			return true
+		}
+	}
+	return false
+}
+
+// validateEncryption checks [encryption] and rewrites the storage plan: ZFS
+// native encryption puts every dataset under the encrypted one; LUKS puts the
+// pool, the ext4 root or the RAID's ext4 on opened volumes. It runs after
+// the disks, network and keys are validated.
+func validateEncryption(ps *problems, spec *Spec, p *Plan) {
+	e := spec.Encryption
+	if !encryptionSet(spec) {
+		return
+	}
+	if e.Passphrase != "" {
+		ps.add("encryption.passphrase", "remove it: kexec-install.sh asks for the passphrase on the server, twice, and keeps it nowhere; choose a new one if this file was shared",
+			"a passphrase never goes in a spec: the spec is committed and shared")
+	}
+	s := &p.Storage
+	ok := true
+	switch e.Type {
+	case "":
+		ps.add("encryption.type", `type = "zfs" (ZFS native encryption) or type = "luks" (LUKS2)`, "missing")
+		ok = false
+	case "zfs":
+		if s.Layout != "zfs" {
+			ps.add("encryption.type", `type = "luks", which encrypts the `+s.Layout+` root; or layout = "zfs"`, "ZFS native encryption needs layout \"zfs\", not %q", s.Layout)
+			ok = false
+		}
+	case "luks":
+	default:
+		ps.add("encryption.type", `"zfs" (ZFS native encryption) or "luks" (LUKS2)`, "unknown encryption type %q", clip(e.Type))
+		ok = false
+	}
+	if e.Dataset != "" && e.Type != "zfs" {
+		ps.add("encryption.dataset", `leave it out, or use type = "zfs"`, "is for type \"zfs\" only")
+	}
+	dataset := "crypt"
+	if e.Dataset != "" {
+		if !zfsNameRE.MatchString(e.Dataset) || len(e.Dataset) > 64 {
+			ps.add("encryption.dataset", `one name of letters, digits and "_ . : -" directly below the pool, e.g. "crypt"`, "%q is not a dataset name below the pool", clip(e.Dataset))
+			ok = false
+		}
+		dataset = e.Dataset
+	}
+	if e.Cryptsetup != "" && e.Type != "luks" {
+		ps.add("encryption.cryptsetup", `leave it out, or use type = "luks"`, "is for type \"luks\" only")
+	}
+	fetch := true
+	switch e.Cryptsetup {
+	case "", "fetch":
+	case "image":
+		fetch = false
+		if img := p.Kexec.Image; p.Kexec.ImageKnown && e.Type == "luks" && !slices.Contains(img.Tools, "cryptsetup") {
+			ps.add("encryption.cryptsetup", `leave it out (or write "fetch"): kexec-install.sh then builds cryptsetup from the target's nixpkgs before it erases anything`,
+				"the %s image has no cryptsetup, which LUKS needs", img.Tag)
+		}
+	default:
+		ps.add("encryption.cryptsetup", `"fetch" (built from the target's nixpkgs before the erase) or "image" (the installer image carries it)`, "unknown value %q", clip(e.Cryptsetup))
+	}
+
+	port := e.SSHPort
+	switch {
+	case port == 0:
+		port = DefaultUnlockPort
+	case port == 22:
+		ps.add("encryption.ssh_port", fmt.Sprintf("a port of its own, e.g. ssh_port = %d", DefaultUnlockPort),
+			"22 is where the installed system's SSH answers with its own host key; the initrd's, with another key, needs a port of its own")
+	case port < 1 || port > 65535:
+		ps.add("encryption.ssh_port", fmt.Sprintf("a TCP port from 1 to 65535, e.g. %d", DefaultUnlockPort), "%d is not a TCP port", port)
+	}
+
+	// The way into the initrd: without the NIC's driver it has no network,
+	// and the server waits for a passphrase nobody can type.
+	switch {
+	case e.NICDriver == "":
+		ps.add("encryption.nic_driver", `the kernel module of the public NIC, e.g. nic_driver = "igb": facts.sh lists it as the interface's "driver" (nixplan init --facts writes it), or readlink /sys/class/net/IFACE/device/driver in the rescue system`,
+			"missing; the initrd loads the public NIC's driver to reach the network for the unlock, and nixplan does not guess it")
+	case !kernelModuleRE.MatchString(e.NICDriver):
+		ps.add("encryption.nic_driver", `a kernel module name such as "igb", "e1000e" or "virtio_net"`, "%q is not a kernel module name", clip(e.NICDriver))
+	}
+	if p.Release.Version != "" && versionLess(p.Release.Version, minEncryptedRelease) {
+		ps.add("host.nixos", fmt.Sprintf("NixOS %q or later", minEncryptedRelease),
+			"an encrypted root is unlocked by the systemd initrd's SSH server, which nixplan sets up from NixOS %s on, not on %s", minEncryptedRelease, p.Release.Version)
+	}
+	if !ok {
+		return
+	}
+	p.Encryption = &Encryption{Type: e.Type, SSHPort: port, NICDriver: e.NICDriver, HostKey: InitrdHostKey,
+		UnlockCommand: UnlockCommand, FetchCryptsetup: e.Type == "luks" && fetch, MinPassphrase: minPassphrase, MaxPassphrase: maxLUKSPassphrase}
+	if e.Type == "zfs" {
+		p.Encryption.MaxPassphrase = maxZFSPassphrase
+	}
+	switch e.Type {
+	case "zfs":
+		encryptDatasets(s, s.Pool+"/"+dataset)
+	case "luks":
+		encryptVolumes(s)
+	}
+}
+
+// encryptDatasets moves every dataset under the encrypted one.
+func encryptDatasets(s *Storage, crypt string) {
+	s.EncryptedDataset = crypt
+	under := func(name string) string { return crypt + strings.TrimPrefix(name, s.Pool) }
+	for i := range s.Datasets {
+		s.Datasets[i].Name = under(s.Datasets[i].Name)
+	}
+	for i := range s.Mounts {
+		if s.Mounts[i].FSType == "zfs" {
+			s.Mounts[i].Source = under(s.Mounts[i].Source)
+		}
+	}
+}
+
+// encryptVolumes puts LUKS2 under the pool's partitions, the ext4 root
+// partition, or the md RAID, and the pool or ext4 on the opened volumes.
+func encryptVolumes(s *Storage) {
+	switch s.Layout {
+	case "zfs":
+		for i, dev := range s.PoolDevices {
+			name := "crypt-" + s.Pool
+			if i > 0 {
+				name += fmt.Sprint(i + 1)
+			}
+			v := LUKSVolume{Name: name, Device: dev}
+			s.LUKSVolumes = append(s.LUKSVolumes, v)
+			s.PoolDevices[i] = v.Mapper()
+		}
+	case "ext4", "mdadm":
+		if s.RootDevice == "" {
+			return
+		}
+		v := LUKSVolume{Name: "crypt-root", Device: s.RootDevice}
+		s.LUKSVolumes = append(s.LUKSVolumes, v)
+		for i := range s.Mounts {
+			if s.Mounts[i].Source == s.RootDevice {
+				s.Mounts[i].Source = v.Mapper()
+			}
+		}
+		s.RootDevice = v.Mapper()
+	}
+}
+
+// LUKSDevices are the devices LUKS is formatted on, for the scripts.
+func (s Storage) LUKSDevices() []string {
+	var out []string
+	for _, v := range s.LUKSVolumes {
+		out = append(out, v.Device)
+	}
+	return out
+}
+
+// LUKSNames are the volumes' /dev/mapper names, in the order of LUKSDevices.
+func (s Storage) LUKSNames() []string {
+	var out []string
+	for _, v := range s.LUKSVolumes {
+		out = append(out, path.Base(v.Mapper()))
+	}
+	return out
+}
