@@ -92,7 +92,7 @@ func TestSimulateMatchesBash(t *testing.T) {
 			// commands the harness records after the first's.
 			h = bundleHarness(t, p, b, simulate.InstallerMachine(m, p))
 			h.state.Fake.Faults = faults
-			install := h.run(plan.KexecInstallFile, p.Host.Name+"\n")
+			install := h.run(plan.KexecInstallFile, simulate.OperatorInput(p))
 			compareRun(t, plan.KexecInstallFile, joinRuns(sim.Scripts[1:]), install)
 		})
 	}

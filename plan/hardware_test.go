@@ -101,8 +101,9 @@ func TestMultiDiskBootsNofail(t *testing.T) {
 		} else if strings.Contains(config, "nofail") {
 			t.Errorf("%s: one boot disk, yet nofail", spec)
 		}
-		if md := strings.Contains(config, "boot.initrd.systemd.enable = true;"); md != (p.Storage.Layout == "mdadm") {
-			t.Errorf("%s: systemd stage 1 %v for layout %s", spec, md, p.Storage.Layout)
+		// The systemd stage 1 for an md root and for the unlock over SSH.
+		if sd := strings.Count(config, "boot.initrd.systemd.enable = true;"); sd != 0 != (p.Storage.Layout == "mdadm" || p.Encryption != nil) || sd > 1 {
+			t.Errorf("%s: systemd stage 1 set %d times for layout %s (encrypted: %v)", spec, sd, p.Storage.Layout, p.Encryption != nil)
 		}
 		file := filepath.Join(t.TempDir(), "configuration.nix")
 		os.WriteFile(file, []byte(config), 0o644)

@@ -143,6 +143,19 @@ func fakeTool(name string, args []string) int {
 	if name == "sha256sum" {
 		return sha256Tool(args, st.StandIns)
 	}
+	if readsKey(argv) {
+		// What the encrypting command got on its standard input, for the
+		// tests of the passphrase; kept outside the machine's folders.
+		data, err := io.ReadAll(os.Stdin)
+		if err != nil {
+			return 99
+		}
+		line, _ := json.Marshal(stdinRecord{Argv: argv, Stdin: string(data)})
+		if f, err := os.OpenFile(os.Getenv("NIXPLAN_STDIN"), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o600); err == nil {
+			fmt.Fprintf(f, "%s\n", line)
+			f.Close()
+		}
+	}
 	if simulate.ChangesMachine(argv) {
 		line, _ := json.Marshal(argv)
 		f, err := os.OpenFile(os.Getenv("NIXPLAN_RECORD"), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
@@ -243,6 +256,14 @@ func fakeTool(name string, args []string) int {
 			}
 			os.WriteFile(key+".pub", []byte(pub+"\n"), 0o644)
 		}
+	case "nix-build", "nix":
+		// A build of cryptsetup leaves its out-link with a cryptsetup the
+		// fake plays, as the real build leaves the real one.
+		if link := optionAfter(args, "--out-link"); link != "" && strings.HasSuffix(args[len(args)-1], "cryptsetup") {
+			self, _ := os.Executable()
+			os.MkdirAll(link+"/bin", 0o755)
+			os.WriteFile(link+"/bin/cryptsetup", []byte(fmt.Sprintf("#!/bin/sh\nexec %q %s cryptsetup \"$@\"\n", self, fakeToolFlag)), 0o755)
+		}
 	case "nixos-generate-config":
 		if !simulate.ChangesMachine(argv) {
 			break // --show-hardware-config: the fake printed it
@@ -275,6 +296,25 @@ func fakeTool(name string, args []string) int {
 		return 99
 	}
 	return code
+}
+
+// stdinRecord is one call of a command that reads a key on its standard input.
+type stdinRecord struct {
+	Argv  []string `json:"argv"`
+	Stdin string   `json:"stdin"`
+}
+
+// readsKey: the command reads the encryption passphrase on its standard
+// input (cryptsetup luksFormat and open with --key-file=-, zfs create with
+// keylocation=prompt, zfs load-key).
+func readsKey(argv []string) bool {
+	switch filepath.Base(argv[0]) {
+	case "cryptsetup":
+		return slices.Contains(argv, "--key-file=-")
+	case "zfs":
+		return len(argv) > 1 && (argv[1] == "load-key" || (argv[1] == "create" && slices.Contains(argv, "keylocation=prompt")))
+	}
+	return false
 }
 
 // optionAfter returns the argument after the option name, or "".
@@ -447,7 +487,7 @@ func (h *harness) setup(loop bool) string {
 	}
 	tools := []string{"id", "uname", "lsblk", "ip", "lvs", "curl", "wget", "zpool", "zfs", "mdadm", "vgchange", "parted", "wipefs",
 		"mkfs.ext4", "mkfs.vfat", "mkswap", "mount", "umount", "swapon", "swapoff", "nixos-generate-config", "nix-channel", "nixos-install",
-		"nixos-enter", "ssh-keygen", "apt-get", "reboot", "kexec", "udevadm", "nix", "nix-instantiate", "sha256sum"}
+		"nixos-enter", "ssh-keygen", "apt-get", "reboot", "kexec", "udevadm", "nix", "nix-instantiate", "sha256sum", "nix-build", "cryptsetup"}
 	for _, name := range tools {
 		if has, listed := h.machine.Tools[name]; listed && !has {
 			continue // the machine lacks it, as its description says
@@ -628,6 +668,7 @@ func (h *harness) startStdin(script string, o runOpts, stdinOpen bool, args ...s
 		"NIXPLAN_FAKE_STATE=" + filepath.Join(h.dir, "state.json"),
 		"NIXPLAN_RECORD=" + filepath.Join(h.dir, "record.jsonl"),
 		"NIXPLAN_CALLS=" + filepath.Join(h.dir, "calls.jsonl"),
+		"NIXPLAN_STDIN=" + h.stdinLog(),
 		"NIXPLAN_FAKE_TARBALL=" + filepath.Join(h.dir, "download.tar.gz"),
 		"NIXPLAN_FAKE_MNT=" + filepath.Join(h.dir, "mnt"),
 	}, o.env...)
@@ -686,6 +727,27 @@ func (r *running) wait() result {
 	h.loadState()
 	res.recorded, res.calls = h.readCommands("record.jsonl"), h.readCommands("calls.jsonl")
 	return res
+}
+
+// stdinLog is where the stubs record what the commands that read a key got
+// on their standard input: beside the harness's folder, not in it, so a
+// test can look for the passphrase in every file the scripts wrote.
+func (h *harness) stdinLog() string { return h.dir + ".stdin.jsonl" }
+
+// keyInputs returns what each command that reads a key got, in order.
+func (h *harness) keyInputs() []stdinRecord {
+	data, err := os.ReadFile(h.stdinLog())
+	if err != nil {
+		return nil
+	}
+	var out []stdinRecord
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var r stdinRecord
+		if json.Unmarshal([]byte(line), &r) == nil {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // loadState keeps the fake's state for a following run (a resumed install).

@@ -253,7 +253,10 @@ func (f *FakeMachine) cryptsetup(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if f.LUKS == nil {
-		f.LUKS, f.Opened = map[string]bool{}, map[string]bool{}
+		f.LUKS = map[string]bool{}
+	}
+	if f.Opened == nil {
+		f.Opened = map[string]bool{}
 	}
 	switch {
 	case len(args) > 0 && args[0] == "--version":

@@ -188,14 +188,12 @@ func Run(p *plan.Plan, b *plan.Bundle, opts Options) (*Simulation, error) {
 	}
 	ifs := s.seed(installer, keys)
 	s.kexecd = false
-	answer := p.Host.Name + "\n"
+	answer := OperatorInput(p)
 	sim.Notes = append(sim.Notes, fmt.Sprintf("kexec-install.sh asks before it erases the disks; simulate answers %s, as the operator would type it", p.Host.Name))
 	if p.Encryption != nil {
-		answer += encryptionPassphrase + "\n" + encryptionPassphrase + "\n"
 		sim.Notes = append(sim.Notes, "kexec-install.sh asks for the encryption passphrase before it detaches; simulate types a stand-in twice, and the detached run gets it through a pipe")
 	}
 	if p.ConsolePassword {
-		answer += consolePassword + "\n" + consolePassword + "\n"
 		sim.Notes = append(sim.Notes, "kexec-install.sh asks for the console password before it detaches; simulate types a stand-in twice")
 	}
 	run, err = s.runScript(scriptCall{name: plan.KexecInstallFile, system: "installer", fake: installer, fs: ifs, stdin: answer})
@@ -398,6 +396,21 @@ func (s *simulator) kexecRun() string {
 // consolePassword is what simulate types when a script asks for the
 // console password.
 const consolePassword = "simulated-console-password"
+
+// OperatorInput is what simulate types into kexec-install.sh, in the order
+// it asks: the host name before the erase, then, before the install
+// detaches, the encryption passphrase twice and the console password twice,
+// as far as the plan asks for them.
+func OperatorInput(p *plan.Plan) string {
+	answer := p.Host.Name + "\n"
+	if p.Encryption != nil {
+		answer += encryptionPassphrase + "\n" + encryptionPassphrase + "\n"
+	}
+	if p.ConsolePassword {
+		answer += consolePassword + "\n" + consolePassword + "\n"
+	}
+	return answer
+}
 
 // encryptionPassphrase is what simulate types when kexec-install.sh asks for
 // the encryption passphrase: a stand-in, like the console password.
