@@ -78,7 +78,7 @@ readonly PARTITIONS=( /dev/nvme0n1p1 /dev/nvme0n1p2 /dev/nvme0n1p3 /dev/nvme1n1p
 readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 zpool zfs nixos-generate-config nixos-install nix-channel sha256sum ssh-keygen curl setsid)
 # Where nixpkgs comes from: channel https://nixos.org/channels/nixos-25.05, following the release.
 readonly CHANNEL_URL=https://nixos.org/channels/nixos-25.05
-readonly CONFIGURATION_SHA256=59da52fcf54d6abe274db0d336ba88de1ae58b864a73eae9c2975e76425b36c3
+readonly CONFIGURATION_SHA256=7855df983900dcb66cbabc4db8f7b4dd5d624237a4c2dc794f21436a21b34a54
 # What the plan assumed of the installer image nixos-25.05: its Nix and ZFS as
 # "major.minor" bounds from nixplan's capability table (empty: not known), and
 # what NixOS 25.05 needs. Checked against the installer in preflight.
@@ -689,9 +689,12 @@ luks_format() {
   done
 }
 
-# luks_open opens each LUKS volume that is not open yet (a resumed run).
+# luks_open opens each LUKS volume that is not open yet (a resumed run, or
+# a repair that runs the mount phase alone: it builds cryptsetup first when
+# this installer boot has none yet).
 luks_open() {
   local i
+  command -v cryptsetup >/dev/null || fetch_cryptsetup
   for ((i = 0; i < ${#LUKS_DEVICES[@]}; i++)); do
     if cryptsetup status "${LUKS_NAMES[i]}" >/dev/null 2>&1; then
       continue
@@ -1340,7 +1343,8 @@ write_configuration() {
   # The root is encrypted (LUKS2 on /dev/nvme0n1p3, /dev/nvme1n1p3); /boot is not.
   # At every boot the initrd brings up the public NIC and an SSH server of
   # its own on port 2222: log in there as root and run
-  # `systemd-tty-ask-password-agent` to type the passphrase.
+  # `systemd-tty-ask-password-agent` to type the passphrase
+  # (ssh -t -p 2222 root@ADDRESS systemd-tty-ask-password-agent).
   # The systemd initrd, set explicitly: its networkd matches the NIC by MAC
   # and takes explicit routes, and its unlock command is the same for LUKS
   # and ZFS. nixplan-unlock.nix (written at install time) holds the initrd's
@@ -1468,7 +1472,7 @@ phase_finish() {
   say "  1. In the provider's panel set the boot back to the hard disk."
   say "  2. reboot"
   say "  then, at this and every boot, unlock the root: put the [$SERVER_IPV4]:$UNLOCK_PORT line above into"
-  say "     ~/.ssh/known_hosts, ssh -p $UNLOCK_PORT root@$SERVER_IPV4 and run $UNLOCK_COMMAND"
+  say "     ~/.ssh/known_hosts, then ssh -t -p $UNLOCK_PORT root@$SERVER_IPV4 $UNLOCK_COMMAND and type the passphrase"
   say "  3. When 'ping $SERVER_IPV4' answers, put the known_hosts line above into ~/.ssh/known_hosts"
   say "     (ssh-keygen -R $SERVER_IPV4 removes the installer's entry) and ssh root@$SERVER_IPV4"
 }

@@ -23,7 +23,8 @@
   # The root is encrypted (ZFS native encryption of rpool/crypt); /boot is not.
   # At every boot the initrd brings up the public NIC and an SSH server of
   # its own on port 2022: log in there as root and run
-  # `systemd-tty-ask-password-agent` to type the passphrase.
+  # `systemd-tty-ask-password-agent` to type the passphrase
+  # (ssh -t -p 2022 root@ADDRESS systemd-tty-ask-password-agent).
   # The systemd initrd, set explicitly: its networkd matches the NIC by MAC
   # and takes explicit routes, and its unlock command is the same for LUKS
   # and ZFS. nixplan-unlock.nix (written at install time) holds the initrd's

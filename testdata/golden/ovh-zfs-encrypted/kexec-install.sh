@@ -78,7 +78,7 @@ readonly PARTITIONS=( /dev/disk/by-id/ata-HGST_HUS726020ALA610_K4HJ1234-part1 /d
 readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 zpool zfs nixos-generate-config nixos-install nix-channel sha256sum ssh-keygen curl setsid)
 # Where nixpkgs comes from: channel https://nixos.org/channels/nixos-25.05, following the release.
 readonly CHANNEL_URL=https://nixos.org/channels/nixos-25.05
-readonly CONFIGURATION_SHA256=93f60af87e96f1344000dee5a4beea6463266b455fe530027a9d9e4abba39646
+readonly CONFIGURATION_SHA256=4d69530f98b009b1d500c33d70d3e017354466082077c2e554044935278d8cfd
 # What the plan assumed of the installer image nixos-25.05: its Nix and ZFS as
 # "major.minor" bounds from nixplan's capability table (empty: not known), and
 # what NixOS 25.05 needs. Checked against the installer in preflight.
@@ -1254,7 +1254,8 @@ write_configuration() {
   # The root is encrypted (ZFS native encryption of rpool/crypt); /boot is not.
   # At every boot the initrd brings up the public NIC and an SSH server of
   # its own on port 2022: log in there as root and run
-  # `systemd-tty-ask-password-agent` to type the passphrase.
+  # `systemd-tty-ask-password-agent` to type the passphrase
+  # (ssh -t -p 2022 root@ADDRESS systemd-tty-ask-password-agent).
   # The systemd initrd, set explicitly: its networkd matches the NIC by MAC
   # and takes explicit routes, and its unlock command is the same for LUKS
   # and ZFS. nixplan-unlock.nix (written at install time) holds the initrd's
@@ -1377,7 +1378,7 @@ phase_finish() {
   say "  1. In the provider's panel set the boot back to the hard disk."
   say "  2. reboot"
   say "  then, at this and every boot, unlock the root: put the [$SERVER_IPV4]:$UNLOCK_PORT line above into"
-  say "     ~/.ssh/known_hosts, ssh -p $UNLOCK_PORT root@$SERVER_IPV4 and run $UNLOCK_COMMAND"
+  say "     ~/.ssh/known_hosts, then ssh -t -p $UNLOCK_PORT root@$SERVER_IPV4 $UNLOCK_COMMAND and type the passphrase"
   say "  3. When 'ping $SERVER_IPV4' answers, put the known_hosts line above into ~/.ssh/known_hosts"
   say "     (ssh-keygen -R $SERVER_IPV4 removes the installer's entry) and ssh root@$SERVER_IPV4"
 }
