@@ -1,0 +1,226 @@
+package plan_test
+
+import (
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nixplan/nixplan/plan"
+)
+
+// encryptedSpec is the seed's spec with an encrypted root of the type given.
+func encryptedSpec(t *testing.T, typ string) string {
+	return exampleSpec(t, "[ssh]", "[encryption]\ntype = \""+typ+"\"\nnic_driver = \"igb\"\n\n[ssh]")
+}
+
+const testPassphrase = "correct horse battery"
+
+// TestPassphraseOnlyOnTheEncryptingCommandsStdin: the passphrase is read
+// from the terminal twice before the install detaches, reaches cryptsetup
+// on its standard input without a trailing newline, and is in no command's
+// arguments, no output, no log and no file the scripts wrote. The initrd's
+// host key is made before nixos-install and its known_hosts line printed.
+func TestPassphraseOnlyOnTheEncryptingCommandsStdin(t *testing.T) {
+	h := installerHarness(t, encryptedSpec(t, "luks"), nil)
+	r := h.run(plan.KexecInstallFile, "blog-demo\n"+testPassphrase+"\n"+testPassphrase+"\n")
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.output())
+	}
+	prompt, again, detach := strings.Index(r.stdout, "Encryption passphrase: "), strings.Index(r.stdout, "Again: "), strings.Index(r.stdout, "==> detach")
+	if prompt < 0 || again < prompt || detach < again {
+		t.Errorf("the passphrase is not asked twice before the install detaches:\n%s", r.stdout)
+	}
+
+	inputs := h.keyInputs()
+	var got []string
+	for _, in := range inputs {
+		got = append(got, in.Argv[1])
+		if in.Stdin != testPassphrase {
+			t.Errorf("%q got %q on its standard input, want the passphrase without a newline", in.Argv, in.Stdin)
+		}
+	}
+	if want := []string{"luksFormat", "open"}; !slices.Equal(got, want) {
+		t.Errorf("the commands that read the passphrase: %q, want %q", got, want)
+	}
+	for _, argv := range append(r.calls, r.recorded...) {
+		if strings.Contains(strings.Join(argv, " "), "horse") {
+			t.Errorf("the passphrase is in the arguments of %q", argv)
+		}
+	}
+	if strings.Contains(r.output(), "horse") {
+		t.Errorf("the passphrase shows in the output:\n%s", r.output())
+	}
+	filepath.WalkDir(h.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if data, err := os.ReadFile(path); err == nil && strings.Contains(string(data), "horse") {
+			t.Errorf("the passphrase is in %s", strings.TrimPrefix(path, h.dir))
+		}
+		return nil
+	})
+
+	// The pool is made on the opened volume, after the LUKS format.
+	format, pool := r.firstIndex("cryptsetup luksFormat --batch-mode --type luks2 --key-file=- /dev/sda2"), r.firstIndex("zpool create")
+	if format < 0 || pool < format || !strings.HasSuffix(r.commands()[pool], "rpool /dev/mapper/crypt-rpool") {
+		t.Errorf("LUKS is not formatted before the pool is made on it: %q", r.commands())
+	}
+	// The initrd's own host key, before nixos-install, and its line.
+	key := r.firstIndex("ssh-keygen -q -t ed25519 -N  -C initrd@blog-demo -f /mnt/etc/secrets/initrd/ssh_host_ed25519_key")
+	if key < 0 || key > r.firstIndex("nixos-install") {
+		t.Errorf("the initrd's host key is not made before nixos-install: %q", r.commands())
+	}
+	for _, want := range []string{"The initrd's SSH host key (port 2222", "SHA256:fake-fingerprint",
+		"[203.0.113.10]:2222 ssh-ed25519 AAAAharness-host-key", "ssh -t -p 2222 root@203.0.113.10 systemd-tty-ask-password-agent"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("the install does not print %q:\n%s", want, r.stdout)
+		}
+	}
+	// nixplan-unlock.nix, as the configure phase printed it: the NIC by its
+	// MAC with the static address and gateway, the volume by its UUID.
+	unlock := unlockNix(t, r.stdout)
+	for _, want := range []string{"PermanentMACAddress=" + h.machine.Interfaces[0].MAC, "Address=203.0.113.10/24", "Gateway=203.0.113.254",
+		`boot.initrd.luks.devices."crypt-rpool".device = "/dev/disk/by-uuid/`} {
+		if !strings.Contains(unlock, want) {
+			t.Errorf("nixplan-unlock.nix lacks %q:\n%s", want, unlock)
+		}
+	}
+	nixParse(t, unlock)
+
+	// The bytes cryptsetup got open a LUKS2 volume when the passphrase is
+	// typed as the initrd takes it (a line, the newline not part of it);
+	// the same passphrase with a newline in the key would not.
+	cryptsetup, err := exec.LookPath("cryptsetup")
+	if err != nil {
+		requireOrSkip(t, "cryptsetup is not installed (Debian package cryptsetup-bin)")
+	}
+	for _, c := range []struct {
+		key   string
+		opens bool
+	}{{inputs[0].Stdin, true}, {inputs[0].Stdin + "\n", false}} {
+		img := filepath.Join(t.TempDir(), "luks.img")
+		if err := os.WriteFile(img, make([]byte, 32<<20), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// This machine has no device mapper: luksFormat writes the header
+		// into the file, and --test-passphrase checks a key without opening.
+		format := exec.Command(cryptsetup, "luksFormat", "--batch-mode", "--type", "luks2", "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000", "--key-file=-", img)
+		format.Stdin = strings.NewReader(c.key)
+		if out, err := format.CombinedOutput(); err != nil {
+			t.Fatalf("cryptsetup luksFormat: %v\n%s", err, out)
+		}
+		typed := exec.Command(cryptsetup, "open", "--test-passphrase", img)
+		typed.Stdin = strings.NewReader(testPassphrase + "\n")
+		out, err := typed.CombinedOutput()
+		if (err == nil) != c.opens {
+			t.Errorf("key %q: the typed passphrase opens it: %v, want %v (%s)", c.key, err == nil, c.opens, out)
+		}
+	}
+}
+
+// unlockNix cuts nixplan-unlock.nix out of the install's output.
+func unlockNix(t *testing.T, out string) string {
+	t.Helper()
+	start := strings.Index(out, "# Generated by kexec-install.sh of nixplan: how the initrd")
+	if start < 0 {
+		t.Fatalf("the install does not show nixplan-unlock.nix:\n%s", out)
+	}
+	end := strings.Index(out[start:], "\n}\n")
+	if end < 0 {
+		t.Fatalf("nixplan-unlock.nix does not end:\n%s", out[start:])
+	}
+	return out[start : start+end+3]
+}
+
+// nixParse runs nix-instantiate --parse on Nix text.
+func nixParse(t *testing.T, text string) {
+	t.Helper()
+	nix, err := exec.LookPath("nix-instantiate")
+	if err != nil {
+		requireOrSkip(t, "nix-instantiate is not installed (Debian package nix-bin)")
+		return
+	}
+	file := filepath.Join(t.TempDir(), "file.nix")
+	os.WriteFile(file, []byte(text), 0o644)
+	if out, err := exec.Command(nix, "--parse", file).CombinedOutput(); err != nil {
+		t.Errorf("nix-instantiate --parse: %v\n%s\n%s", err, out, text)
+	}
+}
+
+// TestPassphraseRefusedBeforeTheErase: two different passphrases, or one
+// too short, stop before anything is erased (only the installer's memory
+// changed: nixpkgs, the evaluation, the cryptsetup build).
+func TestPassphraseRefusedBeforeTheErase(t *testing.T) {
+	for _, c := range []struct{ typed, message string }{
+		{testPassphrase + "\n" + testPassphrase + "!\n", "the two passphrases differ"},
+		{"short\nshort\n", "the passphrase is shorter than 8 characters"},
+		{"", "no passphrase given"},
+	} {
+		h := installerHarness(t, encryptedSpec(t, "luks"), nil)
+		expectStop(t, h.run(plan.KexecInstallFile, "blog-demo\n"+c.typed), c.message)
+		if len(h.keyInputs()) != 0 {
+			t.Errorf("%q: a command got a passphrase: %v", c.typed, h.keyInputs())
+		}
+	}
+}
+
+// TestResumeAsksForThePassphraseAgain: a run that stopped in the mount
+// phase, after the encrypted dataset was made, is resumed by a run that asks
+// for the passphrase once, in the foreground, and loads the dataset's key
+// with it (ZFS native encryption on rpool/crypt, every dataset under it).
+func TestResumeAsksForThePassphraseAgain(t *testing.T) {
+	h := installerHarness(t, encryptedSpec(t, "zfs"), nil)
+	h.state.Fail["mount"] = 32
+	first := h.run(plan.KexecInstallFile, "blog-demo\n"+testPassphrase+"\n"+testPassphrase+"\n")
+	if first.code == 0 {
+		t.Fatalf("the mount phase did not fail:\n%s", first.output())
+	}
+	create := first.firstIndex("zfs create -o encryption=aes-256-gcm -o keyformat=passphrase -o keylocation=prompt -o mountpoint=none rpool/crypt")
+	if create < 0 || create > first.firstIndex("zfs create -o mountpoint=legacy rpool/crypt/root/nixos") {
+		t.Errorf("the datasets are not made under the encrypted one: %q", first.commands())
+	}
+	// The pool was exported and imported again: its key is not loaded.
+	delete(h.state.Fail, "mount")
+	h.state.Fake.Keys = map[string]bool{}
+	h.state.Fake.Mounts = nil
+	second := h.run(plan.KexecInstallFile, testPassphrase+"\n")
+	if second.code != 0 {
+		t.Fatalf("the resumed run failed:\n%s", second.output())
+	}
+	if n := strings.Count(second.stdout, "Encryption passphrase: "); n != 1 || strings.Contains(second.stdout, "Again: ") {
+		t.Errorf("the resumed run asks %d times (want once, no confirmation):\n%s", n, second.stdout)
+	}
+	inputs := h.keyInputs()
+	last := inputs[len(inputs)-1]
+	if strings.Join(last.Argv, " ") != "zfs load-key rpool/crypt" || last.Stdin != testPassphrase {
+		t.Errorf("the resumed run's last key input: %q with %q, want zfs load-key rpool/crypt with the passphrase", last.Argv, last.Stdin)
+	}
+	if i := second.firstIndex("zfs load-key"); i < 0 || i > second.firstIndex("mount -t zfs rpool/crypt/root/nixos /mnt") {
+		t.Errorf("the key is not loaded before the mounts: %q", second.commands())
+	}
+}
+
+// TestDryRunSaysWhereThePassphraseIsAsked: --dry-run asks nothing, changes
+// nothing, and says where the passphrase would be asked and which commands
+// would get it.
+func TestDryRunSaysWhereThePassphraseIsAsked(t *testing.T) {
+	h := installerHarness(t, encryptedSpec(t, "luks"), nil)
+	r := h.run(plan.KexecInstallFile, "", "--dry-run")
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.output())
+	}
+	for _, want := range []string{"would ask for the encryption passphrase here, twice, before the install detaches",
+		"would run: cryptsetup luksFormat --batch-mode --type luks2 --key-file=- /dev/sda2 (the passphrase typed before the install detached on its standard input)",
+		"would run: nix-build <nixpkgs> -A cryptsetup --out-link /root/nixplan-cryptsetup"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("--dry-run does not say %q:\n%s", want, r.stdout)
+		}
+	}
+	if len(r.recorded) != 0 || len(h.keyInputs()) != 0 {
+		t.Errorf("--dry-run changed the machine: %q", r.commands())
+	}
+}
