@@ -22,8 +22,9 @@ set -eu
 HOST_NAME=vps-crypt
 SPEC_FILE=generic-luks.toml
 ADDRESS=192.0.2.20
-# The address and prefix the installed system must have, as `ip -4 -o addr` shows them.
-CIDR=192.0.2.20/0
+# The address and prefix the installed system must have, as `ip -4 -o addr`
+# shows them; with DHCP the address and a slash: the lease sets the prefix.
+CIDR=192.0.2.20/
 # The default gateway the installed system must route through; empty with DHCP.
 GATEWAY=
 RELEASE=24.05
@@ -495,7 +496,10 @@ phase_verify() {
     *) check "the root is ext4" 'findmnt -n -o FSTYPE /' ext4 ;;
   esac
   check "sshd is active" 'systemctl is-active sshd' active
-  check "address $CIDR" 'ip -4 -o addr show' " $CIDR "
+  case "$CIDR" in
+    */) check "address ${CIDR%/} (DHCP)" 'ip -4 -o addr show' " $CIDR" ;;
+    *) check "address $CIDR" 'ip -4 -o addr show' " $CIDR " ;;
+  esac
   [ -z "$GATEWAY" ] || check "default route via $GATEWAY" 'ip -4 route show default' "via $GATEWAY "
   [ "$FAILED" = 0 ] || die "$FAILED post-install check(s) failed (above)" "ssh -o HostKeyAlias=$HOST_NAME-installed -o UserKnownHostsFile=$KNOWN_HOSTS root@$ADDRESS and look; sh install.sh --from verify checks again"
   say ""

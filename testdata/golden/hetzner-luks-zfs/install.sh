@@ -22,7 +22,8 @@ set -eu
 HOST_NAME=hz-crypt
 SPEC_FILE=hetzner-luks-zfs.toml
 ADDRESS=198.51.100.77
-# The address and prefix the installed system must have, as `ip -4 -o addr` shows them.
+# The address and prefix the installed system must have, as `ip -4 -o addr`
+# shows them; with DHCP the address and a slash: the lease sets the prefix.
 CIDR=198.51.100.77/32
 # The default gateway the installed system must route through; empty with DHCP.
 GATEWAY=198.51.100.1
@@ -495,7 +496,10 @@ phase_verify() {
     *) check "the root is ext4" 'findmnt -n -o FSTYPE /' ext4 ;;
   esac
   check "sshd is active" 'systemctl is-active sshd' active
-  check "address $CIDR" 'ip -4 -o addr show' " $CIDR "
+  case "$CIDR" in
+    */) check "address ${CIDR%/} (DHCP)" 'ip -4 -o addr show' " $CIDR" ;;
+    *) check "address $CIDR" 'ip -4 -o addr show' " $CIDR " ;;
+  esac
   [ -z "$GATEWAY" ] || check "default route via $GATEWAY" 'ip -4 route show default' "via $GATEWAY "
   [ "$FAILED" = 0 ] || die "$FAILED post-install check(s) failed (above)" "ssh -o HostKeyAlias=$HOST_NAME-installed -o UserKnownHostsFile=$KNOWN_HOSTS root@$ADDRESS and look; sh install.sh --from verify checks again"
   say ""
