@@ -90,6 +90,7 @@ if [ "${0##*/}" = scp ]; then
   case "$1" in
     root@*:/root/nixplan-installed-host-key.pub) echo "$(cat "$F/key.installed") root@blog-demo" >"$last" ;;
     root@*:/var/log/nixplan-install.log) echo "the install's log" >"$last" ;;
+    root@*:/root/nixplan-initrd-host-key.pub) echo "$(cat "$F/key.initrd") initrd@blog-demo" >"$last" ;;
   esac
   exit 0
 fi
@@ -116,7 +117,16 @@ case "$stage:$cmd" in
   installer:"mkdir -p /root/.ssh && cat >>/root/.ssh/known_hosts") cat >>"$F/installer-known-hosts" ;;
   installer:"bash -p /root/kexec-install.sh --attach") echo "following the install"; [ ! -f "$F/fail" ] || exit 1 ;;
   *:true) ;;
-  installer:reboot) cat >/dev/null; echo installed >"$F/stage"; exit 255 ;;
+  installer:reboot)
+    cat >/dev/null
+    if [ -f "$F/encrypted" ]; then echo initrd >"$F/stage"; else echo installed >"$F/stage"; fi
+    exit 255 ;;
+  initrd:systemd-tty-ask-password-agent)
+    printf 'Please enter passphrase for disk crypt-rpool: '
+    read -r pass
+    printf '%s\n' "$pass" >"$F/typed"
+    echo installed >"$F/stage"
+    exit 255 ;;
   installed:hostname) echo blog-demo ;;
   installed:nixos-version) echo "$FAKE_RELEASE.20250601.abcdef (Warbler)" ;;
   installed:"zpool list -H -o health rpool") echo ONLINE ;;
@@ -286,6 +296,48 @@ func TestDriverWholeInstall(t *testing.T) {
 
 // TestDriverChecksDHCPAddress: with DHCP the spec knows the address, not the
 // prefix of the lease, so the post-install check holds the address alone.
+// TestDriverUnlocksTheInitrd: with an encrypted root, install.sh pins the
+// initrd's own host key that kexec-install.sh left, and after the reboot
+// logs in to the initrd on its port with that key, where the operator types
+// the passphrase, before it checks the installed system.
+func TestDriverUnlocksTheInitrd(t *testing.T) {
+	const initrdKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIINITRDKEYINITRDKEYINITRDKEYINITRDKEY"
+	spec := filepath.Join(t.TempDir(), "host.toml")
+	if err := os.WriteFile(spec, []byte(encryptedSpec(t, "luks")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	forEachDriverShell(t, func(t *testing.T, shell []string) {
+		d := newDriverRunOf(t, shell, spec)
+		d.set("encrypted", "")
+		d.set("key.initrd", initrdKey)
+		out, ok := d.run("yes\n" + fakeHash + "\nblog-demo\ndisk\n" + testPassphrase + "\n")
+		if !ok {
+			t.Fatalf("install.sh failed:\n%s", out)
+		}
+		if got := d.read(filepath.Join(d.fake, "typed")); got != testPassphrase+"\n" {
+			t.Errorf("the initrd got %q, want the passphrase typed there", got)
+		}
+		if kh := d.knownHosts(); !strings.Contains(kh, "blog-demo-initrd "+initrdKey+"\n") {
+			t.Errorf("known_hosts does not pin the initrd's key:\n%s", kh)
+		}
+		unlock, verify := -1, -1
+		for i, c := range d.calls() {
+			if strings.Contains(c, "[HostKeyAlias=blog-demo-initrd]") && strings.Contains(c, "[-p] [2222]") && strings.HasSuffix(c, "[-t] [-p] [2222] [root@203.0.113.10] [systemd-tty-ask-password-agent]") {
+				unlock = i
+			}
+			if strings.HasSuffix(c, "[hostname]") && strings.Contains(c, "[HostKeyAlias=blog-demo-installed]") && verify < 0 {
+				verify = i
+			}
+		}
+		if unlock < 0 || verify < unlock {
+			t.Errorf("no unlock on port 2222 with the initrd's key before the checks (unlock %d, verify %d):\n%s", unlock, verify, strings.Join(d.calls(), "\n"))
+		}
+		if strings.Contains(d.read(filepath.Join(d.fake, "calls")), "horse") {
+			t.Error("the passphrase is in an ssh argument")
+		}
+	})
+}
+
 func TestDriverChecksDHCPAddress(t *testing.T) {
 	forEachDriverShell(t, func(t *testing.T, shell []string) {
 		d := newDriverRunOf(t, shell, "../examples/generic-ext4.toml")

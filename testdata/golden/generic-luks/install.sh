@@ -11,11 +11,13 @@
 #
 # Host keys: every stage's key is kept in its own known_hosts (in the folder
 # BUNDLE.install beside the bundle, with facts.json and the logs) under
-# an alias of its own (vps-crypt-rescue, -installer, -installed). The
+# an alias of its own (vps-crypt-rescue, -installer, -installed, -initrd). The
 # rescue system's key is asked about once (OpenSSH shows its fingerprint),
 # unless --rescue-key gives it; the installer must answer with the same key
 # (it keeps the rescue system's host keys), and the installed system with the
-# key kexec-install.sh made and left for this script. Any other key stops it.
+# key kexec-install.sh made and left for this script; the initrd that unlocks
+# the encrypted root, on its own port, with the initrd's own key, also left
+# by kexec-install.sh. Any other key stops it.
 # POSIX sh: dash, posh, bash --posix and macOS's sh run it.
 set -eu
 
@@ -35,7 +37,12 @@ RESCUE_FILES='rescue-bootstrap.sh kexec-install.sh facts.sh SHA256SUMS'
 # Where kexec-install.sh leaves the installed system's host key and its log.
 INSTALLED_HOST_KEY=/root/nixplan-installed-host-key.pub
 INSTALL_LOG=/var/log/nixplan-install.log
-PHASES='rescue facts bootstrap installer install reboot verify'
+# The encrypted root: the initrd's SSH port, where kexec-install.sh leaves the
+# initrd's host key, and the command that asks for the passphrase there.
+UNLOCK_PORT=2222
+INITRD_HOST_KEY=/root/nixplan-initrd-host-key.pub
+UNLOCK_COMMAND=systemd-tty-ask-password-agent
+PHASES='rescue facts bootstrap installer install reboot unlock verify'
 
 PORT=22
 JUMP=
@@ -63,7 +70,7 @@ Usage: sh install.sh [--dry-run] [--from PHASE] [--address ADDR] [--port N]
   --accept-hash H  the kexec tarball's sha256, when the spec pins none
   --wait SECONDS   how long each wait for the server lasts (900)
   --list-phases    print the phases in order
-Phases: rescue facts bootstrap installer install reboot verify
+Phases: rescue facts bootstrap installer install reboot unlock verify
 Host keys go to known_hosts in the folder BUNDLE.install beside the bundle,
 one alias per stage, with facts.json and the logs.
 USAGE
@@ -189,11 +196,20 @@ remote() {
   IFS='
 '
   # shellcheck disable=SC2046 # split on newlines on purpose
-  set -- $(ssh_options "$r_stage") ${tty:+"$tty"} -p "$PORT" "root@$ADDRESS" "$@"
+  set -- $(ssh_options "$r_stage") ${tty:+"$tty"} -p "$(stage_port "$r_stage")" "root@$ADDRESS" "$@"
   IFS=$old_ifs
   show ssh "$@"
   [ "$DRY_RUN" = 0 ] || return 0
   ssh "$@"
+}
+
+# stage_port STAGE: the SSH port of the stage: the initrd's own, or PORT.
+stage_port() {
+  if [ "$1" = initrd ]; then
+    printf '%s\n' "$UNLOCK_PORT"
+    return 0
+  fi
+  printf '%s\n' "$PORT"
 }
 
 # copy_to STAGE FILE...: copy bundle files to /root on the server.
@@ -454,6 +470,16 @@ phase_install() {
   else
     pin installed "(the key in $STATE/installed-host-key.pub)"
   fi
+  # The initrd's own host key, for the unlock at every boot.
+  copy_from installer "$INITRD_HOST_KEY" "$STATE/initrd-host-key.pub" ||
+    die "cannot copy the initrd's host key" "sh install.sh --from install"
+  if [ "$DRY_RUN" = 0 ]; then
+    read -r type key _ <"$STATE/initrd-host-key.pub" || true
+    [ -n "${key:-}" ] || die "$STATE/initrd-host-key.pub holds no key" "sh install.sh --from install"
+    pin initrd "$type $key"
+  else
+    pin initrd "(the key in $STATE/initrd-host-key.pub)"
+  fi
 }
 
 phase_reboot() {
@@ -464,6 +490,18 @@ phase_reboot() {
     die "the boot setting was not confirmed" "sh install.sh --from reboot asks again"
   remote installer reboot || true
   close installer
+}
+# The initrd waits for the passphrase: log in to it on its own port, with
+# its own pinned key, and type the passphrase there. The initrd ends the
+# connection when the boot goes on (ssh's 255).
+phase_unlock() {
+  wait_for initrd true unlock
+  say "the initrd of $HOST_NAME asks for the encryption passphrase: type it here"
+  status=0
+  remote initrd -t "$UNLOCK_COMMAND" || status=$?
+  close initrd
+  [ "$status" = 0 ] || [ "$status" = 255 ] ||
+    die "$UNLOCK_COMMAND ended with status $status" "sh install.sh --from unlock tries again; checklist.md says how to unlock by hand"
 }
 
 # check NAME COMMAND EXPECTED: run COMMAND on the installed system; pass when
@@ -523,7 +561,7 @@ main() {
   command -v ssh >/dev/null 2>&1 || die "ssh is not installed" "install OpenSSH's client"
   CONTROL_DIR=$(mktemp -d "${TMPDIR:-/tmp}/nixplan.XXXXXX")
   ERR=$CONTROL_DIR/stderr
-  trap 'close rescue; close installer; close installed; rm -rf "$CONTROL_DIR"' EXIT
+  trap 'close rescue; close installer; close installed; close initrd; rm -rf "$CONTROL_DIR"' EXIT
   started=0
   [ -n "$FROM" ] || started=1
   for phase in $PHASES; do

@@ -763,6 +763,8 @@ print_initrd_host_key() {
   ssh-keygen -l -f "$INITRD_HOST_KEY.pub"
   say "known_hosts line for the unlock at every boot:"
   say "  [$SERVER_IPV4]:$UNLOCK_PORT $(cut -d ' ' -f 1,2 <"$INITRD_HOST_KEY.pub")"
+  # For install.sh on the operator's machine, which pins it for the unlock.
+  run cp "$INITRD_HOST_KEY.pub" /root/nixplan-initrd-host-key.pub
 }
 # check_interface_name: the installed system will find the address's NIC
 # under the spec's interface name. A name of the spec's own is given by MAC;
