@@ -116,7 +116,7 @@ readonly EVAL_MIN_MIB=2048
 # Written once nixpkgs is fetched for the evaluation, so that the install
 # uses the same copy instead of fetching it again.
 readonly NIXPKGS_FETCHED=/var/lib/nixplan/nixpkgs-fetched
-# Where write_configuration write.
+# Where write_configuration writes.
 NIXOS_DIR=/mnt/etc/nixos
 readonly LOG=/var/log/nixplan-install.log
 # The installed system's ed25519 host public key, left for install.sh.
@@ -967,7 +967,7 @@ fetch_nixpkgs() {
 # nixos-install will use, up to the system's top-level derivation. An
 # evaluation error or a failed assertion stops here, with the disks untouched.
 evaluate_target() {
-  local key value _unit avail_kib='' free_kib=0 mac answer
+  local key value _unit avail_kib='' free_kib=0 mac answer dir=$EVAL_DIR
   while read -r key value _unit; do
     case "$key" in
       MemAvailable:) avail_kib=$value ;;
@@ -994,18 +994,18 @@ evaluate_target() {
   if [ "$DRY_RUN" = 1 ]; then
     say "would write configuration.nix, nixplan-network.nix and a provisional hardware-configuration.nix to $EVAL_DIR"
   else
-    mkdir -p "$EVAL_DIR"
-    NIXOS_DIR=$EVAL_DIR write_configuration
-    network_nix "$mac" >"$EVAL_DIR/nixplan-network.nix"
-    unlock_nix "$mac" eval >"$EVAL_DIR/nixplan-unlock.nix"
+    mkdir -p "$dir"
+    NIXOS_DIR=$dir write_configuration
+    network_nix "$mac" >"$dir/nixplan-network.nix"
+    unlock_nix "$mac" eval >"$dir/nixplan-unlock.nix"
     # --no-filesystems is older than the seed's 22.11 image: installers of
     # early 2022 already take it (Holo-Host/holo-nixpkgs PR 1132, 2022-02-24);
     # nixpkgs nixos/modules/installer/tools/nixos-generate-config.pl parses it.
-    nixos-generate-config --show-hardware-config --no-filesystems >"$EVAL_DIR/hardware-generated.nix" ||
+    nixos-generate-config --show-hardware-config --no-filesystems >"$dir/hardware-generated.nix" ||
       die "nixos-generate-config --show-hardware-config --no-filesystems failed; the system cannot be evaluated before the erase" \
         "use an installer image whose nixos-generate-config has --no-filesystems; nothing was changed"
-    fit_hardware_configuration "$EVAL_DIR/hardware-generated.nix"
-    write_eval_hardware
+    fit_hardware_configuration "$dir/hardware-generated.nix"
+    write_eval_hardware "$dir"
   fi
   say "evaluating the NixOS 25.05 system of $HOST_NAME before anything is erased"
   RUN_HINT="the system of $HOST_NAME does not evaluate (see the error above); nothing was changed: fix the spec (or configuration.nix) and render the bundle again"
@@ -1014,10 +1014,10 @@ evaluate_target() {
   say "the system evaluates"
 }
 
-# write_eval_hardware writes the provisional hardware-configuration.nix of
-# the evaluation: the generated one and the filesystems the plan creates.
+# write_eval_hardware DIR writes the provisional hardware-configuration.nix
+# of the evaluation: the generated one and the filesystems the plan creates.
 write_eval_hardware() {
-  cat >"$EVAL_DIR/hardware-configuration.nix" <<'NIXPLAN_EVAL_HARDWARE'
+  cat >"$1/hardware-configuration.nix" <<'NIXPLAN_EVAL_HARDWARE'
 # Provisional hardware-configuration.nix of the evaluation before the erase.
 { ... }:
 {
@@ -1219,27 +1219,27 @@ require_mnt() {
 phase_configure() {
   require_mnt
   run nixos-generate-config --root /mnt
-  fit_hardware_configuration /mnt/etc/nixos/hardware-configuration.nix
+  fit_hardware_configuration "$NIXOS_DIR/hardware-configuration.nix"
   if [ "$DRY_RUN" = 1 ]; then
-    say "would write /mnt/etc/nixos/configuration.nix (sha256 $CONFIGURATION_SHA256)"
+    say "would write $NIXOS_DIR/configuration.nix (sha256 $CONFIGURATION_SHA256)"
   else
     write_configuration
-    printf '%s  %s\n' "$CONFIGURATION_SHA256" /mnt/etc/nixos/configuration.nix | sha256sum --check --quiet - ||
+    printf '%s  %s\n' "$CONFIGURATION_SHA256" "$NIXOS_DIR/configuration.nix" | sha256sum --check --quiet - ||
       die "the written configuration.nix does not match the bundle's" "the script was changed after rendering; copy the bundle again"
-    say "wrote /mnt/etc/nixos/configuration.nix (sha256 $CONFIGURATION_SHA256)"
+    say "wrote $NIXOS_DIR/configuration.nix (sha256 $CONFIGURATION_SHA256)"
   fi
 
   check_address
   local mac=${SERVER_MAC:-$PUBLIC_MAC}
   [[ "$mac" =~ ^([0-9a-f]{2}:){5}[0-9a-f]{2}$ ]] ||
     die "cannot tell the MAC of $PUBLIC_IFACE ('$mac')" "set network.mac in the spec to the MAC the provider's panel lists"
-  network_nix "$mac" | write_file /mnt/etc/nixos/nixplan-network.nix
+  network_nix "$mac" | write_file "$NIXOS_DIR/nixplan-network.nix"
   network_nix "$mac"
   if [ "$DRY_RUN" = 1 ]; then
-    say "would write /mnt/etc/nixos/nixplan-unlock.nix: the initrd's network for MAC $mac and the LUKS volumes by UUID"
+    say "would write $NIXOS_DIR/nixplan-unlock.nix: the initrd's network for MAC $mac and the LUKS volumes by UUID"
   else
-    unlock_nix "$mac" | write_file /mnt/etc/nixos/nixplan-unlock.nix
-    cat </mnt/etc/nixos/nixplan-unlock.nix
+    unlock_nix "$mac" | write_file "$NIXOS_DIR/nixplan-unlock.nix"
+    cat <"$NIXOS_DIR/nixplan-unlock.nix"
   fi
 
   local dir
@@ -1461,6 +1461,7 @@ phase_finish() {
     # For install.sh on the operator's machine, which pins it before the
     # reboot; in the installer's memory, like everything else here.
     run cp /mnt/etc/ssh/ssh_host_ed25519_key.pub "$INSTALLED_HOST_KEY"
+    print_recipients /mnt/etc/ssh/ssh_host_ed25519_key.pub
   fi
   print_initrd_host_key
   run mkdir -p /mnt/var/log
@@ -1477,6 +1478,164 @@ phase_finish() {
   say "     ~/.ssh/known_hosts, then ssh -t -p $UNLOCK_PORT root@$SERVER_IPV4 $UNLOCK_COMMAND and type the passphrase"
   say "  3. When 'ping $SERVER_IPV4' answers, put the known_hosts line above into ~/.ssh/known_hosts"
   say "     (ssh-keygen -R $SERVER_IPV4 removes the installer's entry) and ssh root@$SERVER_IPV4"
+}
+
+# print_recipients PUB says how secrets reach this host: agenix encrypts
+# to the host key's ssh-ed25519 line as it is (agenix b027ee2, README.md:
+# secrets.nix lists hosts' "ssh-ed25519 AAAA..." lines), sops-nix to the
+# age recipient derived from it, which age_recipient computes: the
+# installer has no ssh-to-age, and the noninteractive images leave even
+# perl out since nixos-images 067aa89 (2024-07-21, nix/noninteractive.nix
+# imports profiles/perlless.nix). Without a recipient (a key it cannot
+# read), the command for the laptop.
+print_recipients() {
+  local key recipient
+  key=$(cut -d ' ' -f 1,2 <"$1")
+  say "Secrets (README, Secrets): re-key them for this host, then nixos-rebuild switch."
+  say "  agenix, in secrets.nix, the host key itself: \"$key\""
+  if recipient=$(age_recipient "$1"); then
+    say "  sops-nix, in .sops.yaml, its age recipient: $recipient"
+    say "    (what ssh-to-age derives: echo '$key' | nix-shell -p ssh-to-age --run ssh-to-age)"
+  else
+    say "  sops-nix, in .sops.yaml, its age recipient; on your laptop:"
+    say "    echo '$key' | nix-shell -p ssh-to-age --run ssh-to-age"
+  fi
+}
+
+# age_recipient PUB prints the age recipient that sops-nix encrypts to for
+# the ssh-ed25519 key in the file PUB, as ssh-to-age derives it
+# (Mic92/ssh-to-age 2643a7f, convert.go): the Montgomery form
+# u = (1 + y) / (1 - y) mod 2^255 - 19 of the key's Edwards y (RFC 7748,
+# section 4.1), 32 bytes little-endian, in bech32 with the prefix "age"
+# (BIP 173, as age and ssh-to-age encode it). bash's 64-bit arithmetic on
+# 16 limbs of 16 bits does it: no tool on the installer can (see
+# print_recipients); base64, od, cut and tr are coreutils, which every
+# NixOS system has (nixpkgs 0354e8b, nixos/modules/config/system-path.nix,
+# corePackageNames). Fails, printing nothing, for any other key.
+# shellcheck disable=SC2034 # age_den and age_inv are written through namerefs
+age_recipient() {
+  local wire i acc=0 bits=0 chk=1 v b out=age1
+  local -a w age_y age_num age_den age_inv bytes data
+  local charset=qpzry9x8gf2tvdw0s3jn54khce6mua7l
+  wire=$(cut -d ' ' -f 2 <"$1" | base64 -d 2>/dev/null | od -An -v -tu1 | tr '\n' ' ') || return 1
+  read -r -a w <<<"$wire"
+  # The key's wire form: the string "ssh-ed25519", then its 32 bytes.
+  [ "${#w[@]}" = 51 ] && [ "${w[*]:0:19}" = "0 0 0 11 115 115 104 45 101 100 50 53 53 49 57 0 0 0 32" ] || return 1
+  for ((i = 0; i < 16; i++)); do
+    age_y[i]=$((w[19 + 2 * i] | w[20 + 2 * i] << 8))
+  done
+  age_y[15]=$((age_y[15] & 0x7fff)) # the top bit is the sign of x
+  age_num=("${age_y[@]}")
+  age_num[0]=$((age_num[0] + 1))
+  fe_carry age_num
+  # 1 - y as 2p + 1 - y (2p = 2^256 - 38), which is never negative.
+  age_den[0]=$((0xffda + 1 - age_y[0]))
+  for ((i = 1; i < 16; i++)); do
+    age_den[i]=$((0xffff - age_y[i]))
+  done
+  fe_carry age_den
+  fe_inv age_inv age_den
+  fe_mul age_num age_num age_inv
+  fe_reduce age_num
+  for ((i = 0; i < 16; i++)); do
+    bytes+=($((age_num[i] & 0xff)) $((age_num[i] >> 8)))
+  done
+  # bech32: the bytes as 5-bit groups, then a checksum over the prefix
+  # ("age" expanded: 3 3 3 0 1 7 5), the groups and six zeros.
+  for v in "${bytes[@]}"; do
+    acc=$(((acc << 8) | v))
+    bits=$((bits + 8))
+    while [ "$bits" -ge 5 ]; do
+      bits=$((bits - 5))
+      data+=($(((acc >> bits) & 31)))
+    done
+    acc=$((acc & ((1 << bits) - 1)))
+  done
+  [ "$bits" = 0 ] || data+=($(((acc << (5 - bits)) & 31)))
+  for v in 3 3 3 0 1 7 5 "${data[@]}" 0 0 0 0 0 0; do
+    b=$((chk >> 25))
+    chk=$((((chk & 0x1ffffff) << 5) ^ v))
+    chk=$((chk ^ (-(b & 1) & 0x3b6a57b2) ^ (-((b >> 1) & 1) & 0x26508e6d) ^ (-((b >> 2) & 1) & 0x1ea119fa) ^
+      (-((b >> 3) & 1) & 0x3d4233dd) ^ (-((b >> 4) & 1) & 0x2a1462b3)))
+  done
+  chk=$((chk ^ 1))
+  for v in "${data[@]}"; do
+    out+=${charset:v:1}
+  done
+  for ((i = 5; i >= 0; i--)); do
+    out+=${charset:(chk >> (5 * i)) & 31:1}
+  done
+  printf '%s\n' "$out"
+}
+
+# fe_carry F brings the limbs of F (16 of 16 bits, least first) back to 16
+# bits each, folding what leaves the top as 2^256 = 38 mod 2^255 - 19.
+fe_carry() {
+  local -n fe_f=$1
+  local i carry=1
+  while [ "$carry" != 0 ]; do
+    carry=0
+    for ((i = 0; i < 16; i++)); do
+      fe_f[i]=$((fe_f[i] + carry))
+      carry=$((fe_f[i] >> 16))
+      fe_f[i]=$((fe_f[i] & 0xffff))
+    done
+    fe_f[0]=$((fe_f[0] + 38 * carry))
+  done
+}
+
+# fe_mul R A B sets R to A * B mod 2^255 - 19 (R may be A or B).
+# shellcheck disable=SC2034 # fe_r is the caller's array
+fe_mul() {
+  local -n fe_r=$1 fe_a=$2 fe_b=$3
+  local -a fe_c=(0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0)
+  local i j
+  for ((i = 0; i < 16; i++)); do
+    for ((j = 0; j < 16; j++)); do
+      fe_c[i + j]=$((fe_c[i + j] + fe_a[i] * fe_b[j]))
+    done
+  done
+  for ((i = 0; i < 15; i++)); do
+    fe_c[i]=$((fe_c[i] + 38 * fe_c[i + 16]))
+  done
+  fe_r=("${fe_c[@]:0:16}")
+  fe_carry "$1"
+}
+
+# fe_inv R A sets R to 1 / A = A^(p - 2) mod p = 2^255 - 19 (Fermat):
+# p - 2 has the bits 254 to 5 set, then 01011.
+# shellcheck disable=SC2034 # fe_x is the caller's array
+fe_inv() {
+  local -n fe_x=$1
+  local i
+  fe_x=(1 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0)
+  for ((i = 254; i >= 0; i--)); do
+    fe_mul "$1" "$1" "$1"
+    if [ "$i" -ge 5 ] || [ $(((11 >> i) & 1)) = 1 ]; then
+      fe_mul "$1" "$1" "$2"
+    fi
+  done
+}
+
+# fe_reduce F brings F to the one value below 2^255 - 19 it stands for.
+fe_reduce() {
+  local -n fe_g=$1
+  local -a fe_h
+  local top
+  for top in 1 2; do
+    top=$((fe_g[15] >> 15))
+    fe_g[15]=$((fe_g[15] & 0x7fff))
+    fe_g[0]=$((fe_g[0] + 19 * top))
+    fe_carry "$1"
+  done
+  # Below 2^255 now; it is p or more when adding 19 reaches 2^255.
+  fe_h=("${fe_g[@]}")
+  fe_h[0]=$((fe_h[0] + 19))
+  fe_carry fe_h
+  if [ $((fe_h[15] >> 15)) = 1 ]; then
+    fe_h[15]=$((fe_h[15] & 0x7fff))
+    fe_g=("${fe_h[@]}")
+  fi
 }
 
 # read_progress sets RECORDED_PLAN, RECORDED_BUNDLE and LAST_PHASE from the
