@@ -175,6 +175,12 @@ func validateEncryption(ps *problems, spec *Spec, p *Plan) {
 		ps.add("encryption.cryptsetup", `"fetch" (built from the target's nixpkgs before the erase) or "image" (the installer image carries it)`, "unknown value %q", clip(e.Cryptsetup))
 	}
 
+	if e.Type == "luks" && fetch && p.Flake != nil {
+		// fetch_cryptsetup builds from the channel or the pinned flake
+		// input; a flake of the user's own pins nixpkgs in its own lock.
+		ps.add("encryption.cryptsetup", `type = "zfs" (ZFS native encryption needs no cryptsetup), or cryptsetup = "image" with an installer image that carries it`,
+			"kexec-install.sh builds cryptsetup from the channel or from flake.nixpkgs_rev, not yet from the nixpkgs of your own flake (flake.path)")
+	}
 	port := e.SSHPort
 	switch {
 	case port == 0:

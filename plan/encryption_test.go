@@ -75,7 +75,7 @@ func TestPassphraseOnlyOnTheEncryptingCommandsStdin(t *testing.T) {
 		t.Errorf("the initrd's host key is not made before nixos-install: %q", r.commands())
 	}
 	for _, want := range []string{"The initrd's SSH host key (port 2222", "SHA256:fake-fingerprint",
-		"[203.0.113.10]:2222 ssh-ed25519 AAAAharness-host-key", "ssh -t -p 2222 root@203.0.113.10 systemd-tty-ask-password-agent"} {
+		"[203.0.113.10]:2222 ssh-ed25519 AAAA", "ssh -t -p 2222 root@203.0.113.10 systemd-tty-ask-password-agent"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("the install does not print %q:\n%s", want, r.stdout)
 		}
@@ -222,5 +222,33 @@ func TestDryRunSaysWhereThePassphraseIsAsked(t *testing.T) {
 	}
 	if len(r.recorded) != 0 || len(h.keyInputs()) != 0 {
 		t.Errorf("--dry-run changed the machine: %q", r.commands())
+	}
+}
+
+// TestCheckFactsComparesTheNICDriver: check --facts refuses a spec whose
+// initrd would load another driver than the public NIC's.
+func TestCheckFactsComparesTheNICDriver(t *testing.T) {
+	for _, c := range []struct {
+		driver  string
+		refused bool
+	}{{"igb", false}, {"e1000e", true}} {
+		text := exampleSpec(t, "[ssh]", "[encryption]\ntype = \"luks\"\nnic_driver = \""+c.driver+"\"\n\n[ssh]")
+		spec, err := plan.Parse("host.toml", []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, ps := plan.Validate(spec)
+		if p == nil {
+			t.Fatal(ps)
+		}
+		var got []string
+		for _, pr := range plan.CheckMachine(spec, p, loadFixture(t, "ovh-seed")).Errors() {
+			if pr.Key == "encryption.nic_driver" {
+				got = append(got, pr.Error())
+			}
+		}
+		if (len(got) > 0) != c.refused {
+			t.Errorf("nic_driver %q: check --facts says %q, want refused %v", c.driver, got, c.refused)
+		}
 	}
 }

@@ -299,6 +299,13 @@ func (c *machineCheck) network() {
 		}
 	}
 
+	// The initrd loads the spec's driver for the unlock: it must be the
+	// driver of the NIC that holds the address.
+	if e := c.plan.Encryption; e != nil && ifc.Driver != "" && ifc.Driver != e.NICDriver {
+		c.ps.add("encryption.nic_driver", fmt.Sprintf("nic_driver = %q", clip(ifc.Driver)),
+			"the spec loads %s in the initrd and %s has %s on %s, whose driver is %s: the initrd would have no network for the unlock",
+			e.NICDriver, c.facts, addr, clip(ifc.Name), clip(ifc.Driver))
+	}
 	if mac := c.spec.Network.MAC; mac != "" {
 		if !strings.EqualFold(mac, ifc.MAC) {
 			c.ps.add(keyNetworkMAC, fmt.Sprintf("mac = %q", clip(ifc.MAC)),
