@@ -32,6 +32,9 @@ import (
 //     of hardware.firmware, which hardware.enableRedistributableFirmware
 //     fills; and it asserts that boot.initrd.network.postCommands and the
 //     other scripted-stage-1 hooks are empty.
+//   - lib/licenses.nix (the stored versions alike): unfreeRedistributableFirmware
+//     does not set free = false, so hardware.enableRedistributableFirmware
+//     needs no allowUnfree.
 //   - nixos/tests/systemd-initrd-networkd-ssh.nix (05924f71): the systemd
 //     initrd with boot.initrd.network.enable and ssh, a LUKS root, unlocked
 //     by `systemd-tty-ask-password-agent` over SSH.
