@@ -252,3 +252,31 @@ func TestCheckFactsComparesTheNICDriver(t *testing.T) {
 		}
 	}
 }
+
+// TestInitOffersTheEncryptionWithTheNICDriver: init --facts writes the
+// [encryption] table commented out with the public NIC's driver from the
+// facts; uncommented, the spec encrypts with that driver.
+func TestInitOffersTheEncryptionWithTheNICDriver(t *testing.T) {
+	key := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHeVFQr7aj20GWUgd2JVHzu4yywDf+VA4xTtVkmOS+Rt operator@laptop"
+	text, ps := plan.SpecFromMachine(loadFixture(t, "ovh-seed"), plan.InitOptions{AuthorizedKeys: []string{key}})
+	if text == "" {
+		t.Fatal(ps)
+	}
+	for _, line := range []string{"# [encryption]", `# type = "zfs"`, `# nic_driver = "igb"`} {
+		if !strings.Contains(text, line) {
+			t.Fatalf("init does not offer %q:\n%s", line, text)
+		}
+		text = strings.Replace(text, line, strings.TrimPrefix(line, "# "), 1)
+	}
+	spec, err := plan.Parse("init.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, vs := plan.Validate(spec)
+	if p == nil {
+		t.Fatalf("the uncommented spec is refused: %v\n%s", vs, text)
+	}
+	if p.Encryption == nil || p.Encryption.NICDriver != "igb" || p.Storage.EncryptedDataset != "rpool/crypt" {
+		t.Errorf("the uncommented spec encrypts %+v, dataset %q; want igb and rpool/crypt", p.Encryption, p.Storage.EncryptedDataset)
+	}
+}

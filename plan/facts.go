@@ -716,6 +716,15 @@ func SpecFromMachine(m *machine.Machine, opts InitOptions) (string, Problems) {
 			line("size_bytes = %d  # %s", size, machine.FormatBytes(size))
 		}
 	}
+	// An encrypted root is the operator's choice; the NIC's driver, which
+	// its initrd needs, is the machine's.
+	if ifc.Driver != "" && kernelModuleRE.MatchString(ifc.Driver) {
+		line("")
+		comment("to encrypt the root, unlocked over SSH at every boot (README, Encrypted root), uncomment:")
+		comment("[encryption]")
+		comment(`type = "zfs"  # ZFS native encryption of rpool/crypt; or "luks"`)
+		comment(fmt.Sprintf("nic_driver = %s  # the driver of %s, which the initrd loads", tomlString(ifc.Driver), shown(ifc.Name)))
+	}
 	line("")
 	line("[ssh]")
 	if len(opts.AuthorizedKeys) == 0 {
