@@ -377,7 +377,9 @@ phase_facts() {
   if [ "$DRY_RUN" = 1 ]; then
     remote rescue sh /root/facts.sh
   else
-    remote rescue sh /root/facts.sh >"$STATE/facts.json" ||
+    # </dev/null: ssh passes its standard input on, and would eat the
+    # answers meant for the questions that come later.
+    remote rescue sh /root/facts.sh >"$STATE/facts.json" </dev/null ||
       die "facts.sh failed on the rescue system" "sh install.sh --from facts tries again"
     say "facts.json saved"
   fi
@@ -488,9 +490,10 @@ phase_reboot() {
   say '  - Nothing to switch back: the rescue system was armed for one boot only, so the next reset boots from the disks.'
   confirm "Type 'disk' once it boots from the disk, to reboot the installer:" disk ||
     die "the boot setting was not confirmed" "sh install.sh --from reboot asks again"
-  remote installer reboot || true
+  remote installer reboot </dev/null || true
   close installer
 }
+
 # The initrd waits for the passphrase: log in to it on its own port, with
 # its own pinned key, and type the passphrase there. The initrd ends the
 # connection when the boot goes on (ssh's 255).
