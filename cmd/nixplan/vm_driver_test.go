@@ -113,19 +113,14 @@ func (v *vm) checkDriverState(bundle, host string) error {
 	if st, err := os.Stat(filepath.Join(state, "facts.json")); err != nil || st.Size() == 0 {
 		return fmt.Errorf("install.sh kept no facts.json in %s: %v", state, err)
 	}
-	kh, err := os.ReadFile(filepath.Join(state, "known_hosts"))
+	keys, kh, err := pinnedKeys(bundle)
 	if err != nil {
 		return err
 	}
-	keys := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(string(kh)), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 3 {
-			return fmt.Errorf("known_hosts line %q is not ALIAS TYPE KEY", line)
-		}
-		keys[f[0]] = f[1] + " " + f[2]
+	rescue, err := v.rescueKey()
+	if err != nil {
+		return err
 	}
-	rescue, _ := v.rescueKey()
 	switch {
 	case keys[host+"-rescue"] != rescue:
 		return fmt.Errorf("known_hosts pins %q for the rescue system, not its key %q:\n%s", keys[host+"-rescue"], rescue, kh)
@@ -140,16 +135,11 @@ func (v *vm) checkDriverState(bundle, host string) error {
 // checkPinnedInstalledKey holds the key install.sh pinned for the installed
 // system to the one on its disk: the first login after the reboot meets it.
 func (v *vm) checkPinnedInstalledKey(ctx context.Context, rootDevice, bundle, host string) error {
-	kh, err := os.ReadFile(filepath.Join(bundle+".install", "known_hosts"))
+	keys, _, err := pinnedKeys(bundle)
 	if err != nil {
 		return err
 	}
-	var pinned string
-	for _, line := range strings.Split(string(kh), "\n") {
-		if f := strings.Fields(line); len(f) >= 3 && f[0] == host+"-installed" {
-			pinned = f[1] + " " + f[2]
-		}
-	}
+	pinned := keys[host+"-installed"]
 	if _, err := v.must(ctx, "mkdir -p /run/check && mount -o ro "+rootDevice+" /run/check"); err != nil {
 		return err
 	}
@@ -163,4 +153,22 @@ func (v *vm) checkPinnedInstalledKey(ctx context.Context, rootDevice, bundle, ho
 		return fmt.Errorf("install.sh pinned %q for the installed system; its disk holds %q", pinned, strings.TrimSpace(pub))
 	}
 	return nil
+}
+
+// pinnedKeys reads the known_hosts install.sh keeps beside the bundle: each
+// alias's "TYPE KEY", and the file's text for messages.
+func pinnedKeys(bundle string) (map[string]string, string, error) {
+	kh, err := os.ReadFile(filepath.Join(bundle+".install", "known_hosts"))
+	if err != nil {
+		return nil, "", err
+	}
+	keys := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(kh)), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			return nil, "", fmt.Errorf("known_hosts line %q is not ALIAS TYPE KEY", line)
+		}
+		keys[f[0]] = f[1] + " " + f[2]
+	}
+	return keys, string(kh), nil
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -717,7 +718,7 @@ func customizeInstaller(log *os.File, root, modules, kver string, im vmInstaller
 	}
 	os.Remove(filepath.Join(bin, "not-emulated"))
 	stubbed := []string{"nixos-enter", "nix-build", "nix-env", "nix-store", "nix-shell"}
-	if slicesContains(im.Image.Tools, "zfs") {
+	if slices.Contains(im.Image.Tools, "zfs") {
 		stubbed = append(stubbed, "zfs")
 	} else {
 		os.Remove(filepath.Join(bin, "zpool"))
@@ -760,15 +761,6 @@ func customizeInstaller(log *os.File, root, modules, kver string, im vmInstaller
 	return checkStandInTools(root, im)
 }
 
-func slicesContains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
 // checkStandInTools holds the stand-in to the capability table: every tool
 // the table lists is there, and none of those it must lack.
 func checkStandInTools(root string, im vmInstallerImage) error {
@@ -786,7 +778,7 @@ func checkStandInTools(root string, im vmInstallerImage) error {
 		}
 	}
 	for _, tool := range vmAbsentUnlessListed {
-		if has(tool) && !slicesContains(im.Image.Tools, tool) {
+		if has(tool) && !slices.Contains(im.Image.Tools, tool) {
 			return fmt.Errorf("the %s stand-in has %s, which the capability table does not list: a stand-in richer than the image passes where the server fails", im.Tag, tool)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -248,7 +249,7 @@ func (v *vm) checkStandIn(ctx context.Context, img plan.Image) error {
 		}
 	}
 	for _, tool := range vmAbsentUnlessListed {
-		if slicesContains(img.Tools, tool) {
+		if slices.Contains(img.Tools, tool) {
 			continue
 		}
 		if r := v.ssh(ctx, "", "command -v "+tool); r.Exit == 0 {
