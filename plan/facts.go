@@ -50,9 +50,9 @@ func specIdentity(spec *Spec, device string) (serial string, size int64, index i
 // CheckMachine compares a validated spec with the machine it is for, as
 // facts.sh described it, and returns every mismatch: the disks exist with
 // the spec's identity, the label fits them and nothing holds them, the
-// address sits on an interface of this machine with the spec's gateway (unless DHCP gives it), the
-// firmware and memory suit the installer image, and root's authorized_keys
-// holds one of the spec's keys. Problems name the spec file and the spec key;
+// address sits on an interface of this machine with the spec's gateway
+// (unless DHCP gives it), the firmware and memory suit the installer image,
+// and root's authorized_keys holds one of the spec's keys. Problems name the spec file and the spec key;
 // their message names both the spec's value and the machine's.
 func CheckMachine(spec *Spec, p *Plan, m *machine.Machine) Problems {
 	c := &machineCheck{ps: &problems{file: spec.File}, spec: spec, plan: p, m: m, facts: fmt.Sprint(clip(m.File))}
