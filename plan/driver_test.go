@@ -294,6 +294,23 @@ func TestDriverWholeInstall(t *testing.T) {
 	})
 }
 
+// TestDriverNoKeyToPin: resumed at the installer with no rescue key kept,
+// install.sh says there is nothing to pin instead of pinning an empty key
+// and then calling the answering key a stranger's.
+func TestDriverNoKeyToPin(t *testing.T) {
+	forEachDriverShell(t, func(t *testing.T, shell []string) {
+		d := newDriverRun(t, shell)
+		d.set("stage", "installer")
+		out, ok := d.run("", "--from", "installer", "--wait", "0")
+		if ok || !strings.Contains(out, "there is no host key to pin for the installer system") || !strings.Contains(out, "sh install.sh --from rescue") {
+			t.Errorf("install.sh did not stop on the missing key, saying how to go on:\n%s", out)
+		}
+		if strings.Contains(out, "someone is in between") {
+			t.Errorf("a missing pin was reported as another machine:\n%s", out)
+		}
+	})
+}
+
 // TestDriverChecksDHCPAddress: with DHCP the spec knows the address, not the
 // prefix of the lease, so the post-install check holds the address alone.
 // TestDriverUnlocksTheInitrd: with an encrypted root, install.sh pins the

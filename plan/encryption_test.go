@@ -157,7 +157,7 @@ func nixParse(t *testing.T, text string) {
 func TestPassphraseRefusedBeforeTheErase(t *testing.T) {
 	for _, c := range []struct{ typed, message string }{
 		{testPassphrase + "\n" + testPassphrase + "!\n", "the two passphrases differ"},
-		{"short\nshort\n", "the passphrase is shorter than 8 characters"},
+		{"short\nshort\n", "the passphrase is shorter than 8 bytes"},
 		{"", "no passphrase given"},
 	} {
 		h := installerHarness(t, encryptedSpec(t, "luks"), nil)
@@ -165,6 +165,19 @@ func TestPassphraseRefusedBeforeTheErase(t *testing.T) {
 		if len(h.keyInputs()) != 0 {
 			t.Errorf("%q: a command got a passphrase: %v", c.typed, h.keyInputs())
 		}
+	}
+}
+
+// TestPassphraseBoundsAreBytes: ZFS bounds the passphrase in bytes; in a
+// UTF-8 locale bash counts characters, so 40 two-byte characters (80
+// bytes) must still be refused against ZFS's 64 before anything is erased.
+func TestPassphraseBoundsAreBytes(t *testing.T) {
+	long := strings.Repeat("\u00e4", 40)
+	h := installerHarness(t, encryptedSpec(t, "zfs"), nil)
+	r := h.runWith(plan.KexecInstallFile, runOpts{stdin: "blog-demo\n" + long + "\n" + long + "\n", env: []string{"LC_ALL=C.UTF-8"}})
+	expectStop(t, r, "the passphrase is longer than 64 bytes")
+	if len(h.keyInputs()) != 0 {
+		t.Errorf("a command got the passphrase: %v", h.keyInputs())
 	}
 }
 

@@ -92,7 +92,7 @@ readonly REMOVED_OPTIONS=( hardware.video.hidpi.enable )
 readonly UNLOCK_PORT=2222
 readonly INITRD_HOST_KEY=/mnt/etc/secrets/initrd/ssh_host_ed25519_key
 readonly UNLOCK_COMMAND=systemd-tty-ask-password-agent
-# The passphrase's bounds, in characters.
+# The passphrase's bounds, in bytes.
 readonly PASSPHRASE_MIN=8 PASSPHRASE_MAX=512
 # The LUKS2 volumes: each device is opened as /dev/mapper/NAME.
 readonly LUKS_DEVICES=( /dev/vda3 )
@@ -629,10 +629,14 @@ ask_passphrase() {
     printf '\n'
     [ "$PASSPHRASE" = "$again" ] || die "the two passphrases differ; nothing was erased by this question" "run it again and type the same passphrase twice"
   fi
-  [ "${#PASSPHRASE}" -ge "$PASSPHRASE_MIN" ] ||
-    die "the passphrase is shorter than $PASSPHRASE_MIN characters; nothing was erased by this question" "run it again and type a longer one"
-  [ "${#PASSPHRASE}" -le "$PASSPHRASE_MAX" ] ||
-    die "the passphrase is longer than $PASSPHRASE_MAX characters; nothing was erased by this question" "run it again and type a shorter one"
+  # The bounds are bytes (ZFS and cryptsetup count bytes); in a UTF-8 locale
+  # ${#...} counts characters, so it is counted in the C locale.
+  local bytes
+  bytes=$(LC_ALL=C; printf '%s' "${#PASSPHRASE}")
+  [ "$bytes" -ge "$PASSPHRASE_MIN" ] ||
+    die "the passphrase is shorter than $PASSPHRASE_MIN bytes; nothing was erased by this question" "run it again and type a longer one"
+  [ "$bytes" -le "$PASSPHRASE_MAX" ] ||
+    die "the passphrase is longer than $PASSPHRASE_MAX bytes; nothing was erased by this question" "run it again and type a shorter one"
 }
 
 # with_passphrase CMD... runs CMD through run with the passphrase on its

@@ -236,7 +236,7 @@ close() {
 pinned() {
   [ -f "$KNOWN_HOSTS" ] || return 0
   while read -r name type key; do
-    if [ "$name" = "$HOST_NAME-$1" ]; then
+    if [ "$name" = "$HOST_NAME-$1" ] && [ -n "$key" ]; then
       printf '%s %s\n' "$type" "$key"
     fi
   done <"$KNOWN_HOSTS"
@@ -246,6 +246,10 @@ pinned() {
 pin() {
   show pin "$HOST_NAME-$1" "$2"
   [ "$DRY_RUN" = 0 ] || return 0
+  case "$2" in
+    ?*' '?*) ;;
+    *) die "there is no host key to pin for the $1 system" "sh install.sh --from rescue pins the rescue system's key first" ;;
+  esac
   if [ -f "$KNOWN_HOSTS" ]; then
     grep -v "^$HOST_NAME-$1 " <"$KNOWN_HOSTS" >"$KNOWN_HOSTS.new" || true
   else
