@@ -2,7 +2,6 @@ package plan
 
 import (
 	"fmt"
-	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -67,17 +66,27 @@ type Encryption struct {
 	SSHPort int
 	// NICDriver is the public NIC's kernel module, loaded by the initrd.
 	NICDriver string
-	// HostKey is the initrd's SSH host key in the installed system, as the
-	// string configuration.nix names it (never a Nix path).
-	HostKey string
-	// UnlockCommand is what a login to the initrd runs to type the passphrase.
-	UnlockCommand string
 	// FetchCryptsetup: kexec-install.sh builds cryptsetup from the target's
 	// nixpkgs before the erase (LUKS on an image without it).
 	FetchCryptsetup bool
-	// MinPassphrase and MaxPassphrase bound the passphrase the install
-	// accepts, in bytes.
-	MinPassphrase, MaxPassphrase int
+}
+
+// HostKey is the initrd's SSH host key in the installed system, as the
+// string configuration.nix names it (never a Nix path).
+func (Encryption) HostKey() string { return InitrdHostKey }
+
+// UnlockCommand is what a login to the initrd runs to type the passphrase.
+func (Encryption) UnlockCommand() string { return UnlockCommand }
+
+// MinPassphrase is the shortest passphrase the install accepts, in bytes.
+func (Encryption) MinPassphrase() int { return minPassphrase }
+
+// MaxPassphrase is the longest passphrase the install accepts, in bytes.
+func (e Encryption) MaxPassphrase() int {
+	if e.Type == "zfs" {
+		return maxZFSPassphrase
+	}
+	return maxLUKSPassphrase
 }
 
 // InitrdHostKey is where the initrd's SSH host key lives in the installed
@@ -211,11 +220,7 @@ func validateEncryption(ps *problems, spec *Spec, p *Plan) {
 	if !ok {
 		return
 	}
-	p.Encryption = &Encryption{Type: e.Type, SSHPort: port, NICDriver: e.NICDriver, HostKey: InitrdHostKey,
-		UnlockCommand: UnlockCommand, FetchCryptsetup: e.Type == "luks" && fetch, MinPassphrase: minPassphrase, MaxPassphrase: maxLUKSPassphrase}
-	if e.Type == "zfs" {
-		p.Encryption.MaxPassphrase = maxZFSPassphrase
-	}
+	p.Encryption = &Encryption{Type: e.Type, SSHPort: port, NICDriver: e.NICDriver, FetchCryptsetup: e.Type == "luks" && fetch}
 	switch e.Type {
 	case "zfs":
 		encryptDatasets(s, s.Pool+"/"+dataset)
@@ -280,7 +285,7 @@ func (s Storage) LUKSDevices() []string {
 func (s Storage) LUKSNames() []string {
 	var out []string
 	for _, v := range s.LUKSVolumes {
-		out = append(out, path.Base(v.Mapper()))
+		out = append(out, v.Name)
 	}
 	return out
 }
