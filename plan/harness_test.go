@@ -71,6 +71,10 @@ type harnessState struct {
 	// StandIns maps the sha256 of a download's stand-in to the sha256 it
 	// stands for (a pinned channel's nixexprs.tar.xz), as simulate does.
 	StandIns map[string]string `json:"stand_ins"`
+	// Output maps a command that only reads (see failing for the keys) to
+	// what it prints instead of the fake's answer: a test's way to make a
+	// tool say something unexpected.
+	Output map[string]string `json:"output"`
 	// Block holds the first call of a command (after recording it) until a
 	// file exists: a test's way to act while a phase is half-way.
 	Block *blockPoint `json:"block"`
@@ -191,7 +195,12 @@ func fakeTool(name string, args []string) int {
 		}
 		return 0
 	}
-	code := st.Fake.Exec(argv, os.Stdout, os.Stderr)
+	code := 0
+	if out, ok := lookup(st.Output, argv); ok && !simulate.ChangesMachine(argv) {
+		fmt.Print(out)
+	} else {
+		code = st.Fake.Exec(argv, os.Stdout, os.Stderr)
+	}
 	// What the real command would leave that later reads need.
 	switch filepath.Base(name) {
 	case "mount":
@@ -330,14 +339,19 @@ func optionAfter(args []string, name string) string {
 // failing finds the harness fault for a command: Fail maps a command's
 // name, or "NAME:WORD" for the command with WORD among its arguments
 // ("nix:eval"), to the exit status it returns.
-func failing(fail map[string]int, argv []string) (int, bool) {
-	for key, code := range fail {
+func failing(fail map[string]int, argv []string) (int, bool) { return lookup(fail, argv) }
+
+// lookup finds the entry of m for a command: its name, or "NAME:WORD" for
+// the command with WORD among its arguments.
+func lookup[V any](m map[string]V, argv []string) (V, bool) {
+	for key, v := range m {
 		name, word, _ := strings.Cut(key, ":")
 		if filepath.Base(argv[0]) == name && (word == "" || slices.Contains(argv[1:], word)) {
-			return code, true
+			return v, true
 		}
 	}
-	return 0, false
+	var zero V
+	return zero, false
 }
 
 // realTools are the utilities the scripts may run for real under the harness.

@@ -55,6 +55,9 @@ type FakeMachine struct {
 	LUKS   map[string]bool `json:"luks,omitempty"`
 	Opened map[string]bool `json:"opened,omitempty"`
 	Keys   map[string]bool `json:"keys,omitempty"`
+	// Arrays are the md arrays mdadm created or assembled, by the device
+	// given; an array of the description is there until it is stopped.
+	Arrays map[string]bool `json:"arrays,omitempty"`
 }
 
 // Faults are what a machine description does not say but a test or a
@@ -110,6 +113,8 @@ func ChangesMachine(argv []string) bool {
 	case name == "nixos-generate-config" && slices.Contains(argv, "--show-hardware-config"):
 		return false
 	case name == "zfs" && len(argv) > 1 && argv[1] == "get":
+		return false
+	case name == "mdadm" && len(argv) > 1 && argv[1] == "--detail":
 		return false
 	case name == "cryptsetup" && len(argv) > 1 && slices.Contains([]string{"status", "luksUUID", "--version", "isLuks", "luksDump"}, argv[1]):
 		return false
@@ -209,9 +214,7 @@ func (f *FakeMachine) Exec(argv []string, stdout, stderr io.Writer) int {
 	case "parted":
 		return f.parted(args, stderr)
 	case "mdadm":
-		if len(args) == 2 && args[0] == "--stop" {
-			f.Stopped[path.Base(args[1])] = true
-		}
+		return f.mdadm(args, stderr)
 	case "vgchange":
 		for _, v := range f.Machine.DMVolumes {
 			if len(args) == 2 && strings.HasPrefix(v.DMName, args[1]+"-") {
@@ -258,6 +261,11 @@ func (f *FakeMachine) cryptsetup(args []string, stdout, stderr io.Writer) int {
 	if f.Opened == nil {
 		f.Opened = map[string]bool{}
 	}
+	if len(operands) > 0 && strings.HasPrefix(operands[0], "/dev/md") && args[0] != "close" && args[0] != "status" && !f.arrayPresent(operands[0]) {
+		// An md array that is not assembled has no device to open.
+		fmt.Fprintf(stderr, "Device %s does not exist or access denied.\n", operands[0])
+		return 4
+	}
 	switch {
 	case len(args) > 0 && args[0] == "--version":
 		fmt.Fprintln(stdout, "cryptsetup 2.7.5 flags: UDEV BLKID KEYRING FIPS KERNEL_CAPI PWQUALITY")
@@ -293,6 +301,44 @@ func (f *FakeMachine) cryptsetup(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// mdadm plays --create and --assemble (the array is there from then on),
+// --stop, and --detail, which fails for an array that is not there.
+func (f *FakeMachine) mdadm(args []string, stderr io.Writer) int {
+	if len(args) < 2 {
+		return 0
+	}
+	if f.Arrays == nil {
+		f.Arrays = map[string]bool{}
+	}
+	dev := args[1]
+	switch args[0] {
+	case "--create", "--assemble":
+		f.Arrays[dev] = true
+	case "--stop":
+		f.Stopped[path.Base(dev)] = true
+		delete(f.Arrays, dev)
+	case "--detail":
+		if !f.arrayPresent(dev) {
+			fmt.Fprintf(stderr, "mdadm: cannot open %s: No such file or directory\n", dev)
+			return 1
+		}
+	}
+	return 0
+}
+
+// arrayPresent: the md array dev is assembled.
+func (f *FakeMachine) arrayPresent(dev string) bool {
+	if f.Arrays[dev] {
+		return true
+	}
+	for _, a := range f.Machine.MDArrays {
+		if a.Path == dev && !f.Stopped[path.Base(dev)] {
+			return true
+		}
+	}
+	return false
 }
 
 // zfs plays the encryption of datasets: create with encryption= loads its
@@ -861,7 +907,8 @@ func (f *FakeMachine) lsblk(args []string, stdout, stderr io.Writer) int {
 }
 
 // FakeFiles are the files the scripts read the machine with, as the machine
-// would have them: /etc/os-release, /proc/meminfo, /sys/class/net/*/address,
+// would have them: /etc/os-release, /proc/meminfo, /sys/class/net/*/address
+// and device/uevent,
 // /sys/firmware/efi (a folder, with SecureBoot when the description knows).
 // A value of "" with a name ending in "/" is a folder.
 func (f *FakeMachine) FakeFiles() map[string]string {
@@ -873,8 +920,12 @@ func (f *FakeMachine) FakeFiles() map[string]string {
 	for _, ifc := range m.Interfaces {
 		files["/sys/class/net/"+ifc.Name+"/address"] = ifc.MAC + "\n"
 		if ifc.Physical {
-			// A NIC backed by hardware has a device link.
+			// A NIC backed by hardware has a device link; its uevent names
+			// the driver bound to it.
 			files["/sys/class/net/"+ifc.Name+"/device/"] = ""
+			if ifc.Driver != "" {
+				files["/sys/class/net/"+ifc.Name+"/device/uevent"] = "DRIVER=" + ifc.Driver + "\n"
+			}
 		}
 	}
 	if m.Firmware.Mode == machine.FirmwareUEFI {

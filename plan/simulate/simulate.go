@@ -302,6 +302,9 @@ func HealthyMachine(p *plan.Plan) *machine.Machine {
 	if ifc.MAC == "" {
 		ifc.MAC = "02:00:00:00:00:01"
 	}
+	if p.Encryption != nil {
+		ifc.Driver = p.Encryption.NICDriver // the machine the spec describes
+	}
 	ifc.Addresses = append(ifc.Addresses, machine.Address{Family: "ipv4", Address: p.Network.IPv4.Address, Prefix: p.Network.IPv4.Prefix, Scope: "global"})
 	m.Routes = append(m.Routes, machine.Route{Family: "ipv4", Destination: "default", Gateway: p.Network.IPv4.Gateway, Interface: ifc.Name, OnLink: p.Network.IPv4.OnLink})
 	if v6 := p.Network.IPv6; v6 != nil {
