@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/nixplan/nixplan/plan"
+	"github.com/nixplan/nixplan/plan/machine"
 )
 
 // encryptedSpec is the seed's spec with an encrypted root of the type given.
@@ -291,5 +292,147 @@ func TestInitOffersTheEncryptionWithTheNICDriver(t *testing.T) {
 	}
 	if p.Encryption == nil || p.Encryption.NICDriver != "igb" || p.Storage.EncryptedDataset != "rpool/crypt" {
 		t.Errorf("the uncommented spec encrypts %+v, dataset %q; want igb and rpool/crypt", p.Encryption, p.Storage.EncryptedDataset)
+	}
+}
+
+// TestPreflightProbesTheNICDriver: before the erase, kexec-install.sh reads
+// the driver bound to the public NIC and stops when it is not the one the
+// initrd will load (encryption.nic_driver), or when it cannot tell: an
+// initrd without the NIC's driver has no network, and nobody can type the
+// passphrase. --dry-run checks it too and says so; a plan without
+// encryption does not check it.
+func TestPreflightProbesTheNICDriver(t *testing.T) {
+	typed := "blog-demo\n" + testPassphrase + "\n" + testPassphrase + "\n"
+	for _, c := range []struct {
+		name, spec string
+		edit       func(m *machine.Machine)
+		stop       []string
+	}{
+		{"other driver", strings.Replace(encryptedSpec(t, "luks"), `nic_driver = "igb"`, `nic_driver = "e1000e"`, 1), nil,
+			[]string{"eth0 is driven by igb, but the initrd loads e1000e", `set encryption.nic_driver = "igb"`}},
+		{"no driver bound", encryptedSpec(t, "luks"), func(m *machine.Machine) { m.Interfaces[0].Driver = "" },
+			[]string{"cannot tell the driver of eth0", "readlink /sys/class/net/eth0/device/driver"}},
+		{"no device", encryptedSpec(t, "zfs"), func(m *machine.Machine) { m.Interfaces[0].Physical = false },
+			[]string{"cannot tell the driver of eth0"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := installerHarness(t, c.spec, c.edit)
+			r := h.run(plan.KexecInstallFile, typed)
+			for _, want := range c.stop {
+				expectStop(t, r, want)
+			}
+			if strings.Contains(r.stdout, "Type the host name") {
+				t.Errorf("the question came before the driver check:\n%s", r.stdout)
+			}
+		})
+	}
+	t.Run("dry-run", func(t *testing.T) {
+		h := installerHarness(t, encryptedSpec(t, "luks"), nil)
+		r := h.run(plan.KexecInstallFile, "", "--dry-run")
+		if r.code != 0 {
+			t.Fatalf("exit %d:\n%s", r.code, r.output())
+		}
+		if want := "eth0 is driven by igb, the driver the initrd loads (encryption.nic_driver)"; !strings.Contains(r.stdout, want) {
+			t.Errorf("--dry-run does not say %q:\n%s", want, r.stdout)
+		}
+	})
+	t.Run("not encrypted", func(t *testing.T) {
+		h := installerHarness(t, exampleSpec(t), func(m *machine.Machine) { m.Interfaces[0].Driver = "" })
+		if r := h.run(plan.KexecInstallFile, "blog-demo\n"); r.code != 0 {
+			t.Fatalf("a plan without encryption stops on the NIC's driver: exit %d\n%s", r.code, r.output())
+		}
+	})
+}
+
+// TestUnlockNixRefusesAHostileLUKSUUID: what cryptsetup luksUUID prints goes
+// into nixplan-unlock.nix only when it is a UUID; anything else (here text
+// that would close the Nix string and add an option) stops the install
+// before nixos-install, naming the device, and is written nowhere.
+func TestUnlockNixRefusesAHostileLUKSUUID(t *testing.T) {
+	hostile := `0000"; }; boot.kernelParams = [ "init=/bin/sh" ]; x = { y = "`
+	h := installerHarness(t, encryptedSpec(t, "luks"), nil)
+	h.state.Output = map[string]string{"cryptsetup:luksUUID": hostile + "\n"}
+	r := h.run(plan.KexecInstallFile, "blog-demo\n"+testPassphrase+"\n"+testPassphrase+"\n")
+	if r.code == 0 {
+		t.Fatalf("the install went on with luksUUID %q:\n%s", hostile, r.output())
+	}
+	if want := "cryptsetup luksUUID /dev/sda2 printed"; !strings.Contains(r.output(), want) {
+		t.Errorf("the stop does not say %q:\n%s", want, r.output())
+	}
+	if i := r.firstIndex("nixos-install"); i >= 0 {
+		t.Errorf("nixos-install ran: %q", r.commands())
+	}
+	if data, err := os.ReadFile(filepath.Join(h.dir, "mnt/etc/nixos/nixplan-unlock.nix")); err == nil && strings.Contains(string(data), "init=/bin/sh") {
+		t.Errorf("nixplan-unlock.nix took the hostile UUID:\n%s", data)
+	}
+}
+
+// twoVolumeSpec is the seed's spec with a ZFS mirror on LUKS over two disks.
+func twoVolumeSpec(t *testing.T) string {
+	return exampleSpec(t, `devices = ["/dev/sda"]`, `devices = ["/dev/sda", "/dev/sdb"]`+"\ntopology = \"mirror\"\nclear_existing = true",
+		"[ssh]", "[encryption]\ntype = \"luks\"\nnic_driver = \"igb\"\n\n[ssh]")
+}
+
+// TestLUKSClosedNamesEveryOpenVolume: a start over with several of the
+// plan's LUKS volumes still open names them all, and the hint closes them
+// all in one line.
+func TestLUKSClosedNamesEveryOpenVolume(t *testing.T) {
+	h := newHarness(t, twoVolumeSpec(t), installer(*loadFixture(t, "kimsufi-raid1")))
+	if names := h.plan.Storage.LUKSNames(); !slices.Equal(names, []string{"crypt-rpool", "crypt-rpool2"}) {
+		t.Fatalf("LUKS names %q", names)
+	}
+	h.state.Fake.LUKS = map[string]bool{"/dev/sda3": true, "/dev/sdb3": true}
+	h.state.Fake.Opened = map[string]bool{"crypt-rpool": true, "crypt-rpool2": true}
+	r := h.run(plan.KexecInstallFile, "", "--from", "preflight")
+	expectStop(t, r, "the LUKS volumes crypt-rpool crypt-rpool2 are open")
+	expectStop(t, r, "cryptsetup close crypt-rpool; cryptsetup close crypt-rpool2; bash -p /root/kexec-install.sh --from preflight")
+}
+
+// TestPassphraseHintsNameTheScriptsPath: the hints of ask_passphrase name
+// the script where it is, not where the checklist copies it.
+func TestPassphraseHintsNameTheScriptsPath(t *testing.T) {
+	h := installerHarness(t, encryptedSpec(t, "luks"), nil)
+	for _, f := range h.bundle.Files {
+		name := filepath.Join(h.dir, "root/bundle", f.Name)
+		os.MkdirAll(filepath.Dir(name), 0o755)
+		if err := os.WriteFile(name, f.Data, os.FileMode(f.Mode)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, typed := range []string{"blog-demo\n", "blog-demo\n" + testPassphrase + "\n"} {
+		r := h.runWith(plan.KexecInstallFile, runOpts{stdin: typed, dir: "/root/bundle", path: "kexec-install.sh"})
+		expectStop(t, r, "no passphrase given")
+		expectStop(t, r, "ssh -t root@203.0.113.10 bash -p /root/bundle/kexec-install.sh")
+	}
+}
+
+// TestEncryptedMDRepairAssemblesFirst: a repair in a fresh installer boot
+// (--from mount) of LUKS on the md RAID assembles the plan's array from its
+// members before it opens LUKS on it, and opens it before the mount.
+func TestEncryptedMDRepairAssemblesFirst(t *testing.T) {
+	data, err := os.ReadFile("../examples/ovh-mdadm.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := strings.Replace(strings.Replace(string(data), "203.0.113.40", "203.0.113.10", 1),
+		"[ssh]", "[encryption]\ntype = \"luks\"\nnic_driver = \"igb\"\n\n[ssh]", 1)
+	h := newHarness(t, spec, installer(*loadFixture(t, "kimsufi-raid1")))
+	h.state.Fake.LUKS = map[string]bool{"/dev/md/root": true} // the install made it; nothing is assembled in this boot
+	r := h.run(plan.KexecInstallFile, testPassphrase+"\n", "--from", "mount")
+	if r.code != 0 {
+		t.Fatalf("--from mount: exit %d\n%s", r.code, r.output())
+	}
+	assemble := r.firstIndex("mdadm --assemble /dev/md/root " + strings.Join(h.plan.Storage.RAIDMembers, " "))
+	open, mount := r.firstIndex("cryptsetup open --key-file=- /dev/md/root crypt-root"), r.firstIndex("mount -t ext4 /dev/mapper/crypt-root /mnt")
+	if assemble < 0 || open < assemble || mount < open {
+		t.Errorf("want mdadm --assemble, then cryptsetup open, then the mount: %q", r.commands())
+	}
+	// An array already assembled (the normal run, or udev) is left as it is.
+	h.state.Fake.Arrays = map[string]bool{"/dev/md/root": true}
+	h.state.Fake.Opened = nil
+	h.state.Fake.Mounts = nil
+	r = h.run(plan.KexecInstallFile, testPassphrase+"\n", "--from", "mount")
+	if r.code != 0 || r.firstIndex("mdadm") >= 0 {
+		t.Errorf("an assembled array is assembled again, or the run failed (exit %d): %q\n%s", r.code, r.commands(), r.output())
 	}
 }

@@ -92,6 +92,8 @@ readonly REMOVED_OPTIONS=( hardware.video.hidpi.enable )
 readonly UNLOCK_PORT=2222
 readonly INITRD_HOST_KEY=/mnt/etc/secrets/initrd/ssh_host_ed25519_key
 readonly UNLOCK_COMMAND=systemd-tty-ask-password-agent
+# The public NIC's driver, which the initrd loads; checked in preflight.
+readonly NIC_DRIVER=virtio_net
 # The passphrase's bounds, in bytes.
 readonly PASSPHRASE_MIN=8 PASSPHRASE_MAX=512
 # The LUKS2 volumes: each device is opened as /dev/mapper/NAME.
@@ -155,6 +157,8 @@ LOG_COPY=
 # The encryption passphrase, in this run's memory only: read from the
 # terminal by the foreground run, handed to the detached run on its stdin.
 PASSPHRASE=
+# The LUKS volumes' UUIDs, checked, for nixplan-unlock.nix (read_luks_uuids).
+LUKS_UUIDS=()
 # What run says is safe to do when the command it runs fails, when the
 # phase's hint would not say enough; set just before the command.
 RUN_HINT=
@@ -607,6 +611,36 @@ check_firmware() {
 }
 
 
+# check_nic_driver: the driver bound to the public NIC here is the one the
+# initrd loads (encryption.nic_driver); with another, the installed system
+# boots into an initrd without network and nobody can type the passphrase.
+# It reads the uevent file of the NIC's device, whose DRIVER= line is the
+# name of the driver bound to it, the name its device/driver link carries
+# (Linux drivers/base/core.c, dev_uevent: "DRIVER=%s" of dev->driver->name;
+# drivers/base/bus.c, bus_add_driver: the driver's kobject, which that link
+# points to, is named drv->name), as a file read by redirection (no
+# readlink; see templates/templates.go). This is the installer's kernel, a
+# NixOS kernel built from nixpkgs as the installed system's is, not the
+# provider's rescue kernel: the name of the driver its module binds is the
+# name of the module the installed system's initrd loads. A NIC with no
+# device, or a device without a driver bound, says nothing: unknown, which
+# stops as a mismatch does.
+check_nic_driver() {
+  local uevent=/sys/class/net/$PUBLIC_IFACE/device/uevent key value driver=''
+  if [ -r "$uevent" ]; then
+    while IFS='=' read -r key value; do
+      [ "$key" != DRIVER ] || driver=$value
+    done <"$uevent"
+  fi
+  [ -n "$driver" ] ||
+    die "cannot tell the driver of $PUBLIC_IFACE ($uevent names none), which the initrd must load to reach the network for the unlock; nothing was erased" \
+      "readlink /sys/class/net/$PUBLIC_IFACE/device/driver names it when the NIC has one; set encryption.nic_driver to it, render the bundle again, and run that bundle"
+  [ "$driver" = "$NIC_DRIVER" ] ||
+    die "$PUBLIC_IFACE is driven by $driver, but the initrd loads $NIC_DRIVER (encryption.nic_driver): it would have no network for the unlock; nothing was erased" \
+      "set encryption.nic_driver = \"$driver\" in the spec, render the bundle again, and run that bundle"
+  say "$PUBLIC_IFACE is driven by $driver, the driver the initrd loads (encryption.nic_driver)"
+}
+
 # ask_passphrase reads the encryption passphrase from the terminal, without
 # echo: twice when this run formats (it sets the passphrase), once when it
 # only opens what an earlier run made (a resume).
@@ -621,11 +655,11 @@ ask_passphrase() {
   fi
   say "The root is encrypted: at every boot you type this passphrase over SSH to the initrd (port $UNLOCK_PORT). It is stored nowhere; keep it safe."
   printf 'Encryption passphrase: '
-  IFS= read -rs PASSPHRASE || die "no passphrase given; nothing was erased by this question" "run it in a terminal: ssh -t root@$SERVER_IPV4 bash -p /root/kexec-install.sh"
+  IFS= read -rs PASSPHRASE || die "no passphrase given; nothing was erased by this question" "run it in a terminal: ssh -t root@$SERVER_IPV4 bash -p $(script_dir)/$SCRIPT_NAME"
   printf '\n'
   if [ "$times" = twice ]; then
     printf 'Again: '
-    IFS= read -rs again || die "no passphrase given; nothing was erased by this question" "run it in a terminal: ssh -t root@$SERVER_IPV4 bash -p /root/kexec-install.sh"
+    IFS= read -rs again || die "no passphrase given; nothing was erased by this question" "run it in a terminal: ssh -t root@$SERVER_IPV4 bash -p $(script_dir)/$SCRIPT_NAME"
     printf '\n'
     [ "$PASSPHRASE" = "$again" ] || die "the two passphrases differ; nothing was erased by this question" "run it again and type the same passphrase twice"
   fi
@@ -711,21 +745,27 @@ luks_close() {
 }
 
 # luks_closed: no LUKS volume of this plan is open (a run that got further
-# before holds them; starting over needs them closed).
+# before holds them; starting over needs them closed). It names every open
+# one, and the hint closes them all.
 luks_closed() {
-  local name
+  local name open=() close=''
   for name in "${LUKS_NAMES[@]}"; do
     if cryptsetup status "$name" >/dev/null 2>&1; then
-      die "the LUKS volume $name is open" "a previous run got past the format phase: resume with --from mount" \
-        "or start over: umount -R /mnt; cryptsetup close $name; bash -p kexec-install.sh --from preflight"
+      open+=("$name")
+      close+="cryptsetup close $name; "
     fi
   done
+  [ "${#open[@]}" != 0 ] || return 0
+  local what="the LUKS volume ${open[0]} is"
+  [ "${#open[@]}" = 1 ] || what="the LUKS volumes ${open[*]} are"
+  die "$what open" "a previous run got past the format phase: resume with --from mount" \
+    "or start over: umount -R /mnt; ${close}bash -p $0 --from preflight"
 }
 
 # unlock_nix MAC [eval] prints nixplan-unlock.nix: the initrd's networkd unit
 # for the public NIC (matched by its permanent MAC, systemd.network(5)) and
-# the LUKS volumes by the UUID of their LUKS header (with eval, by their
-# devices: the evaluation before the erase has no LUKS yet).
+# the LUKS volumes by the UUID of their LUKS header, from LUKS_UUIDS (with
+# eval, by their devices: the evaluation before the erase has no LUKS yet).
 unlock_nix() {
   printf '# Generated by kexec-install.sh of nixplan: how the initrd of %s reaches the\n' "$HOST_NAME"
   printf '# network for the unlock over SSH (port %s).\n' "$UNLOCK_PORT"
@@ -736,16 +776,30 @@ unlock_nix() {
   printf '    [Network]\n'
   printf '    DHCP=ipv4\n'
   printf '  %s;\n' "''"
+  # The names and devices are the plan's, quoted for Nix when rendered; the
+  # UUIDs are what read_luks_uuids checked.
+  if [ "${2:-}" = eval ]; then
+    printf '  boot.initrd.luks.devices.%s.device = %s;\n' '"crypt-root"' '"/dev/vda3"'
+  else
+    printf '  boot.initrd.luks.devices.%s.device = "/dev/disk/by-uuid/%s";\n' '"crypt-root"' "${LUKS_UUIDS[0]}"
+  fi
+  printf '}\n'
+}
+
+# read_luks_uuids sets LUKS_UUIDS to the UUID of each LUKS volume's header, in
+# the order of LUKS_DEVICES, for unlock_nix: only what looks like a UUID, since
+# it goes into a Nix string as it is.
+read_luks_uuids() {
   local i device uuid
+  LUKS_UUIDS=()
   for ((i = 0; i < ${#LUKS_DEVICES[@]}; i++)); do
     device=${LUKS_DEVICES[i]}
-    if [ "${2:-}" != eval ]; then
-      uuid=$(cryptsetup luksUUID "$device") || die "cannot read the LUKS UUID of $device" "cryptsetup luksDump $device shows its header"
-      device=/dev/disk/by-uuid/$uuid
-    fi
-    printf '  boot.initrd.luks.devices."%s".device = "%s";\n' "${LUKS_NAMES[i]}" "$device"
+    uuid=$(cryptsetup luksUUID "$device") || die "cannot read the LUKS UUID of $device" "cryptsetup luksDump $device shows its header"
+    [[ "$uuid" =~ ^[0-9a-fA-F-]+$ ]] ||
+      die "cryptsetup luksUUID $device printed '$uuid', which is not a UUID; nixplan-unlock.nix was not written" \
+        "cryptsetup luksDump $device shows its header; resume with --from configure once it names a UUID"
+    LUKS_UUIDS+=("$uuid")
   done
-  printf '}\n'
 }
 
 # make_initrd_host_key makes the initrd's own SSH host key under /mnt, where
@@ -913,6 +967,7 @@ ask_consent() {
 # The checks that stop before anything is erased, then the question.
 phase_preflight() {
   state_checks
+  check_nic_driver
   check_downloads
   evaluate_target
   fetch_cryptsetup
@@ -1152,6 +1207,7 @@ phase_configure() {
   if [ "$DRY_RUN" = 1 ]; then
     say "would write $NIXOS_DIR/nixplan-unlock.nix: the initrd's network for MAC $mac and the LUKS volumes by UUID"
   else
+    read_luks_uuids
     unlock_nix "$mac" | write_file "$NIXOS_DIR/nixplan-unlock.nix"
     cat <"$NIXOS_DIR/nixplan-unlock.nix"
   fi

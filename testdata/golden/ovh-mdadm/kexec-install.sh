@@ -944,12 +944,27 @@ phase_format() {
 # nixos-install builds in this machine's memory. What is mounted already stays, so a failed
 # mount phase can run again.
 phase_mount() {
+  assemble_raid
   run mkdir -p /mnt
   is_mounted /mnt || run mount -t ext4 /dev/md/root /mnt
   run mkdir -p /mnt/boot
   is_mounted /mnt/boot || run mount -t ext4 /dev/sda2 /mnt/boot
   run mkdir -p /mnt/boot-2
   is_mounted /mnt/boot-2 || run mount -t ext4 /dev/sdb2 /mnt/boot-2
+}
+
+# assemble_raid assembles the plan's md RAID from its members unless it is
+# there: the run that formats creates it; in a fresh installer boot (a
+# repair, --from mount) it is there only if this boot's udev assembled it,
+# which nothing here counts on, and nothing mounts on an array that is
+# not assembled.
+assemble_raid() {
+  if planned format || mdadm --detail /dev/md/root >/dev/null 2>&1; then
+    return 0
+  fi
+  RUN_HINT="mdadm --examine ${RAID_MEMBERS[*]} shows the members' superblocks; an array of them assembled under another name (cat /proc/mdstat) is stopped with mdadm --stop first; then resume with --from mount"
+  run mdadm --assemble /dev/md/root "${RAID_MEMBERS[@]}"
+  RUN_HINT=
 }
 
 require_mnt() {

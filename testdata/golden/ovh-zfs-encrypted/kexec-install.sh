@@ -97,6 +97,8 @@ readonly REMOVED_OPTIONS=( hardware.video.hidpi.enable )
 readonly UNLOCK_PORT=2022
 readonly INITRD_HOST_KEY=/mnt/etc/secrets/initrd/ssh_host_ed25519_key
 readonly UNLOCK_COMMAND=systemd-tty-ask-password-agent
+# The public NIC's driver, which the initrd loads; checked in preflight.
+readonly NIC_DRIVER=igb
 # The passphrase's bounds, in bytes.
 readonly PASSPHRASE_MIN=8 PASSPHRASE_MAX=64
 # The dataset with ZFS native encryption; every other dataset is under it.
@@ -610,6 +612,36 @@ check_firmware() {
 }
 
 
+# check_nic_driver: the driver bound to the public NIC here is the one the
+# initrd loads (encryption.nic_driver); with another, the installed system
+# boots into an initrd without network and nobody can type the passphrase.
+# It reads the uevent file of the NIC's device, whose DRIVER= line is the
+# name of the driver bound to it, the name its device/driver link carries
+# (Linux drivers/base/core.c, dev_uevent: "DRIVER=%s" of dev->driver->name;
+# drivers/base/bus.c, bus_add_driver: the driver's kobject, which that link
+# points to, is named drv->name), as a file read by redirection (no
+# readlink; see templates/templates.go). This is the installer's kernel, a
+# NixOS kernel built from nixpkgs as the installed system's is, not the
+# provider's rescue kernel: the name of the driver its module binds is the
+# name of the module the installed system's initrd loads. A NIC with no
+# device, or a device without a driver bound, says nothing: unknown, which
+# stops as a mismatch does.
+check_nic_driver() {
+  local uevent=/sys/class/net/$PUBLIC_IFACE/device/uevent key value driver=''
+  if [ -r "$uevent" ]; then
+    while IFS='=' read -r key value; do
+      [ "$key" != DRIVER ] || driver=$value
+    done <"$uevent"
+  fi
+  [ -n "$driver" ] ||
+    die "cannot tell the driver of $PUBLIC_IFACE ($uevent names none), which the initrd must load to reach the network for the unlock; nothing was erased" \
+      "readlink /sys/class/net/$PUBLIC_IFACE/device/driver names it when the NIC has one; set encryption.nic_driver to it, render the bundle again, and run that bundle"
+  [ "$driver" = "$NIC_DRIVER" ] ||
+    die "$PUBLIC_IFACE is driven by $driver, but the initrd loads $NIC_DRIVER (encryption.nic_driver): it would have no network for the unlock; nothing was erased" \
+      "set encryption.nic_driver = \"$driver\" in the spec, render the bundle again, and run that bundle"
+  say "$PUBLIC_IFACE is driven by $driver, the driver the initrd loads (encryption.nic_driver)"
+}
+
 # ask_passphrase reads the encryption passphrase from the terminal, without
 # echo: twice when this run formats (it sets the passphrase), once when it
 # only opens what an earlier run made (a resume).
@@ -624,11 +656,11 @@ ask_passphrase() {
   fi
   say "The root is encrypted: at every boot you type this passphrase over SSH to the initrd (port $UNLOCK_PORT). It is stored nowhere; keep it safe."
   printf 'Encryption passphrase: '
-  IFS= read -rs PASSPHRASE || die "no passphrase given; nothing was erased by this question" "run it in a terminal: ssh -t root@$SERVER_IPV4 bash -p /root/kexec-install.sh"
+  IFS= read -rs PASSPHRASE || die "no passphrase given; nothing was erased by this question" "run it in a terminal: ssh -t root@$SERVER_IPV4 bash -p $(script_dir)/$SCRIPT_NAME"
   printf '\n'
   if [ "$times" = twice ]; then
     printf 'Again: '
-    IFS= read -rs again || die "no passphrase given; nothing was erased by this question" "run it in a terminal: ssh -t root@$SERVER_IPV4 bash -p /root/kexec-install.sh"
+    IFS= read -rs again || die "no passphrase given; nothing was erased by this question" "run it in a terminal: ssh -t root@$SERVER_IPV4 bash -p $(script_dir)/$SCRIPT_NAME"
     printf '\n'
     [ "$PASSPHRASE" = "$again" ] || die "the two passphrases differ; nothing was erased by this question" "run it again and type the same passphrase twice"
   fi
@@ -873,6 +905,7 @@ ask_consent() {
 # The checks that stop before anything is erased, then the question.
 phase_preflight() {
   state_checks
+  check_nic_driver
   check_downloads
   evaluate_target
   ask_consent
