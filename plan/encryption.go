@@ -42,7 +42,8 @@ import (
 //     initrd a root dataset with keylocation=prompt is unlocked through
 //     systemd-ask-password, which systemd-tty-ask-password-agent answers;
 //     boot.zfs.requestEncryptionCredentials takes true or a list of
-//     datasets (a623be9d).
+//     datasets (its type, in a623be9d, a tree older than the systemd
+//     initrd; the import loop is PR #168269's).
 //   - nixos/modules/system/boot/luksroot.nix (e8778acb): the scripted
 //     stage 1 offers `cryptsetup-askpass` instead, and ZFS's scripted
 //     import runs `zfs load-key -a` on the console. nixplan does not write a
@@ -51,12 +52,21 @@ import (
 //     of the systemd initrd, for LUKS and ZFS alike, is
 //     systemd-tty-ask-password-agent.
 //
-// Which release first had every one of these was not read from nixpkgs'
-// history here. nixplan encrypts from NixOS 23.11 on, the releases whose
-// md roots it already boots with the systemd initrd (see HasSwraid), and
-// kexec-install.sh evaluates the whole system with the target's nixpkgs
-// before it erases anything: an option a release lacks stops the install
-// there, with the disks untouched.
+// The release floor, 23.11: SSH and networkd in the systemd initrd came
+// with nixpkgs PR #169116 ("Systemd stage 1 networkd": the
+// boot.initrd.systemd.enable branch of initrd-ssh.nix, with its
+// services.sshd, boot.initrd.systemd.network, and the
+// systemd-initrd-networkd-ssh test), merged into the tree tagged 23.11-beta
+// and not in 23.05 (nix-community/srvos issue 298, 2023-11-07: "at least for
+// unstable"). ZFS in the systemd initrd (PR #168269, whose import prompts
+// through systemd-ask-password), boot.initrd.systemd.contents (PR #164943)
+// and systemd-tty-ask-password-agent (the initrd's /bin holds the systemd
+// package's binaries: initrd.nix, initrdBin) are older. The merge commits
+// and the release branches were not read here (nixpkgs' history is too
+// large to fetch); the PRs and the tag's tree were. kexec-install.sh also
+// evaluates the whole system with the target's nixpkgs before it erases
+// anything: an option a release lacks stops the install there, with the
+// disks untouched.
 
 // Encryption is how the initrd unlocks the encrypted root.
 type Encryption struct {
@@ -82,12 +92,7 @@ func (Encryption) UnlockCommand() string { return UnlockCommand }
 func (Encryption) MinPassphrase() int { return minPassphrase }
 
 // MaxPassphrase is the longest passphrase the install accepts, in bytes.
-func (e Encryption) MaxPassphrase() int {
-	if e.Type == "zfs" {
-		return maxZFSPassphrase
-	}
-	return maxLUKSPassphrase
-}
+func (Encryption) MaxPassphrase() int { return maxPassphrase }
 
 // InitrdHostKey is where the initrd's SSH host key lives in the installed
 // system; kexec-install.sh makes it under /mnt before nixos-install.
@@ -105,15 +110,25 @@ const UnlockCommand = "systemd-tty-ask-password-agent"
 // minEncryptedRelease is the first release nixplan encrypts (see above).
 const minEncryptedRelease = "23.11"
 
-// Passphrase bounds: OpenZFS refuses a new passphrase shorter than 8 or
-// longer than MAX_PASSPHRASE_LEN bytes, which is 512 in current trees and
-// was 64 in older ones (openzfs/zfs lib/libzfs/libzfs_crypto.c,
-// validate_key); the installer's ZFS may be either. LUKS gets the same
-// floor and cryptsetup's 512-byte passphrase ceiling.
+// Passphrase bounds, in bytes, the same for ZFS and LUKS:
+//   - OpenZFS refuses a new passphrase shorter than MIN_PASSPHRASE_LEN (8)
+//     or longer than MAX_PASSPHRASE_LEN (512) bytes, checked only when a key
+//     is set (openzfs/zfs lib/libzfs/libzfs_crypto.c, validate_key; both
+//     defined there since native encryption came, b5256303, and the same in
+//     every tag from zfs-0.8.0 to zfs-2.4.0).
+//   - cryptsetup stops a passphrase typed at a terminal at 512 bytes
+//     (cryptsetup configure.ac, passphrase-size-max, 512 since 93da52f, the
+//     same at v2.8.0 13306948); --key-file=-, which the install uses, reads
+//     up to 8 MiB (keyfile-size-maxkb), newlines included.
+//   - In the initrd, systemd-tty-ask-password-agent keeps LINE_MAX (2048)
+//     bytes of what is typed and drops the newline (systemd
+//     src/shared/ask-password-api.c, ask_password_tty; the commit was not
+//     read here), and systemd-cryptsetup hands on strlen of it.
+//
+// 512 bytes is therefore what every one of them takes whole.
 const (
-	minPassphrase     = 8
-	maxZFSPassphrase  = 64
-	maxLUKSPassphrase = 512
+	minPassphrase = 8
+	maxPassphrase = 512
 )
 
 var kernelModuleRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,56}$`)

@@ -170,13 +170,13 @@ func TestPassphraseRefusedBeforeTheErase(t *testing.T) {
 }
 
 // TestPassphraseBoundsAreBytes: ZFS bounds the passphrase in bytes; in a
-// UTF-8 locale bash counts characters, so 40 two-byte characters (80
-// bytes) must still be refused against ZFS's 64 before anything is erased.
+// UTF-8 locale bash counts characters, so 257 two-byte characters (514
+// bytes) must still be refused against the 512 before anything is erased.
 func TestPassphraseBoundsAreBytes(t *testing.T) {
-	long := strings.Repeat("\u00e4", 40)
+	long := strings.Repeat("\u00e4", 257)
 	h := installerHarness(t, encryptedSpec(t, "zfs"), nil)
 	r := h.runWith(plan.KexecInstallFile, runOpts{stdin: "blog-demo\n" + long + "\n" + long + "\n", env: []string{"LC_ALL=C.UTF-8"}})
-	expectStop(t, r, "the passphrase is longer than 64 bytes")
+	expectStop(t, r, "the passphrase is longer than 512 bytes")
 	if len(h.keyInputs()) != 0 {
 		t.Errorf("a command got the passphrase: %v", h.keyInputs())
 	}

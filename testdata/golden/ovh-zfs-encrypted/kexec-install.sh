@@ -100,7 +100,7 @@ readonly UNLOCK_COMMAND=systemd-tty-ask-password-agent
 # The public NIC's driver, which the initrd loads; checked in preflight.
 readonly NIC_DRIVER=igb
 # The passphrase's bounds, in bytes.
-readonly PASSPHRASE_MIN=8 PASSPHRASE_MAX=64
+readonly PASSPHRASE_MIN=8 PASSPHRASE_MAX=512
 # The dataset with ZFS native encryption; every other dataset is under it.
 readonly CRYPT_DATASET=rpool/crypt
 # 1 when the spec asks for a root password for the console.
