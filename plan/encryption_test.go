@@ -344,12 +344,53 @@ func TestPreflightProbesTheNICDriver(t *testing.T) {
 	})
 }
 
+// TestRepairProbesTheNICDriver: the repair checklist.md gives for an initrd
+// without network (--from mount in a fresh installer boot: mount, configure,
+// install) skips preflight; a driver that is still wrong stops it in
+// configure, before nixos-install builds that initrd again.
+func TestRepairProbesTheNICDriver(t *testing.T) {
+	h := newHarness(t, encryptedMDSpec(t, "e1000e"), installer(*loadFixture(t, "kimsufi-raid1")))
+	h.state.Fake.LUKS = map[string]bool{"/dev/md/root": true}
+	h.state.Fake.Arrays = map[string]bool{"/dev/md/root": true}
+	r := h.run(plan.KexecInstallFile, testPassphrase+"\n", "--from", "mount")
+	if want := "eth0 is driven by igb, but the initrd loads e1000e"; r.code == 0 || !strings.Contains(r.output(), want) {
+		t.Errorf("exit %d; want a stop saying %q:\n%s", r.code, want, r.output())
+	}
+	if i := r.firstIndex("nixos-install"); i >= 0 {
+		t.Errorf("nixos-install ran with the wrong driver: %q", r.commands())
+	}
+	if i := r.firstIndex("mount -t ext4 /dev/mapper/crypt-root /mnt"); i < 0 {
+		t.Errorf("the repair stopped before its mount phase, not in configure: %q\n%s", r.commands(), r.output())
+	}
+}
+
+// encryptedMDSpec is ovh-mdadm.toml with LUKS on its RAID, for the
+// kimsufi-raid1 machine, whose public NIC is driven by igb.
+func encryptedMDSpec(t *testing.T, driver string) string {
+	t.Helper()
+	data, err := os.ReadFile("../examples/ovh-mdadm.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Replace(strings.Replace(string(data), "203.0.113.40", "203.0.113.10", 1),
+		"[ssh]", "[encryption]\ntype = \"luks\"\nnic_driver = \""+driver+"\"\n\n[ssh]", 1)
+}
+
 // TestUnlockNixRefusesAHostileLUKSUUID: what cryptsetup luksUUID prints goes
 // into nixplan-unlock.nix only when it is a UUID; anything else (here text
 // that would close the Nix string and add an option) stops the install
 // before nixos-install, naming the device, and is written nowhere.
 func TestUnlockNixRefusesAHostileLUKSUUID(t *testing.T) {
-	hostile := `0000"; }; boot.kernelParams = [ "init=/bin/sh" ]; x = { y = "`
+	for _, hostile := range []string{
+		`0000"; }; boot.kernelParams = [ "init=/bin/sh" ]; x = { y = "`,
+		"-", // hex digits and dashes, but no UUID: /dev/disk/by-uuid/- would never appear
+	} {
+		refuseLUKSUUID(t, hostile)
+	}
+}
+
+func refuseLUKSUUID(t *testing.T, hostile string) {
+	t.Helper()
 	h := installerHarness(t, encryptedSpec(t, "luks"), nil)
 	h.state.Output = map[string]string{"cryptsetup:luksUUID": hostile + "\n"}
 	r := h.run(plan.KexecInstallFile, "blog-demo\n"+testPassphrase+"\n"+testPassphrase+"\n")
@@ -410,19 +451,15 @@ func TestPassphraseHintsNameTheScriptsPath(t *testing.T) {
 // (--from mount) of LUKS on the md RAID assembles the plan's array from its
 // members before it opens LUKS on it, and opens it before the mount.
 func TestEncryptedMDRepairAssemblesFirst(t *testing.T) {
-	data, err := os.ReadFile("../examples/ovh-mdadm.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := strings.Replace(strings.Replace(string(data), "203.0.113.40", "203.0.113.10", 1),
-		"[ssh]", "[encryption]\ntype = \"luks\"\nnic_driver = \"igb\"\n\n[ssh]", 1)
-	h := newHarness(t, spec, installer(*loadFixture(t, "kimsufi-raid1")))
+	h := newHarness(t, encryptedMDSpec(t, "igb"), installer(*loadFixture(t, "kimsufi-raid1")))
 	h.state.Fake.LUKS = map[string]bool{"/dev/md/root": true} // the install made it; nothing is assembled in this boot
 	r := h.run(plan.KexecInstallFile, testPassphrase+"\n", "--from", "mount")
 	if r.code != 0 {
 		t.Fatalf("--from mount: exit %d\n%s", r.code, r.output())
 	}
-	assemble := r.firstIndex("mdadm --assemble /dev/md/root " + strings.Join(h.plan.Storage.RAIDMembers, " "))
+	// --name=root: only the array this plan made, not a foreign one on the
+	// same partitions.
+	assemble := r.firstIndex("mdadm --assemble /dev/md/root --name=root " + strings.Join(h.plan.Storage.RAIDMembers, " "))
 	open, mount := r.firstIndex("cryptsetup open --key-file=- /dev/md/root crypt-root"), r.firstIndex("mount -t ext4 /dev/mapper/crypt-root /mnt")
 	if assemble < 0 || open < assemble || mount < open {
 		t.Errorf("want mdadm --assemble, then cryptsetup open, then the mount: %q", r.commands())

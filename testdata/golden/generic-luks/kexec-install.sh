@@ -795,7 +795,7 @@ read_luks_uuids() {
   for ((i = 0; i < ${#LUKS_DEVICES[@]}; i++)); do
     device=${LUKS_DEVICES[i]}
     uuid=$(cryptsetup luksUUID "$device") || die "cannot read the LUKS UUID of $device" "cryptsetup luksDump $device shows its header"
-    [[ "$uuid" =~ ^[0-9a-fA-F-]+$ ]] ||
+    [[ "$uuid" =~ ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$ ]] ||
       die "cryptsetup luksUUID $device printed '$uuid', which is not a UUID; nixplan-unlock.nix was not written" \
         "cryptsetup luksDump $device shows its header; resume with --from configure once it names a UUID"
     LUKS_UUIDS+=("$uuid")
@@ -1187,6 +1187,9 @@ require_mnt() {
 # bundle for the record.
 phase_configure() {
   require_mnt
+  # Again here: a repair after a locked-out boot (--from configure) starts
+  # after preflight, and this is where the driver reaches the configuration.
+  check_nic_driver
   run nixos-generate-config --root /mnt
   fit_hardware_configuration "$NIXOS_DIR/hardware-configuration.nix"
   if [ "$DRY_RUN" = 1 ]; then

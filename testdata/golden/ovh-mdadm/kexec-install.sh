@@ -963,7 +963,11 @@ assemble_raid() {
     return 0
   fi
   RUN_HINT="mdadm --examine ${RAID_MEMBERS[*]} shows the members' superblocks; an array of them assembled under another name (cat /proc/mdstat) is stopped with mdadm --stop first; then resume with --from mount"
-  run mdadm --assemble /dev/md/root "${RAID_MEMBERS[@]}"
+  # --name: only an array made as this plan's (mdadm --create names it
+  # HOMEHOST:root); a foreign array on the same partitions is not assembled
+  # (mdadm(8), Assemble mode, --name: the name in the superblock, or the
+  # current homehost and the name).
+  run mdadm --assemble /dev/md/root --name=root "${RAID_MEMBERS[@]}"
   RUN_HINT=
 }
 

@@ -1175,6 +1175,9 @@ require_mnt() {
 # bundle for the record.
 phase_configure() {
   require_mnt
+  # Again here: a repair after a locked-out boot (--from configure) starts
+  # after preflight, and this is where the driver reaches the configuration.
+  check_nic_driver
   run nixos-generate-config --root /mnt
   fit_hardware_configuration "$NIXOS_DIR/hardware-configuration.nix"
   if [ "$DRY_RUN" = 1 ]; then
