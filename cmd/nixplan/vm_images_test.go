@@ -32,7 +32,7 @@ const vmSuite = "NIXPLAN_VM"
 
 // vmImageFormat changes whenever the way images are put together changes in
 // a way the recipe does not show.
-const vmImageFormat = "nixplan-vm-images 3"
+const vmImageFormat = "nixplan-vm-images 4"
 
 // vmSuiteName is the Debian release the images are built from.
 const vmSuiteName = "bookworm"
@@ -69,8 +69,15 @@ var vmToolPackages = map[string]string{
 	"parted": "parted", "sgdisk": "gdisk", "mkfs.ext4": "e2fsprogs",
 	"mkfs.vfat": "dosfstools", "mdadm": "mdadm", "efibootmgr": "efibootmgr",
 	"mkswap": "", "wipefs": "", "lsblk": "", "blkid": "", "sfdisk": "fdisk",
-	"zpool": "stub", "zfs": "stub",
+	"cryptsetup": "cryptsetup-bin", "zpool": "stub", "zfs": "stub",
 }
+
+// vmFetchedCryptsetup is where a stand-in whose image lacks cryptsetup keeps
+// Debian's, off PATH, as a store path: what `nix-build '<nixpkgs>' -A
+// cryptsetup --out-link L` builds on the real installer (L then links to
+// it; see testdata/vm/installer/bin/nix-build). The cryptsetup is real; only
+// the build is not.
+var vmFetchedCryptsetup = "/nix/store/" + nixStoreHash("cryptsetup") + "-cryptsetup"
 
 // vmAbsentUnlessListed are tools the stand-in must not carry unless the
 // table lists them: a stand-in richer than the image would pass where the
@@ -83,6 +90,11 @@ var vmModules = []string{
 	"virtio_pci", "virtio_blk", "virtio_net", "e1000", "ahci", "sd_mod", "nvme",
 	"ext4", "vfat", "nls_cp437", "nls_ascii", "nls_iso8859_1", "md_mod", "raid1",
 	"efivarfs", "crc32c_generic",
+	// LUKS2 with cryptsetup's default cipher, aes-xts-plain64 (AES itself
+	// and SHA-256 are built in: CONFIG_CRYPTO_AES=y, CONFIG_CRYPTO_SHA256=y
+	// in Debian's 6.1 config), and the kernel's crypto API for user space,
+	// which cryptsetup uses for its keyslots.
+	"dm_crypt", "xts", "ecb", "algif_skcipher",
 }
 
 // vmInstallerImage describes the stand-in of one nixos-images tag.
@@ -141,18 +153,27 @@ func vmInstallerImages(t *testing.T) []vmInstallerImage {
 // system (nixos/modules/system/activation/top-level.nix:
 // nixos-system-NAME-LABEL); the hash is the stand-in's own.
 func (im vmInstallerImage) storePath() string {
-	sum := sha256.Sum256([]byte(im.Tag))
+	return "/nix/store/" + nixStoreHash(im.Tag) + "-nixos-system-" + im.Host + "-" + im.Release + "." + im.Date
+}
+
+// nixStoreHash is a store path's hash part, 32 characters of Nix's base32,
+// made from s: the stand-in's own, not Nix's.
+func nixStoreHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
 	const nixBase32 = "0123456789abcdfghijklmnpqrsvwxyz"
 	var h strings.Builder
 	for _, b := range sum[:32] {
 		h.WriteByte(nixBase32[int(b)%32])
 	}
-	return "/nix/store/" + h.String() + "-nixos-system-" + im.Host + "-" + im.Release + "." + im.Date
+	return h.String()
 }
 
 // packages is the stand-in's Debian package list.
 func (im vmInstallerImage) packages() ([]string, error) {
 	pkgs := append([]string(nil), vmInstallerBase...)
+	// Every stand-in carries Debian's cryptsetup: on PATH when the table
+	// lists it for the image, else off PATH for nix-build to "fetch".
+	pkgs = append(pkgs, "cryptsetup-bin")
 	for _, tool := range im.Image.Tools {
 		p, ok := vmToolPackages[tool]
 		if !ok {
@@ -717,7 +738,15 @@ func customizeInstaller(log *os.File, root, modules, kver string, im vmInstaller
 		return err
 	}
 	os.Remove(filepath.Join(bin, "not-emulated"))
-	stubbed := []string{"nixos-enter", "nix-build", "nix-env", "nix-store", "nix-shell"}
+	stubbed := []string{"nixos-enter", "nix-env", "nix-store", "nix-shell"}
+	if !slices.Contains(im.Image.Tools, "cryptsetup") {
+		if err := offPath(root, "cryptsetup", vmFetchedCryptsetup); err != nil {
+			return err
+		}
+		if err := writeFiles(root, map[string]string{"etc/nixplan-vm/cryptsetup": vmFetchedCryptsetup + "\n"}); err != nil {
+			return err
+		}
+	}
 	if slices.Contains(im.Image.Tools, "zfs") {
 		stubbed = append(stubbed, "zfs")
 	} else {
@@ -759,6 +788,23 @@ func customizeInstaller(log *os.File, root, modules, kver string, im vmInstaller
 		}
 	}
 	return checkStandInTools(root, im)
+}
+
+// offPath moves a tool of the root into a store path of its own, so that it
+// is on no PATH until something links to it.
+func offPath(root, tool, store string) error {
+	for _, d := range []string{"usr/sbin", "usr/bin"} {
+		from := filepath.Join(root, d, tool)
+		if _, err := os.Lstat(from); err != nil {
+			continue
+		}
+		to := filepath.Join(root, strings.TrimPrefix(store, "/"), "bin", tool)
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			return err
+		}
+		return os.Rename(from, to)
+	}
+	return fmt.Errorf("the stand-in root has no %s to move off PATH", tool)
 }
 
 // checkStandInTools holds the stand-in to the capability table: every tool

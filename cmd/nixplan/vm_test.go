@@ -52,6 +52,7 @@ func TestVM(t *testing.T) {
 	t.Run("bios-sata-two-nics-mdadm", func(t *testing.T) { scenarioBIOS(t, imgs) })
 	t.Run("uefi-nvme-old-raid1", func(t *testing.T) { scenarioUEFI(t, imgs) })
 	t.Run("virtio-no-serial-dhcp-ext4", func(t *testing.T) { scenarioVirtio(t, imgs) })
+	t.Run("virtio-luks-ext4", func(t *testing.T) { scenarioLUKS(t, imgs) })
 }
 
 // nixplanCLI runs the command line in this process, as the operator runs
