@@ -136,33 +136,6 @@ func scenarioLUKS(t *testing.T, imgs *vmImages) {
 
 	// The fetched cryptsetup, the one the install used: Debian's real one.
 	const cs = "/root/nixplan-cryptsetup/bin/cryptsetup"
-	v.phase("the passphrase is in no file, log or transcript", commandLimit, func(ctx context.Context) error {
-		if strings.Contains(installOut, vmPassphrase) {
-			return fmt.Errorf("kexec-install.sh printed the passphrase")
-		}
-		// Searched before any command below gives the passphrase to
-		// cryptsetup. The shell reads it from its standard input; grep takes
-		// it as a pattern through a pipe, never in argv or a file. -D skip:
-		// the FIFOs under /run and /var.
-		search := `IFS= read -r P; mkdir -p /run/check && printf '%s' "$P" | ` + cs + ` open --readonly --key-file=- ` + vol.Device + ` check-root && mount -o ro /dev/mapper/check-root /run/check || exit 9
-grep -rlsF -D skip -f <(printf '%s\n' "$P") /root /etc /var /tmp /nix/var /run/nixplan /run/check; echo "grep: $?"
-umount /run/check; ` + cs + ` close check-root`
-		r := v.ssh(ctx, vmPassphrase+"\n", search)
-		if r.Exit != 0 || !strings.Contains(r.Stdout, "grep: 1\n") {
-			return fmt.Errorf("the passphrase was found in files of the installer or of the installed system, or the search failed (grep exits 1 when it finds nothing): exit %d\n%s%s", r.Exit, r.Stdout, r.Stderr)
-		}
-		for _, f := range []string{"transcript.log", "console.log"} {
-			data, err := os.ReadFile(filepath.Join(v.logDir, f))
-			if err != nil {
-				return err
-			}
-			if strings.Contains(string(data), vmPassphrase) {
-				return fmt.Errorf("the passphrase is in the VM's %s", f)
-			}
-		}
-		return nil
-	})
-
 	v.phase("the LUKS volume opens with the passphrase typed as the initrd takes it", commandLimit, func(ctx context.Context) error {
 		if r := v.ssh(ctx, "", cs+" status "+vol.Name); r.Exit == 0 {
 			return fmt.Errorf("%s is still open after the install: kexec-install.sh should have closed it", vol.Name)
@@ -193,14 +166,42 @@ umount /run/check; ` + cs + ` close check-root`
 				return fmt.Errorf("cryptsetup open --test-passphrase %s of %s: exit %d, want %d\n%s", c.args, vol.Device, r.Exit, want, r.Stderr)
 			}
 		}
+		// Opened as the initrd opens it, under its name: the checks below
+		// read the root from it.
 		if r := v.ssh(ctx, vmPassphrase+"\n", cs+" open "+vol.Device+" "+vol.Name); r.Exit != 0 {
 			return fmt.Errorf("cryptsetup open %s %s: exit %d\n%s", vol.Device, vol.Name, r.Exit, r.Stderr)
 		}
 		return nil
 	})
 
+	v.phase("the passphrase is in no file, log or transcript", commandLimit, func(ctx context.Context) error {
+		if strings.Contains(installOut, vmPassphrase) {
+			return fmt.Errorf("kexec-install.sh printed the passphrase")
+		}
+		// The installer's files and the installed root, opened above. The
+		// shell reads the passphrase from its standard input, and grep takes
+		// it as a pattern through a pipe: never in argv or a file. -D skip:
+		// the FIFOs under /run and /var.
+		search := `IFS= read -r P; mkdir -p /run/check && mount -o ro ` + p.Storage.RootDevice + ` /run/check || exit 9
+grep -rlsF -D skip -f <(printf '%s\n' "$P") /root /etc /var /tmp /nix/var /run/nixplan /run/check; echo "grep: $?"
+umount /run/check`
+		r := v.ssh(ctx, vmPassphrase+"\n", search)
+		if r.Exit != 0 || !strings.Contains(r.Stdout, "grep: 1\n") {
+			return fmt.Errorf("the passphrase was found in files of the installer or of the installed system, or the search failed (grep exits 1 when it finds nothing): exit %d\n%s%s", r.Exit, r.Stdout, r.Stderr)
+		}
+		for _, f := range []string{"transcript.log", "console.log"} {
+			data, err := os.ReadFile(filepath.Join(v.logDir, f))
+			if err != nil {
+				return err
+			}
+			if strings.Contains(string(data), vmPassphrase) {
+				return fmt.Errorf("the passphrase is in the VM's %s", f)
+			}
+		}
+		return nil
+	})
+
 	v.phase("check the disk and the unlock against the plan", commandLimit, func(ctx context.Context) error {
-		// The root on /dev/mapper, opened above.
 		if err := v.checkDisks(ctx, p); err != nil {
 			return err
 		}
