@@ -115,6 +115,8 @@ func scenarioLUKS(t *testing.T, imgs *vmImages) {
 			return fmt.Errorf("kexec-install.sh: exit %d\n%s%s", r.Exit, lastLines(r.Stdout, 60), r.Stderr)
 		}
 		for _, want := range []string{
+			// The preflight read the NIC's driver from this kernel's sysfs.
+			"is driven by virtio_net, the driver the initrd loads (encryption.nic_driver)",
 			"building cryptsetup from the nixpkgs of NixOS " + p.Release.Version,
 			"Encryption passphrase: ", "Again: ",
 			"The initrd's SSH host key (port 2222; it is not the system's):",
