@@ -43,22 +43,10 @@ func scenarioLUKS(t *testing.T, imgs *vmImages) {
 		tag  = "nixos-24.05"
 		host = "vm-crypt"
 	)
-	v := newVM(t, imgs, vmConfig{
-		Name: "luks", MemMiB: 3072,
-		Disks: []vmDisk{{Bus: "virtio", Size: 5 * gib}},
-		NICs:  []vmNIC{{Model: "virtio-net-pci", MAC: mac, Net: "192.0.2.0/24", Host: "192.0.2.1", DHCPStart: addr, Forward: true, GuestAddr: addr}},
-		// The gateway comes from the command line (see scenarioVirtio).
-		Cmdline: "ip=" + addr + "::192.0.2.1:255.255.255.0::eth0:dhcp",
-	})
-	v.bootRescue()
-
-	var facts, spec, bundle string
+	v := bootVPS(t, imgs, "luks", mac, addr)
+	facts := v.rescueFacts()
+	var spec, bundle string
 	var p *plan.Plan
-	v.phase("facts.sh in the rescue system", commandLimit, func(ctx context.Context) error {
-		var err error
-		facts, err = v.collectFacts(ctx, "facts-rescue.json")
-		return err
-	})
 	v.phase("init, check and render on the laptop", commandLimit, func(ctx context.Context) error {
 		m, err := machine.Load(facts)
 		if err != nil {

@@ -561,11 +561,7 @@ func scenarioBIOS(t *testing.T, imgs *vmImages) {
 	}
 	v.bootRescue()
 
-	var facts string
-	v.phase("facts.sh in the rescue system", commandLimit, func(ctx context.Context) error {
-		facts, err = v.collectFacts(ctx, "facts-rescue.json")
-		return err
-	})
+	facts := v.rescueFacts()
 
 	v.phase("the network stays inside QEMU", commandLimit, func(ctx context.Context) error {
 		return v.checkIsolated(ctx, gw4)
@@ -784,13 +780,9 @@ func scenarioUEFI(t *testing.T, imgs *vmImages) {
 		return nil
 	})
 
-	var facts, spec, bundle string
+	facts := v.rescueFacts()
+	var spec, bundle string
 	var p *plan.Plan
-	v.phase("facts.sh in the rescue system", commandLimit, func(ctx context.Context) error {
-		var err error
-		facts, err = v.collectFacts(ctx, "facts-rescue.json")
-		return err
-	})
 	v.phase("init, check and render on the laptop", commandLimit, func(ctx context.Context) error {
 		m, err := machine.Load(facts)
 		if err != nil {
@@ -875,19 +867,11 @@ func scenarioUEFI(t *testing.T, imgs *vmImages) {
 	t.Logf("phases: %s", strings.Join(v.phases, ", "))
 }
 
-// scenarioVirtio: a small VPS: one virtio disk without a serial (so no
-// /dev/disk/by-id link), DHCP, ext4, and the nixos-24.05 image, whose
-// kexec/run copies the machine id and whose restore asks DHCP for the same
-// lease. The operator's laptop runs the bundle's install.sh, the one command
-// of the README, from the rescue system to the installed disk.
-func scenarioVirtio(t *testing.T, imgs *vmImages) {
-	const (
-		mac  = "52:54:00:12:34:56"
-		addr = "192.0.2.20"
-		tag  = "nixos-24.05"
-	)
+// bootVPS boots a small VPS into the rescue system: one virtio disk without
+// a serial and a virtio NIC that gets addr by DHCP.
+func bootVPS(t *testing.T, imgs *vmImages, name, mac, addr string) *vm {
 	v := newVM(t, imgs, vmConfig{
-		Name: "virtio", MemMiB: 3072,
+		Name: name, MemMiB: 3072,
 		Disks: []vmDisk{{Bus: "virtio", Size: 5 * gib}},
 		NICs:  []vmNIC{{Model: "virtio-net-pci", MAC: mac, Net: "192.0.2.0/24", Host: "192.0.2.1", DHCPStart: addr, Forward: true, GuestAddr: addr}},
 		// QEMU's DHCP server sends no router with restrict=on (libslirp
@@ -899,14 +883,36 @@ func scenarioVirtio(t *testing.T, imgs *vmImages) {
 		Cmdline: "ip=" + addr + "::192.0.2.1:255.255.255.0::eth0:dhcp",
 	})
 	v.bootRescue()
+	return v
+}
 
-	var facts, spec, bundle string
-	var p *plan.Plan
+// rescueFacts runs facts.sh in the rescue system, as a phase, and returns
+// the path of what it printed.
+func (v *vm) rescueFacts() string {
+	var facts string
 	v.phase("facts.sh in the rescue system", commandLimit, func(ctx context.Context) error {
 		var err error
 		facts, err = v.collectFacts(ctx, "facts-rescue.json")
 		return err
 	})
+	return facts
+}
+
+// scenarioVirtio: a small VPS: one virtio disk without a serial (so no
+// /dev/disk/by-id link), DHCP, ext4, and the nixos-24.05 image, whose
+// kexec/run copies the machine id and whose restore asks DHCP for the same
+// lease. The operator's laptop runs the bundle's install.sh, the one command
+// of the README, from the rescue system to the installed disk.
+func scenarioVirtio(t *testing.T, imgs *vmImages) {
+	const (
+		mac  = "52:54:00:12:34:56"
+		addr = "192.0.2.20"
+		tag  = "nixos-24.05"
+	)
+	v := bootVPS(t, imgs, "virtio", mac, addr)
+	facts := v.rescueFacts()
+	var spec, bundle string
+	var p *plan.Plan
 	var machineID string
 	v.phase("init, check and render on the laptop", commandLimit, func(ctx context.Context) error {
 		m, err := machine.Load(facts)
