@@ -253,5 +253,32 @@ umount /run/check`
 		}
 		return nil
 	})
+	// A resume (here: mount, configure, install, finish again) asks for the
+	// passphrase once, in the foreground, and opens the volume with it.
+	v.phase("a resume asks for the passphrase once and opens the volume: --from mount", installLimit, func(ctx context.Context) error {
+		if _, err := v.must(ctx, cs+" close "+vol.Name); err != nil {
+			return err
+		}
+		r := v.ssh(ctx, vmPassphrase+"\n", "bash -p /root/kexec-install.sh --from mount")
+		out := r.Stdout + r.Stderr
+		if r.Exit != 0 {
+			return fmt.Errorf("kexec-install.sh --from mount: exit %d\n%s%s", r.Exit, lastLines(r.Stdout, 60), r.Stderr)
+		}
+		if strings.Count(out, "Encryption passphrase: ") != 1 || strings.Contains(out, "Again: ") {
+			return fmt.Errorf("a resume should ask for the passphrase once:\n%s", lastLines(out, 60))
+		}
+		for _, want := range []string{"is driven by virtio_net", "NixOS is installed on " + host} {
+			if !strings.Contains(out, want) {
+				return fmt.Errorf("kexec-install.sh --from mount did not print %q:\n%s", want, lastLines(out, 60))
+			}
+		}
+		if strings.Contains(out, vmPassphraseToken) {
+			return fmt.Errorf("kexec-install.sh --from mount printed the passphrase")
+		}
+		if r := v.ssh(ctx, "", cs+" status "+vol.Name); r.Exit != 4 {
+			return fmt.Errorf("%s should be closed again after the resume: cryptsetup status exit %d\n%s", vol.Name, r.Exit, r.Stdout)
+		}
+		return nil
+	})
 	t.Logf("phases: %s", strings.Join(v.phases, ", "))
 }

@@ -864,6 +864,44 @@ func scenarioUEFI(t *testing.T, imgs *vmImages) {
 		}
 		return v.checkInstalled(ctx, p, bundle, mac)
 	})
+
+	// A repair in a fresh installer boot finds the array stopped: the mount
+	// phase assembles it with the real mdadm, by the name mdadm --create gave
+	// it (HOMEHOST:root), and mounts it.
+	md := p.Storage.RAIDDevice
+	v.phase("a repair assembles the array by its name: --only mount", installLimit, func(ctx context.Context) error {
+		if _, err := v.must(ctx, "mdadm --stop "+md+" && ! test -e "+md); err != nil {
+			return err
+		}
+		r := v.ssh(ctx, "", "bash -p /root/kexec-install.sh --only mount")
+		if r.Exit != 0 {
+			return fmt.Errorf("kexec-install.sh --only mount: exit %d\n%s%s", r.Exit, lastLines(r.Stdout, 40), r.Stderr)
+		}
+		detail, err := v.must(ctx, "mdadm --detail --export "+md+" && findmnt -n -o SOURCE /mnt && umount -R /mnt")
+		if err != nil {
+			return err
+		}
+		if !regexp.MustCompile(`(?m)^MD_NAME=[^:\n]+:root$`).MatchString(detail) {
+			return fmt.Errorf("the assembled %s is not named HOST:root:\n%s", md, detail)
+		}
+		return nil
+	})
+	// The same partitions holding another array (another install's, named
+	// otherwise): the repair must not assemble it, nor mount anything.
+	v.phase("a repair leaves a foreign array on the members alone", installLimit, func(ctx context.Context) error {
+		members := strings.Join(p.Storage.RAIDMembers, " ")
+		if _, err := v.must(ctx, "mdadm --stop "+md+" && mdadm --create /dev/md/foreign --run --assume-clean --level=1 --metadata=1.2 --raid-devices=2 --name=md2 "+members+" && mdadm --stop /dev/md/foreign"); err != nil {
+			return err
+		}
+		r := v.ssh(ctx, "", "bash -p /root/kexec-install.sh --only mount")
+		if r.Exit != 1 || !strings.Contains(r.Stdout+r.Stderr, "mdadm --assemble "+md+" --name=root") {
+			return fmt.Errorf("kexec-install.sh --only mount should stop at the assemble of a foreign array: exit %d\n%s%s", r.Exit, lastLines(r.Stdout, 40), r.Stderr)
+		}
+		if r := v.ssh(ctx, "", "findmnt /mnt || test -e "+md); r.Exit == 0 {
+			return fmt.Errorf("the repair assembled or mounted something from a foreign array:\n%s", r.Stdout)
+		}
+		return nil
+	})
 	t.Logf("phases: %s", strings.Join(v.phases, ", "))
 }
 
