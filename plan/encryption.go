@@ -74,11 +74,66 @@ type Encryption struct {
 	Type string
 	// SSHPort is the initrd's SSH port.
 	SSHPort int
-	// NICDriver is the public NIC's kernel module, loaded by the initrd.
+	// NICDriver is the name of the driver bound to the public NIC's device
+	// (encryption.nic_driver, what facts.sh and kexec-install.sh read).
 	NICDriver string
 	// FetchCryptsetup: kexec-install.sh builds cryptsetup from the target's
 	// nixpkgs before the erase (LUKS on an image without it).
 	FetchCryptsetup bool
+}
+
+// InitrdModules are the kernel modules the initrd carries for the public
+// NIC: those nicModules names for its driver, else the driver itself.
+func (e Encryption) InitrdModules() []string {
+	if m, ok := nicModules[e.NICDriver]; ok {
+		return m
+	}
+	return []string{e.NICDriver}
+}
+
+// nicModules: the drivers whose name, bound to the NIC's device, is not
+// the one module that makes its interface, with the modules the initrd
+// must carry instead. Every other driver is its own module and stays as it
+// is, the common case: a PCI NIC driver is registered under its module's
+// name and its netdev's parent is the PCI device it binds, so the name the
+// probe reads is the module's (igb, e1000e, ixgbe, i40e, ice, bnxt_en,
+// r8169 are taken to be such; their files were not read one by one here).
+// mlx5_core is one of them: its Ethernet (en_main.c) is built into mlx5_core.ko and
+// mlx5e_build_nic_netdev sets the netdev's parent to mdev->device, the PCI
+// device mlx5_core binds (Linux drivers/net/ethernet/mellanox/mlx5/core/,
+// read in copies of the files; the commit was not pinned). ice also needs
+// its DDP package from linux-firmware, which
+// hardware.enableRedistributableFirmware puts in the initrd for the drivers
+// it carries.
+var nicModules = map[string][]string{
+	// ConnectX-3: the PCI device is bound to mlx4_core, and the interface
+	// is made by mlx4_en, whose netdev's parent is that PCI device
+	// (drivers/net/ethernet/mellanox/mlx4/en_netdev.c, mlx4_en_init_netdev:
+	// SET_NETDEV_DEV(dev, &mdev->dev->persist->pdev->dev)). mlx4_core loads
+	// it on demand: by request_module_nowait("mlx4_en") (main.c,
+	// mlx4_request_modules) until the auxiliary bus series of August 2023
+	// (net-next, "mlx4: Delete custom device management logic", Petr
+	// Pavlu), by the modalias of its auxiliary device since. Either way the
+	// initrd must carry it, and the systemd initrd can load it: it sets
+	// kernel.modprobe = /sbin/modprobe (nixpkgs 00e6b22b,
+	// nixos/modules/system/boot/systemd/initrd.nix). The Linux files were
+	// read in copies and the mailing list; their commit was not pinned.
+	"mlx4_core": {"mlx4_core", "mlx4_en"},
+	// Xen PV: the xenbus driver of the netfront is named after its first
+	// device type, "vif" (drivers/xen/xenbus/xenbus_probe.c,
+	// xenbus_register_driver_common: drv->name, else ids[0].devicetype;
+	// drivers/net/xen-netfront.c: netfront_ids = { "vif" }, no .name), and
+	// its module is xen-netfront.ko, named xen_netfront. "vif" is no module:
+	// an initrd asked for it does not build. Read in copies of the files;
+	// the commit was not pinned.
+	"vif": {"xen_netfront"},
+	// virtio: virtio_net binds the virtio device, which is the netdev's
+	// parent (drivers/net/virtio_net.c, virtnet_probe: SET_NETDEV_DEV(dev,
+	// &vdev->dev); the driver is named KBUILD_MODNAME), so the probe reads
+	// virtio_net; that device exists only once its transport, virtio_pci,
+	// has bound the PCI device, as nixpkgs' profiles/qemu-guest.nix pairs
+	// them (the commit of these copies was not pinned).
+	"virtio_net": {"virtio_net", "virtio_pci"},
 }
 
 // HostKey is the initrd's SSH host key in the installed system, as the

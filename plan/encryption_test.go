@@ -473,3 +473,31 @@ func TestEncryptedMDRepairAssemblesFirst(t *testing.T) {
 		t.Errorf("an assembled array is assembled again, or the run failed (exit %d): %q\n%s", r.code, r.commands(), r.output())
 	}
 }
+
+// TestInitrdCarriesTheNICsModules: the driver bound to the NIC
+// (encryption.nic_driver) is not always the module that makes its
+// interface: mlx4_core's interface comes from mlx4_en, and Xen's "vif" is
+// no module at all (xen_netfront is). configuration.nix puts the modules
+// into the initrd and checklist.md names them; a driver not in the table
+// is its own module.
+func TestInitrdCarriesTheNICsModules(t *testing.T) {
+	for _, c := range []struct {
+		driver, modules, listed string
+	}{
+		{"mlx4_core", `[ "mlx4_core" "mlx4_en" ]`, "the initrd loads `mlx4_core`, `mlx4_en`"},
+		{"vif", `[ "xen_netfront" ]`, "the initrd loads `xen_netfront`"},
+		{"virtio_net", `[ "virtio_net" "virtio_pci" ]`, "the initrd loads `virtio_net`, `virtio_pci`"},
+		{"igb", `[ "igb" ]`, "the initrd loads `igb`"},
+	} {
+		text := strings.Replace(encryptedSpec(t, "luks"), `nic_driver = "igb"`, `nic_driver = "`+c.driver+`"`, 1)
+		_, b := renderText(t, "host.toml", text)
+		nix := string(b.File(plan.ConfigurationFile).Data)
+		if want := "boot.initrd.availableKernelModules = " + c.modules + ";"; !strings.Contains(nix, want) {
+			t.Errorf("nic_driver %q: configuration.nix lacks %q:\n%s", c.driver, want, nix)
+		}
+		nixParse(t, nix)
+		if list := string(b.File(plan.ChecklistFile).Data); !strings.Contains(list, c.listed) {
+			t.Errorf("nic_driver %q: checklist.md does not say %q", c.driver, c.listed)
+		}
+	}
+}

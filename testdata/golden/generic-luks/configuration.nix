@@ -29,9 +29,9 @@
   boot.initrd.systemd.enable = true;
   boot.initrd.network.enable = true;
   boot.initrd.systemd.network.enable = true;
-  # The public NIC's driver, and the redistributable firmware, which the
-  # initrd takes for the drivers it carries.
-  boot.initrd.availableKernelModules = [ "virtio_net" ];
+  # The modules of the public NIC (its driver is virtio_net), and the
+  # redistributable firmware, which the initrd takes for the drivers it carries.
+  boot.initrd.availableKernelModules = [ "virtio_net" "virtio_pci" ];
   hardware.enableRedistributableFirmware = true;
   boot.initrd.network.ssh = {
     enable = true;

@@ -77,7 +77,7 @@ readonly PARTITIONS=( /dev/vda1 /dev/vda2 /dev/vda3 )
 readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 nixos-generate-config nixos-install nix-channel sha256sum ssh-keygen curl setsid)
 # Where nixpkgs comes from: channel https://nixos.org/channels/nixos-24.05, following the release.
 readonly CHANNEL_URL=https://nixos.org/channels/nixos-24.05
-readonly CONFIGURATION_SHA256=3c51669cbfd720f1e4829ff2d4e1747c7b6c4b6394c8192a617a5aaa9d68bb1a
+readonly CONFIGURATION_SHA256=1783edb14a305abca5b403f4544360fec38bcffc412c79c0db461d99a6ba2c59
 # What the plan assumed of the installer image nixos-24.05: its Nix and ZFS as
 # "major.minor" bounds from nixplan's capability table (empty: not known), and
 # what NixOS 24.05 needs. Checked against the installer in preflight.
@@ -621,8 +621,10 @@ check_firmware() {
 # points to, is named drv->name), as a file read by redirection (no
 # readlink; see templates/templates.go). This is the installer's kernel, a
 # NixOS kernel built from nixpkgs as the installed system's is, not the
-# provider's rescue kernel: the name of the driver its module binds is the
-# name of the module the installed system's initrd loads. A NIC with no
+# provider's rescue kernel: the driver it binds is the one the installed
+# system's kernel binds, and configuration.nix carries that driver's modules
+# (plan/encryption.go, nicModules: mlx4_core's interface comes from mlx4_en,
+# Xen's vif is the module xen_netfront). A NIC with no
 # device, or a device without a driver bound, says nothing: unknown, which
 # stops as a mismatch does.
 check_nic_driver() {
@@ -1315,9 +1317,9 @@ write_configuration() {
   boot.initrd.systemd.enable = true;
   boot.initrd.network.enable = true;
   boot.initrd.systemd.network.enable = true;
-  # The public NIC's driver, and the redistributable firmware, which the
-  # initrd takes for the drivers it carries.
-  boot.initrd.availableKernelModules = [ "virtio_net" ];
+  # The modules of the public NIC (its driver is virtio_net), and the
+  # redistributable firmware, which the initrd takes for the drivers it carries.
+  boot.initrd.availableKernelModules = [ "virtio_net" "virtio_pci" ];
   hardware.enableRedistributableFirmware = true;
   boot.initrd.network.ssh = {
     enable = true;

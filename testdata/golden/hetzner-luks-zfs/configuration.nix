@@ -41,8 +41,8 @@
   boot.initrd.systemd.enable = true;
   boot.initrd.network.enable = true;
   boot.initrd.systemd.network.enable = true;
-  # The public NIC's driver, and the redistributable firmware, which the
-  # initrd takes for the drivers it carries.
+  # The modules of the public NIC (its driver is igb), and the
+  # redistributable firmware, which the initrd takes for the drivers it carries.
   boot.initrd.availableKernelModules = [ "igb" ];
   hardware.enableRedistributableFirmware = true;
   boot.initrd.network.ssh = {

@@ -78,7 +78,7 @@ readonly PARTITIONS=( /dev/nvme0n1p1 /dev/nvme0n1p2 /dev/nvme0n1p3 /dev/nvme1n1p
 readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 zpool zfs nixos-generate-config nixos-install nix-channel sha256sum ssh-keygen curl setsid)
 # Where nixpkgs comes from: channel https://nixos.org/channels/nixos-25.05, following the release.
 readonly CHANNEL_URL=https://nixos.org/channels/nixos-25.05
-readonly CONFIGURATION_SHA256=7855df983900dcb66cbabc4db8f7b4dd5d624237a4c2dc794f21436a21b34a54
+readonly CONFIGURATION_SHA256=9879bb678800fd53bd2713a7ffcc012b2359ffb70fd3c8fa3c7029cf9d91265d
 # What the plan assumed of the installer image nixos-25.05: its Nix and ZFS as
 # "major.minor" bounds from nixplan's capability table (empty: not known), and
 # what NixOS 25.05 needs. Checked against the installer in preflight.
@@ -626,8 +626,10 @@ check_firmware() {
 # points to, is named drv->name), as a file read by redirection (no
 # readlink; see templates/templates.go). This is the installer's kernel, a
 # NixOS kernel built from nixpkgs as the installed system's is, not the
-# provider's rescue kernel: the name of the driver its module binds is the
-# name of the module the installed system's initrd loads. A NIC with no
+# provider's rescue kernel: the driver it binds is the one the installed
+# system's kernel binds, and configuration.nix carries that driver's modules
+# (plan/encryption.go, nicModules: mlx4_core's interface comes from mlx4_en,
+# Xen's vif is the module xen_netfront). A NIC with no
 # device, or a device without a driver bound, says nothing: unknown, which
 # stops as a mismatch does.
 check_nic_driver() {
@@ -1419,8 +1421,8 @@ write_configuration() {
   boot.initrd.systemd.enable = true;
   boot.initrd.network.enable = true;
   boot.initrd.systemd.network.enable = true;
-  # The public NIC's driver, and the redistributable firmware, which the
-  # initrd takes for the drivers it carries.
+  # The modules of the public NIC (its driver is igb), and the
+  # redistributable firmware, which the initrd takes for the drivers it carries.
   boot.initrd.availableKernelModules = [ "igb" ];
   hardware.enableRedistributableFirmware = true;
   boot.initrd.network.ssh = {

@@ -78,7 +78,7 @@ readonly PARTITIONS=( /dev/disk/by-id/ata-HGST_HUS726020ALA610_K4HJ1234-part1 /d
 readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 zpool zfs nixos-generate-config nixos-install nix-channel sha256sum ssh-keygen curl setsid)
 # Where nixpkgs comes from: channel https://nixos.org/channels/nixos-25.05, following the release.
 readonly CHANNEL_URL=https://nixos.org/channels/nixos-25.05
-readonly CONFIGURATION_SHA256=4d69530f98b009b1d500c33d70d3e017354466082077c2e554044935278d8cfd
+readonly CONFIGURATION_SHA256=00a2b17624cd0ad1e3624d30580cade8e2de7f65f56480a1c363f81cdcceeeab
 # What the plan assumed of the installer image nixos-25.05: its Nix and ZFS as
 # "major.minor" bounds from nixplan's capability table (empty: not known), and
 # what NixOS 25.05 needs. Checked against the installer in preflight.
@@ -622,8 +622,10 @@ check_firmware() {
 # points to, is named drv->name), as a file read by redirection (no
 # readlink; see templates/templates.go). This is the installer's kernel, a
 # NixOS kernel built from nixpkgs as the installed system's is, not the
-# provider's rescue kernel: the name of the driver its module binds is the
-# name of the module the installed system's initrd loads. A NIC with no
+# provider's rescue kernel: the driver it binds is the one the installed
+# system's kernel binds, and configuration.nix carries that driver's modules
+# (plan/encryption.go, nicModules: mlx4_core's interface comes from mlx4_en,
+# Xen's vif is the module xen_netfront). A NIC with no
 # device, or a device without a driver bound, says nothing: unknown, which
 # stops as a mismatch does.
 check_nic_driver() {
@@ -1305,8 +1307,8 @@ write_configuration() {
   boot.initrd.systemd.enable = true;
   boot.initrd.network.enable = true;
   boot.initrd.systemd.network.enable = true;
-  # The public NIC's driver, and the redistributable firmware, which the
-  # initrd takes for the drivers it carries.
+  # The modules of the public NIC (its driver is igb), and the
+  # redistributable firmware, which the initrd takes for the drivers it carries.
   boot.initrd.availableKernelModules = [ "igb" ];
   hardware.enableRedistributableFirmware = true;
   boot.initrd.network.ssh = {
