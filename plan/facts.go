@@ -300,11 +300,15 @@ func (c *machineCheck) network() {
 	}
 
 	// The initrd loads the spec's driver for the unlock: it must be the
-	// driver of the NIC that holds the address.
+	// driver of the NIC that holds the address. The facts come from the
+	// rescue system, whose kernel may bind another driver than NixOS's does
+	// (an out-of-tree r8125 where NixOS binds r8169): a warning, and the
+	// stop is kexec-install.sh's check_nic_driver, which reads what the
+	// installer's NixOS kernel binds before anything is erased.
 	if e := c.plan.Encryption; e != nil && ifc.Driver != "" && ifc.Driver != e.NICDriver {
-		c.ps.add("encryption.nic_driver", fmt.Sprintf("nic_driver = %q", clip(ifc.Driver)),
-			"the spec loads %s in the initrd and %s has %s on %s, whose driver is %s: the initrd would have no network for the unlock",
-			e.NICDriver, c.facts, addr, clip(ifc.Name), clip(ifc.Driver))
+		c.ps.warn("encryption.nic_driver", fmt.Sprintf("nic_driver = %q, unless NixOS's kernel binds %s there", clip(ifc.Driver), e.NICDriver),
+			"the spec loads %s in the initrd and %s has %s on %s, to which the rescue system's kernel binds %s; kexec-install.sh checks the driver the installer's kernel binds before anything is erased and stops if it is not %s",
+			e.NICDriver, c.facts, addr, clip(ifc.Name), clip(ifc.Driver), e.NICDriver)
 	}
 	if mac := c.spec.Network.MAC; mac != "" {
 		if !strings.EqualFold(mac, ifc.MAC) {
