@@ -327,7 +327,7 @@ func TestPreflightProbesTheNICDriver(t *testing.T) {
 		{"no driver bound", encryptedSpec(t, "luks"), func(m *machine.Machine) { m.Interfaces[0].Driver = "" },
 			[]string{"cannot tell the driver of eth0", "readlink /sys/class/net/eth0/device/driver"}},
 		{"no device", encryptedSpec(t, "zfs"), func(m *machine.Machine) { m.Interfaces[0].Physical = false },
-			[]string{"cannot tell the driver of eth0"}},
+			[]string{"eth0 has no device/: a virtual interface", "the address must be on the physical NIC"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := installerHarness(t, c.spec, c.edit)
@@ -337,6 +337,14 @@ func TestPreflightProbesTheNICDriver(t *testing.T) {
 			}
 			if strings.Contains(r.stdout, "Type the host name") {
 				t.Errorf("the question came before the driver check:\n%s", r.stdout)
+			}
+			if c.name == "no device" {
+				// readlink or nic_driver can never make a virtual interface pass.
+				for _, never := range []string{"readlink", "set encryption.nic_driver"} {
+					if strings.Contains(r.output(), never) {
+						t.Errorf("the stop for a virtual interface suggests %q:\n%s", never, r.output())
+					}
+				}
 			}
 		})
 	}

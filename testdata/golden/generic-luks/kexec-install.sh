@@ -624,11 +624,19 @@ check_firmware() {
 # provider's rescue kernel: the driver it binds is the one the installed
 # system's kernel binds, and configuration.nix carries that driver's modules
 # (plan/encryption.go, nicModules: mlx4_core's interface comes from mlx4_en,
-# Xen's vif is the module xen_netfront). A NIC with no
-# device, or a device without a driver bound, says nothing: unknown, which
-# stops as a mismatch does.
+# Xen's vif is the module xen_netfront). An interface without device/ is
+# virtual (a bond, bridge or VLAN: Linux links device/ to a netdev's parent,
+# drivers/base/core.c, device_add_class_symlinks, which only a driver of
+# hardware sets, SET_NETDEV_DEV; commit not pinned): the initrd's network
+# unit matches the public NIC by its permanent MAC, which such an interface
+# does not have as its own, so no driver can make it pass; it stops with
+# that. A device without a driver bound says nothing: unknown, which stops
+# as a mismatch does.
 check_nic_driver() {
   local uevent=/sys/class/net/$PUBLIC_IFACE/device/uevent key value driver=''
+  [ -d "/sys/class/net/$PUBLIC_IFACE/device" ] ||
+    die "$PUBLIC_IFACE has no device/: a virtual interface (a bond, bridge or VLAN) holds $SERVER_IPV4, and the initrd brings up the public NIC by its permanent MAC, which such an interface does not have as its own: it would have no network for the unlock; nothing was erased" \
+      "the address must be on the physical NIC for an encrypted root: give $SERVER_IPV4 to the NIC itself in the rescue system and boot the installer again, or install without [encryption]"
   if [ -r "$uevent" ]; then
     while IFS='=' read -r key value; do
       [ "$key" != DRIVER ] || driver=$value
