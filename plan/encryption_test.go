@@ -523,3 +523,42 @@ func TestInitrdCarriesTheNICsModules(t *testing.T) {
 		}
 	}
 }
+
+// TestStartOverHintsNameTheScriptsPath: the hints of the start-over stops
+// (a mounted /mnt, open LUKS volumes) name the script where it is, like
+// the passphrase hints. Closing open volumes needs no umount (or pool
+// export) first: a mounted /mnt, or an imported pool, stops the run before
+// the LUKS check.
+func TestStartOverHintsNameTheScriptsPath(t *testing.T) {
+	bundled := func(spec string, m *machine.Machine) *harness {
+		h := newHarness(t, spec, installer(*m))
+		for _, f := range h.bundle.Files {
+			name := filepath.Join(h.dir, "root/bundle", f.Name)
+			os.MkdirAll(filepath.Dir(name), 0o755)
+			if err := os.WriteFile(name, f.Data, os.FileMode(f.Mode)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return h
+	}
+	at := runOpts{dir: "/root/bundle", path: "kexec-install.sh"}
+	_, b := renderText(t, "host.toml", twoVolumeSpec(t))
+	script := string(b.File(plan.KexecInstallFile).Data)
+	for _, fixed := range []string{"then: bash -p /root/kexec-install.sh", "bash -p kexec-install.sh --from", "zpool export $POOL; ${close}"} {
+		if strings.Contains(script, fixed) {
+			t.Errorf("kexec-install.sh still has the hint %q", fixed)
+		}
+	}
+
+	h := bundled(exampleSpec(t), loadFixture(t, "ovh-seed"))
+	h.premountMnt = true
+	r := h.runWith(plan.KexecInstallFile, at, "--from", "preflight")
+	expectStop(t, r, "/mnt is already mounted")
+	expectStop(t, r, "or start over: umount -R /mnt; zpool export rpool; bash -p /root/bundle/kexec-install.sh --from preflight")
+
+	h = bundled(twoVolumeSpec(t), loadFixture(t, "kimsufi-raid1"))
+	h.state.Fake.LUKS = map[string]bool{"/dev/sda3": true, "/dev/sdb3": true}
+	h.state.Fake.Opened = map[string]bool{"crypt-rpool": true}
+	r = h.runWith(plan.KexecInstallFile, at, "--from", "preflight")
+	expectStop(t, r, "or start over: cryptsetup close crypt-rpool; bash -p /root/bundle/kexec-install.sh --from preflight")
+}

@@ -756,7 +756,9 @@ luks_close() {
 
 # luks_closed: no LUKS volume of this plan is open (a run that got further
 # before holds them; starting over needs them closed). It names every open
-# one, and the hint closes them all.
+# one, and the hint closes them all: nothing needs unmounting or exporting
+# first, as state_checks stops on a mounted /mnt and on an imported pool
+# before it calls this.
 luks_closed() {
   local name open=() close=''
   for name in "${LUKS_NAMES[@]}"; do
@@ -769,7 +771,7 @@ luks_closed() {
   local what="the LUKS volume ${open[0]} is"
   [ "${#open[@]}" = 1 ] || what="the LUKS volumes ${open[*]} are"
   die "$what open" "a previous run got past the format phase: resume with --from mount" \
-    "or start over: umount -R /mnt; ${close}bash -p $0 --from preflight"
+    "or start over: ${close}bash -p $(script_dir)/$SCRIPT_NAME --from preflight"
 }
 
 # unlock_nix MAC [eval] prints nixplan-unlock.nix: the initrd's networkd unit
@@ -897,7 +899,7 @@ check_installer() {
 identity_checks() {
   say "checking that this is the installer on the machine of $HOST_NAME, with the reviewed bundle"
   # The right system.
-  [ "$(id -u)" = 0 ] || die "run this as root" "ssh root@$SERVER_IPV4, then: bash -p /root/kexec-install.sh"
+  [ "$(id -u)" = 0 ] || die "run this as root" "ssh root@$SERVER_IPV4, then: bash -p $(script_dir)/$SCRIPT_NAME"
   if ! os_is_nixos; then
     die "this is not the NixOS installer" "run rescue-bootstrap.sh in the rescue system first; it boots the installer"
   fi
@@ -928,7 +930,7 @@ state_checks() {
   if is_mounted /mnt; then
     die "/mnt is already mounted" \
       "a previous run got past the mount phase: resume with --from configure" \
-      "or start over: umount -R /mnt; bash -p kexec-install.sh --from preflight"
+      "or start over: umount -R /mnt; bash -p $(script_dir)/$SCRIPT_NAME --from preflight"
   fi
   luks_closed
   check_disks_free clear

@@ -676,7 +676,7 @@ check_installer() {
 identity_checks() {
   say "checking that this is the installer on the machine of $HOST_NAME, with the reviewed bundle"
   # The right system.
-  [ "$(id -u)" = 0 ] || die "run this as root" "ssh root@$SERVER_IPV4, then: bash -p /root/kexec-install.sh"
+  [ "$(id -u)" = 0 ] || die "run this as root" "ssh root@$SERVER_IPV4, then: bash -p $(script_dir)/$SCRIPT_NAME"
   if ! os_is_nixos; then
     die "this is not the NixOS installer" "run rescue-bootstrap.sh in the rescue system first; it boots the installer"
   fi
@@ -707,7 +707,7 @@ state_checks() {
   if is_mounted /mnt; then
     die "/mnt is already mounted" \
       "a previous run got past the mount phase: resume with --from configure" \
-      "or start over: umount -R /mnt; zpool export $POOL; bash -p kexec-install.sh --from preflight"
+      "or start over: umount -R /mnt; zpool export $POOL; bash -p $(script_dir)/$SCRIPT_NAME --from preflight"
   fi
   if zpool list -H -o name "$POOL" >/dev/null 2>&1; then
     die "a pool named $POOL is already imported" "zpool export $POOL, then run this again"
