@@ -327,6 +327,15 @@ func encryptVolumes(s *Storage) {
 			s.LUKSVolumes = append(s.LUKSVolumes, v)
 			s.PoolDevices[i] = v.Mapper()
 		}
+		// The initrd imports the pool from the directory boot.zfs.devNodes
+		// names (nixpkgs nixos/modules/tasks/filesystems/zfs.nix, importLib:
+		// `zpool import -d "${devNodes}"`, default /dev/disk/by-id; the
+		// stored version with createImportService, its commit not read).
+		// The pool's members are the opened volumes: their nodes are in
+		// /dev/mapper, which the partitions' by-partuuid links (virtio, see
+		// validateDisks) never lead to; whether the initrd's udev also links
+		// them under /dev/disk/by-id was not read, so it is not counted on.
+		s.DevNodes = "/dev/mapper"
 	case "ext4", "mdadm":
 		if s.RootDevice == "" {
 			return

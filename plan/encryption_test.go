@@ -562,3 +562,28 @@ func TestStartOverHintsNameTheScriptsPath(t *testing.T) {
 	r = h.runWith(plan.KexecInstallFile, at, "--from", "preflight")
 	expectStop(t, r, "or start over: cryptsetup close crypt-rpool; bash -p /root/bundle/kexec-install.sh --from preflight")
 }
+
+// TestLUKSPoolImportsFromDevMapper: a pool on LUKS volumes is imported from
+// /dev/mapper, where the opened volumes are, also on virtio disks, whose
+// partitions' by-partuuid links lead to the LUKS headers, not the pool.
+func TestLUKSPoolImportsFromDevMapper(t *testing.T) {
+	for _, disk := range []string{"/dev/sda", "/dev/vda"} {
+		text := strings.Replace(encryptedSpec(t, "luks"), `devices = ["/dev/sda"]`, `devices = ["`+disk+`"]`, 1)
+		spec, err := plan.Parse("host.toml", []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, ps := plan.Validate(spec)
+		if p == nil {
+			t.Fatal(ps)
+		}
+		b, err := plan.Render(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := string(b.File(plan.ConfigurationFile).Data)
+		if want := `boot.zfs.devNodes = "/dev/mapper";`; !strings.Contains(conf, want) {
+			t.Errorf("%s: configuration.nix lacks %s:\n%s", disk, want, conf)
+		}
+	}
+}

@@ -174,13 +174,13 @@ type Storage struct {
 	RootDevice string
 	// RAIDDevice is the md RAID1 of the mdadm layout.
 	RAIDDevice string
-	// RAIDMembers make the md RAID1 of the mdadm layout, at RootDevice.
+	// RAIDMembers make the md RAID1 of the mdadm layout, at RAIDDevice.
 	RAIDMembers []string
 	// ARCMaxBytes caps the ZFS ARC; 0 leaves the default.
 	ARCMaxBytes int64
 	// DevNodes is boot.zfs.devNodes when the default (/dev/disk/by-id) would
 	// not find the pool: disks without a by-id link, such as virtio disks
-	// without a serial.
+	// without a serial, or a pool on LUKS volumes (/dev/mapper).
 	DevNodes string
 	// EncryptedDataset is the ZFS dataset created with native encryption
 	// (rpool/crypt), under which every other dataset goes; empty without.

@@ -28,6 +28,8 @@
 
   # The root filesystem is on the ZFS pool rpool (mirror); ZFS needs a stable host id.
   boot.supportedFilesystems = [ "zfs" ];
+  # The pool lies on the LUKS volumes, whose nodes are in /dev/mapper.
+  boot.zfs.devNodes = "/dev/mapper";
 
   # The root is encrypted (LUKS2 on /dev/nvme0n1p3, /dev/nvme1n1p3); /boot is not.
   # At every boot the initrd brings up the public NIC and an SSH server of

@@ -78,7 +78,7 @@ readonly PARTITIONS=( /dev/nvme0n1p1 /dev/nvme0n1p2 /dev/nvme0n1p3 /dev/nvme1n1p
 readonly NEEDED_TOOLS=(lsblk parted wipefs mkfs.ext4 zpool zfs nixos-generate-config nixos-install nix-channel sha256sum ssh-keygen curl setsid)
 # Where nixpkgs comes from: channel https://nixos.org/channels/nixos-25.05, following the release.
 readonly CHANNEL_URL=https://nixos.org/channels/nixos-25.05
-readonly CONFIGURATION_SHA256=9879bb678800fd53bd2713a7ffcc012b2359ffb70fd3c8fa3c7029cf9d91265d
+readonly CONFIGURATION_SHA256=2eb98d66ff18e809df7410abf88eceb520501abe1c48df2ee9e6859a913a6ec2
 # What the plan assumed of the installer image nixos-25.05: its Nix and ZFS as
 # "major.minor" bounds from nixplan's capability table (empty: not known), and
 # what NixOS 25.05 needs. Checked against the installer in preflight.
@@ -1418,6 +1418,8 @@ write_configuration() {
 
   # The root filesystem is on the ZFS pool rpool (mirror); ZFS needs a stable host id.
   boot.supportedFilesystems = [ "zfs" ];
+  # The pool lies on the LUKS volumes, whose nodes are in /dev/mapper.
+  boot.zfs.devNodes = "/dev/mapper";
 
   # The root is encrypted (LUKS2 on /dev/nvme0n1p3, /dev/nvme1n1p3); /boot is not.
   # At every boot the initrd brings up the public NIC and an SSH server of
