@@ -268,7 +268,7 @@ func fakeTool(name string, args []string) int {
 	case "nix-build", "nix":
 		// A build of cryptsetup leaves its out-link with a cryptsetup the
 		// fake plays, as the real build leaves the real one.
-		if link := optionAfter(args, "--out-link"); link != "" && strings.HasSuffix(args[len(args)-1], "cryptsetup") {
+		if link := simulate.CryptsetupOutLink(argv); link != "" {
 			self, _ := os.Executable()
 			os.MkdirAll(link+"/bin", 0o755)
 			os.WriteFile(link+"/bin/cryptsetup", []byte(fmt.Sprintf("#!/bin/sh\nexec %q %s cryptsetup \"$@\"\n", self, fakeToolFlag)), 0o755)

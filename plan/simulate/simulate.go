@@ -906,8 +906,8 @@ func (ss *scriptSim) sideEffects(hc interp.HandlerContext, args []string) error 
 	case "nix-build", "nix":
 		// A build of cryptsetup (kexec-install.sh's fetch_cryptsetup) leaves
 		// its out-link, and the installer has cryptsetup from then on.
-		link := optionValue(args, "--out-link")
-		if link == "" || !strings.HasSuffix(args[len(args)-1], "cryptsetup") {
+		link := CryptsetupOutLink(args)
+		if link == "" {
 			return nil
 		}
 		bin := path.Join(abs(hc.Dir, link), "bin")
@@ -932,6 +932,23 @@ func (s *simulator) sha256Of(b []byte) string {
 
 // optionValue returns the value of the first of the named options, given as
 // "-o VALUE", "--output VALUE" or "--output=VALUE".
+// CryptsetupOutLink is the out-link of a build of cryptsetup, the one
+// kexec-install.sh's fetch_cryptsetup makes: argv of `nix-build '<nixpkgs>'
+// -A cryptsetup --out-link L` or of `nix build --out-link L
+// FLAKE#cryptsetup`; "" for any other command.
+func CryptsetupOutLink(argv []string) string {
+	built := optionValue(argv, "-A", "--attr") == "cryptsetup"
+	for _, a := range argv[1:] {
+		if strings.HasSuffix(a, "#cryptsetup") {
+			built = true
+		}
+	}
+	if !built {
+		return ""
+	}
+	return optionValue(argv, "--out-link", "-o")
+}
+
 func optionValue(args []string, names ...string) string {
 	for i := 1; i < len(args); i++ {
 		for _, n := range names {
