@@ -219,6 +219,16 @@ type Release struct {
 // nixos/modules/tasks/swraid.nix: default = versionOlder stateVersion "23.11").
 func (r Release) HasSwraid() bool { return !versionLess(r.Version, "23.11") }
 
+// initrdSSHRelease is the first release whose systemd initrd runs SSH and
+// networkd, which the unlock of an encrypted root needs: nixpkgs PR #169116,
+// merged into the tree tagged 23.11-beta (the sources and what was not read:
+// plan/encryption.go, "The release floor").
+const initrdSSHRelease = "23.11"
+
+// HasInitrdSSH reports whether the release's systemd initrd runs SSH and
+// networkd, so that an encrypted root can be unlocked over SSH.
+func (r Release) HasInitrdSSH() bool { return !versionLess(r.Version, initrdSSHRelease) }
+
 // RemovedHardwareOptions are options nixos-generate-config of an older
 // installer may write that this release removed: hardware-configuration.nix
 // must not keep them, or the evaluation fails after the disks are erased.

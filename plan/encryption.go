@@ -162,9 +162,6 @@ const DefaultUnlockPort = 2222
 // createImportService).
 const UnlockCommand = "systemd-tty-ask-password-agent"
 
-// minEncryptedRelease is the first release nixplan encrypts (see above).
-const minEncryptedRelease = "23.11"
-
 // Passphrase bounds, in bytes, the same for ZFS and LUKS:
 //   - OpenZFS refuses a new passphrase shorter than MIN_PASSPHRASE_LEN (8)
 //     or longer than MAX_PASSPHRASE_LEN (512) bytes, checked only when a key
@@ -283,9 +280,9 @@ func validateEncryption(ps *problems, spec *Spec, p *Plan) {
 	case !kernelModuleRE.MatchString(e.NICDriver):
 		ps.add("encryption.nic_driver", `a kernel module name such as "igb", "e1000e" or "virtio_net"`, "%q is not a kernel module name", clip(e.NICDriver))
 	}
-	if p.Release.Version != "" && versionLess(p.Release.Version, minEncryptedRelease) {
-		ps.add("host.nixos", fmt.Sprintf("NixOS %q or later", minEncryptedRelease),
-			"an encrypted root is unlocked by the systemd initrd's SSH server, which nixplan sets up from NixOS %s on, not on %s", minEncryptedRelease, p.Release.Version)
+	if p.Release.Version != "" && !p.Release.HasInitrdSSH() {
+		ps.add("host.nixos", fmt.Sprintf("NixOS %q or later", initrdSSHRelease),
+			"an encrypted root is unlocked by the systemd initrd's SSH server, which nixplan sets up from NixOS %s on, not on %s", initrdSSHRelease, p.Release.Version)
 	}
 	if !ok {
 		return
