@@ -311,8 +311,6 @@ func TestDriverNoKeyToPin(t *testing.T) {
 	})
 }
 
-// TestDriverChecksDHCPAddress: with DHCP the spec knows the address, not the
-// prefix of the lease, so the post-install check holds the address alone.
 // TestDriverUnlocksTheInitrd: with an encrypted root, install.sh pins the
 // initrd's own host key that kexec-install.sh left, and after the reboot
 // logs in to the initrd on its port with that key, where the operator types
@@ -355,6 +353,8 @@ func TestDriverUnlocksTheInitrd(t *testing.T) {
 	})
 }
 
+// TestDriverChecksDHCPAddress: with DHCP the spec knows the address, not the
+// prefix of the lease, so the post-install check holds the address alone.
 func TestDriverChecksDHCPAddress(t *testing.T) {
 	forEachDriverShell(t, func(t *testing.T, shell []string) {
 		d := newDriverRunOf(t, shell, "../examples/generic-ext4.toml")
