@@ -136,6 +136,24 @@ var nicModules = map[string][]string{
 	"virtio_net": {"virtio_net", "virtio_pci"},
 }
 
+// CryptsetupLink is where kexec-install.sh leaves the cryptsetup it builds
+// from the target's nixpkgs (nix-build's out-link, in the installer's
+// memory).
+const CryptsetupLink = "/root/nixplan-cryptsetup"
+
+// CryptsetupLink is CryptsetupLink, for the templates.
+func (Encryption) CryptsetupLink() string { return CryptsetupLink }
+
+// Cryptsetup is the cryptsetup command an operator types in the installer:
+// the one kexec-install.sh built, which is on no PATH of a login shell, or
+// the image's own.
+func (e Encryption) Cryptsetup() string {
+	if e.FetchCryptsetup {
+		return CryptsetupLink + "/bin/cryptsetup"
+	}
+	return "cryptsetup"
+}
+
 // HostKey is the initrd's SSH host key in the installed system, as the
 // string configuration.nix names it (never a Nix path).
 func (Encryption) HostKey() string { return InitrdHostKey }

@@ -458,7 +458,7 @@ func TestLUKSClosedNamesEveryOpenVolume(t *testing.T) {
 	h.state.Fake.Opened = map[string]bool{"crypt-rpool": true, "crypt-rpool2": true}
 	r := h.run(plan.KexecInstallFile, "", "--from", "preflight")
 	expectStop(t, r, "the LUKS volumes crypt-rpool crypt-rpool2 are open")
-	expectStop(t, r, "cryptsetup close crypt-rpool; cryptsetup close crypt-rpool2; bash -p /root/kexec-install.sh --from preflight")
+	expectStop(t, r, "/root/nixplan-cryptsetup/bin/cryptsetup close crypt-rpool; /root/nixplan-cryptsetup/bin/cryptsetup close crypt-rpool2; bash -p /root/kexec-install.sh --from preflight")
 }
 
 // TestPassphraseHintsNameTheScriptsPath: the hints of ask_passphrase name
@@ -570,7 +570,14 @@ func TestStartOverHintsNameTheScriptsPath(t *testing.T) {
 	h.state.Fake.LUKS = map[string]bool{"/dev/sda3": true, "/dev/sdb3": true}
 	h.state.Fake.Opened = map[string]bool{"crypt-rpool": true}
 	r = h.runWith(plan.KexecInstallFile, at, "--from", "preflight")
-	expectStop(t, r, "or start over: cryptsetup close crypt-rpool; bash -p /root/bundle/kexec-install.sh --from preflight")
+	expectStop(t, r, "or start over: /root/nixplan-cryptsetup/bin/cryptsetup close crypt-rpool; bash -p /root/bundle/kexec-install.sh --from preflight")
+
+	// A mounted /mnt of an encrypted install: starting over closes its
+	// volumes too, with the cryptsetup the install built (on no PATH).
+	h = bundled(twoVolumeSpec(t), loadFixture(t, "kimsufi-raid1"))
+	h.premountMnt = true
+	r = h.runWith(plan.KexecInstallFile, at, "--from", "preflight")
+	expectStop(t, r, "or start over: umount -R /mnt; zpool export rpool; /root/nixplan-cryptsetup/bin/cryptsetup close crypt-rpool; /root/nixplan-cryptsetup/bin/cryptsetup close crypt-rpool2; bash -p /root/bundle/kexec-install.sh --from preflight")
 }
 
 // TestLUKSPoolImportsFromDevMapper: a pool on LUKS volumes is imported from

@@ -764,7 +764,7 @@ luks_closed() {
   for name in "${LUKS_NAMES[@]}"; do
     if cryptsetup status "$name" >/dev/null 2>&1; then
       open+=("$name")
-      close+="cryptsetup close $name; "
+      close+="/root/nixplan-cryptsetup/bin/cryptsetup close $name; "
     fi
   done
   [ "${#open[@]}" != 0 ] || return 0
@@ -930,7 +930,7 @@ state_checks() {
   if is_mounted /mnt; then
     die "/mnt is already mounted" \
       "a previous run got past the mount phase: resume with --from configure" \
-      "or start over: umount -R /mnt; bash -p $(script_dir)/$SCRIPT_NAME --from preflight"
+      "or start over: umount -R /mnt; /root/nixplan-cryptsetup/bin/cryptsetup close crypt-root; bash -p $(script_dir)/$SCRIPT_NAME --from preflight"
   fi
   luks_closed
   check_disks_free clear

@@ -769,7 +769,7 @@ luks_closed() {
   for name in "${LUKS_NAMES[@]}"; do
     if cryptsetup status "$name" >/dev/null 2>&1; then
       open+=("$name")
-      close+="cryptsetup close $name; "
+      close+="/root/nixplan-cryptsetup/bin/cryptsetup close $name; "
     fi
   done
   [ "${#open[@]}" != 0 ] || return 0
@@ -958,7 +958,7 @@ state_checks() {
   if is_mounted /mnt; then
     die "/mnt is already mounted" \
       "a previous run got past the mount phase: resume with --from configure" \
-      "or start over: umount -R /mnt; zpool export $POOL; bash -p $(script_dir)/$SCRIPT_NAME --from preflight"
+      "or start over: umount -R /mnt; zpool export $POOL; /root/nixplan-cryptsetup/bin/cryptsetup close crypt-rpool; /root/nixplan-cryptsetup/bin/cryptsetup close crypt-rpool2; bash -p $(script_dir)/$SCRIPT_NAME --from preflight"
   fi
   if zpool list -H -o name "$POOL" >/dev/null 2>&1; then
     die "a pool named $POOL is already imported" "zpool export $POOL, then run this again"
