@@ -241,8 +241,8 @@ umount /run/check`
 			return fmt.Errorf("the initrd's host key %s is missing or not a key: %v", p.Encryption.HostKey(), err)
 		}
 		lines := strings.Split(strings.TrimSpace(mode), "\n")
-		if len(lines) != 3 || lines[0] != "600" {
-			return fmt.Errorf("the initrd's host key should be mode 600 with its public key beside it:\n%s", mode)
+		if len(lines) != 3 || lines[0] != "600" || len(strings.Fields(lines[1])) < 2 || len(strings.Fields(lines[2])) < 2 {
+			return fmt.Errorf("the initrd's host key should be mode 600 with its public key beside it, and the system's key a key line:\n%s", mode)
 		}
 		initrdKey := strings.Join(strings.Fields(lines[1])[:2], " ")
 		if systemKey := strings.Join(strings.Fields(lines[2])[:2], " "); initrdKey == systemKey {
