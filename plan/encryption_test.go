@@ -586,18 +586,7 @@ func TestStartOverHintsNameTheScriptsPath(t *testing.T) {
 func TestLUKSPoolImportsFromDevMapper(t *testing.T) {
 	for _, disk := range []string{"/dev/sda", "/dev/vda"} {
 		text := strings.Replace(encryptedSpec(t, "luks"), `devices = ["/dev/sda"]`, `devices = ["`+disk+`"]`, 1)
-		spec, err := plan.Parse("host.toml", []byte(text))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, ps := plan.Validate(spec)
-		if p == nil {
-			t.Fatal(ps)
-		}
-		b, err := plan.Render(p)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, b := renderText(t, "host.toml", text)
 		conf := string(b.File(plan.ConfigurationFile).Data)
 		if want := `boot.zfs.devNodes = "/dev/mapper";`; !strings.Contains(conf, want) {
 			t.Errorf("%s: configuration.nix lacks %s:\n%s", disk, want, conf)
